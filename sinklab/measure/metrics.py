@@ -1,0 +1,108 @@
+"""The sink metric and its diagnostics, as pure tensor functions (no I/O, no model code).
+
+Conventions: attention weights are (..., queries, keys); positions are 0-indexed in code and
+1-indexed in the paper, so the paper's k = 1 is index 0 here.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+WeightsForRows = Callable[[int, int], torch.Tensor]
+
+
+def causal_query_counts(n_keys: int, device=None) -> torch.Tensor:
+    """How many causal queries see each key: T - k + 1 for the paper's 1-indexed k."""
+    return torch.arange(n_keys, 0, -1, device=device, dtype=torch.float32)
+
+
+def importance_scores(attn: torch.Tensor) -> torch.Tensor:
+    """alpha_k = 1/(T-k+1) * sum_{i>=k} A[i, k] for a causal (..., T, T) attention matrix."""
+    n_keys = attn.shape[-1]
+    return attn.float().sum(-2) / causal_query_counts(n_keys, attn.device)
+
+
+def column_sums_by_row_blocks(weights_for_rows: WeightsForRows, n_queries: int, block_rows: int) -> torch.Tensor:
+    """Sum attention over queries, one block of rows at a time.
+
+    `weights_for_rows(i0, i1)` returns the (..., i1-i0, keys) weights of queries i0..i1-1. Only one
+    block is alive at a time, so memory is O(block_rows * keys) instead of O(queries * keys).
+    """
+    total = None
+    for i0 in range(0, n_queries, block_rows):
+        block = weights_for_rows(i0, min(i0 + block_rows, n_queries)).float().sum(-2)
+        total = block if total is None else total + block
+    return total
+
+
+def row_block_size(n_rows: int, n_keys: int, batch_heads: int, budget_elems: int = 1 << 25) -> int:
+    """Rows per block so that one (batch*heads, rows, keys) float block stays under `budget_elems`."""
+    return max(1, min(n_rows, budget_elems // max(1, batch_heads * n_keys)))
+
+
+def sink_rate(alpha: torch.Tensor, eps: float) -> torch.Tensor:
+    """Sink in % as the paper computes it: threshold every sample, then average.
+
+    alpha: (samples, layers, heads, positions...) -> (positions...) percentages. Thresholding each sample
+    first differs from thresholding the mean alpha; `mean_alpha` is the threshold-free companion.
+    """
+    return (alpha > eps).float().mean(dim=(0, 1, 2)) * 100.0
+
+
+def mean_alpha(alpha: torch.Tensor) -> torch.Tensor:
+    """Mean importance score over samples, layers and heads: (positions...)."""
+    return alpha.float().mean(dim=(0, 1, 2))
+
+
+def first_token_norm_ratio(x: torch.Tensor) -> torch.Tensor:
+    """||x_1|| / median_{t>1} ||x_t|| per sample (and head), averaged.
+
+    x: (batch, T, d) residual stream or (batch, heads, T, d) keys/values. Returns a scalar tensor.
+    """
+    norms = x.float().norm(dim=-1)  # (..., T)
+    if norms.shape[-1] < 2:
+        return torch.tensor(float("nan"))
+    ratio = norms[..., 0] / norms[..., 1:].median(dim=-1).values.clamp_min(1e-12)
+    return ratio.mean()
+
+
+def qk_split(q: torch.Tensor, k: torch.Tensor) -> dict[str, float]:
+    """Split q_t . k_j into ||q_t|| ||k_j|| and cos(q_t, k_j), for the first key against the others.
+
+    q, k: (batch, heads, T, d) with k already expanded to the query heads. Averages run over causal
+    pairs: (t, 1) for every t for the first key, and (t, j) with 2 <= j <= t for the rest. Sums over
+    j <= t are prefix sums, so this costs O(T d), not O(T^2).
+    """
+    q, k = q.float(), k.float()
+    qn, kn = q.norm(dim=-1), k.norm(dim=-1)  # (B, H, T)
+    q_unit = q / qn.clamp_min(1e-12).unsqueeze(-1)
+    k_unit = k / kn.clamp_min(1e-12).unsqueeze(-1)
+    T = q.shape[-2]
+    normprod_first = (qn * kn[..., :1]).mean()
+    cos_first = (q_unit * k_unit[..., :1, :]).sum(-1).mean()
+    if T < 2:
+        nan = float("nan")
+        return {"normprod_first": normprod_first.item(), "normprod_rest": nan,
+                "cos_first": cos_first.item(), "cos_rest": nan}
+    n_pairs = T * (T - 1) / 2  # pairs (t, j) with 2 <= j <= t
+    kn_rest = kn.cumsum(-1) - kn[..., :1]
+    k_unit_rest = k_unit.cumsum(-2) - k_unit[..., :1, :]
+    normprod_rest = (qn * kn_rest).sum(-1) / n_pairs
+    cos_rest = (q_unit * k_unit_rest).sum((-1, -2)) / n_pairs
+    return {
+        "normprod_first": normprod_first.item(),
+        "normprod_rest": normprod_rest.mean().item(),
+        "cos_first": cos_first.item(),
+        "cos_rest": cos_rest.mean().item(),
+    }
+
+
+def proxy_scores(similarity: torch.Tensor, non_negative: bool) -> torch.Tensor:
+    """The paper's stand-in for attention without row normalisation (sigmoid, kernels).
+
+    sim / sum(sim) when the similarities are non-negative, |sim| / sum(|sim|) otherwise; masked
+    entries must already be zero.
+    """
+    s = similarity if non_negative else similarity.abs()
+    return s / s.sum(-1, keepdim=True).clamp_min(1e-12)

