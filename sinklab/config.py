@@ -1,0 +1,188 @@
+"""Typed configuration: every model variant is a field here, never a copied model file.
+
+`ModelConfig.validate()` names the bad field and the allowed values; `from_dict` suggests the
+nearest key for a typo.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import SinklabError
+
+CHOICES = {
+    "position": ("rope", "nope", "sinusoidal", "learned", "alibi", "relative"),
+    "norm": ("rmsnorm", "layernorm"),
+    "norm_position": ("pre", "post"),
+    "ffn": ("swiglu", "geglu", "reglu", "relu", "gelu", "swish"),
+    "head_combine": ("concat", "sum"),
+    "attn_bias": ("none", "k", "kv", "v"),
+    "score": ("softmax", "scaled_softmax", "off_by_one", "softpick", "sigmoid", "elu1", "kernel"),
+    "kernel": ("elu1", "identity", "mlp"),
+    "kernel_normalizer": ("sum", "max_abs_sum", "none"),
+    "gate": ("none", "elementwise", "headwise"),
+}
+
+
+@dataclass
+class ModelConfig:
+    """One LLaMA-style decoder. Defaults are the paper's 60M model (Gu et al., 2025)."""
+    vocab_size: int = 50304
+    d_model: int = 768
+    n_layers: int = 10
+    n_heads: int = 8
+    n_kv_heads: int | None = None          # grouped-query attention; None = n_heads
+    d_ffn: int = 1536
+    max_seq_len: int = 2048
+    # positions
+    position: str = "rope"
+    rope_theta: float = 10000.0
+    relative_buckets: int = 32              # T5-style relative position bias
+    relative_max_distance: int = 128
+    # normalisation and FFN
+    norm: str = "rmsnorm"
+    norm_position: str = "pre"
+    norm_eps: float = 1e-6
+    ffn: str = "swiglu"
+    linear_bias: bool = False
+    head_combine: str = "concat"            # "sum": every head has width d_model and heads are summed
+    # attention biases (extra key / value seen by every query)
+    attn_bias: str = "none"
+    attn_bias_shared: bool = False          # one bias for all heads instead of one per head
+    attn_bias_dim: int | None = None        # K bias living in the first d_a dims of a head
+    value_bias_scale: float | None = None   # fixed value bias v* = m * v' (v' a fixed unit vector)
+    sink_token: bool = False                # a learnable token prepended to every sequence
+    # score function and normalisation
+    score: str = "softmax"
+    score_scale: float = 1.0                # scaled_softmax: rows sum to this
+    normalize: bool = False                 # sigmoid / elu1: divide each row by its sum
+    sigmoid_bias: float | str | None = None  # a number, or "auto" for -log(T)
+    kernel: str = "elu1"
+    kernel_normalizer: str = "sum"
+    sink_logit: bool = False                # gpt-oss: a learned per-head logit in the denominator
+    gate: str = "none"                      # gated attention (Qwen 2025)
+    # masks
+    prefix_len: int | None = None           # prefix LM: the first p tokens see each other
+    window: int | None = None               # sliding window: query i sees keys i-w+1..i
+    # init and embeddings
+    tie_embeddings: bool = False
+    init_std: float = 0.02
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_heads or self.n_heads
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model if self.head_combine == "sum" else self.d_model // self.n_heads
+
+    @property
+    def n_extra_keys(self) -> int:
+        """Added positions every query sees: a K/KV bias key, or a sink logit column."""
+        return int(self.attn_bias in ("k", "kv")) + int(self.sink_logit or self.score == "off_by_one")
+
+    @property
+    def proxy_scores(self) -> bool:
+        """Attention without row normalisation: measured through the paper's proxy scores."""
+        if self.score in ("sigmoid", "elu1"):
+            return not self.normalize
+        return self.score == "kernel" and self.kernel_normalizer != "sum"
+
+    def validate(self) -> "ModelConfig":
+        for name, allowed in CHOICES.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise SinklabError(f"config field {name}={value!r} is not one of: {', '.join(allowed)}")
+        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "d_ffn", "max_seq_len"):
+            if int(getattr(self, name)) < 1:
+                raise SinklabError(f"config field {name} must be at least 1 (got {getattr(self, name)})")
+        if self.head_combine == "concat" and self.d_model % self.n_heads:
+            raise SinklabError(f"config field n_heads={self.n_heads} must divide d_model={self.d_model}")
+        if self.n_heads % self.kv_heads:
+            raise SinklabError(f"config field n_kv_heads={self.kv_heads} must divide n_heads={self.n_heads}")
+        if self.position == "rope" and self.head_dim % 2:
+            raise SinklabError(f"config field position='rope' needs an even head dimension (got {self.head_dim})")
+        if self.window is not None and self.window < 1:
+            raise SinklabError(f"config field window must be at least 1 (got {self.window})")
+        if self.prefix_len is not None and not (0 < self.prefix_len <= self.max_seq_len):
+            raise SinklabError(f"config field prefix_len={self.prefix_len} must lie in 1..max_seq_len={self.max_seq_len}")
+        if self.attn_bias_dim is not None and not (0 < self.attn_bias_dim <= self.head_dim):
+            raise SinklabError(f"config field attn_bias_dim must lie in 1..head_dim={self.head_dim}")
+        if self.value_bias_scale is not None and self.attn_bias != "k":
+            raise SinklabError("config field value_bias_scale needs attn_bias='k' (a fixed value for the K bias)")
+        if self.sink_logit and self.score not in ("softmax", "scaled_softmax"):
+            raise SinklabError("config field sink_logit needs score='softmax' (it joins the softmax denominator)")
+        if isinstance(self.sigmoid_bias, str) and self.sigmoid_bias != "auto":
+            raise SinklabError(f"config field sigmoid_bias={self.sigmoid_bias!r} must be a number or 'auto'")
+        if self.score_scale <= 0:
+            raise SinklabError("config field score_scale must be positive")
+        return self
+
+    def check_length(self, T: int) -> None:
+        """Errors that depend on the sequence length."""
+        if T > self.max_seq_len:
+            raise SinklabError(f"T={T} is longer than the model's context of {self.max_seq_len} tokens")
+        if self.prefix_len is not None and self.prefix_len > T:
+            raise SinklabError(f"config field prefix_len={self.prefix_len} is longer than T={T}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        return cls(**check_keys(cls, d, "model")).validate()
+
+    def replace(self, **changes) -> "ModelConfig":
+        check_keys(type(self), changes, "model")
+        return dataclasses.replace(self, **changes).validate()
+
+    def n_params(self, embeddings: bool = False) -> int:
+        from .model.decoder import SinkLM
+
+        return SinkLM.count_params(self, embeddings)
+
+
+def check_keys(cls, d: dict, section: str) -> dict:
+    names = [f.name for f in fields(cls)]
+    for key in d:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise SinklabError(f"unknown {section} config key {key!r}{hint}")
+    return d
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper-60m": {},
+    "paper-1b": {"d_model": 2048, "n_layers": 22, "n_heads": 16, "d_ffn": 5632},
+    "quick-60m": {"vocab_size": 8192},
+    "tiny": {"vocab_size": 256, "d_model": 64, "n_layers": 2, "n_heads": 4, "d_ffn": 128, "max_seq_len": 256},
+}
+
+
+def preset(name: str, **overrides) -> ModelConfig:
+    if name not in PRESETS:
+        raise SinklabError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}")
+    return ModelConfig(**{**PRESETS[name], **overrides}).validate()
+
+
+def load_config_file(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise SinklabError(f"config file does not exist: {path}")
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            return yaml.safe_load(text) or {}
+        return json.loads(text)
+    except Exception as e:
+        raise SinklabError(f"cannot parse config file {path}: {str(e).splitlines()[0]}") from None
+
+
+__all__ = ["ModelConfig", "PRESETS", "preset", "CHOICES", "check_keys", "load_config_file", "field"]

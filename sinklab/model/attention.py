@@ -1,0 +1,238 @@
+"""Attention with every variant of the paper as a config value.
+
+One function, `Attention.weights`, defines what each variant computes for a block of query rows.
+The dense forward path and the measurement both use it, so what is measured is what is trained.
+Fast paths (SDPA, FlexAttention) are taken where they compute the same thing, and tests pin them
+to the dense path.
+
+Column layout of the weights: [sink logit][K-bias key][sink token][tokens...]; every leading
+column is an added position that all queries see (the paper's Sink* is measured on it).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ModelConfig
+from ..measure import metrics
+from . import masks
+from .position import apply_rope
+
+_flex = None
+
+
+def _flex_attention():
+    """FlexAttention, compiled once (it is slow and memory-hungry uncompiled)."""
+    global _flex
+    if _flex is None:
+        from torch.nn.attention.flex_attention import flex_attention
+
+        _flex = torch.compile(flex_attention, dynamic=False)
+    return _flex
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer_idx: int):
+        super().__init__()
+        self.cfg, self.layer_idx = cfg, layer_idx
+        H, Hkv, hd, d = cfg.n_heads, cfg.kv_heads, cfg.head_dim, cfg.d_model
+        self.n_heads, self.n_kv, self.head_dim = H, Hkv, hd
+        self.scale = 1.0 / math.sqrt(hd)
+        b = cfg.linear_bias
+        self.q_proj = nn.Linear(d, H * hd, bias=b)
+        self.k_proj = nn.Linear(d, Hkv * hd, bias=b)
+        self.v_proj = nn.Linear(d, Hkv * hd, bias=b)
+        self.o_proj = nn.Linear(hd if cfg.head_combine == "sum" else H * hd, d, bias=b)
+        n_bias = 1 if cfg.attn_bias_shared else H
+        if cfg.attn_bias in ("k", "kv"):
+            self.k_bias = nn.Parameter(torch.zeros(n_bias, cfg.attn_bias_dim or hd))
+        if cfg.attn_bias == "kv":
+            self.v_bias = nn.Parameter(torch.zeros(n_bias, hd))
+        elif cfg.attn_bias == "k":
+            g = torch.Generator().manual_seed(1234 + layer_idx)
+            unit = torch.randn(n_bias, hd, generator=g)
+            unit = unit / unit.norm(dim=-1, keepdim=True)
+            self.register_buffer("v_bias", unit * (cfg.value_bias_scale or 0.0), persistent=True)
+        elif cfg.attn_bias == "v":
+            self.v_out_bias = nn.Parameter(torch.zeros(n_bias, hd))
+        if cfg.sink_logit:
+            self.sink_logit = nn.Parameter(torch.zeros(H))
+        if cfg.score == "kernel" and cfg.kernel == "mlp":
+            self.kernel_mlp = nn.Sequential(nn.Linear(hd, hd), nn.GELU(), nn.Linear(hd, hd))
+        if cfg.gate != "none":
+            self.gate_proj = nn.Linear(d, H * hd if cfg.gate == "elementwise" else H, bias=True)
+        # named hook points (TransformerLens style): forward hooks here see q, k (after RoPE) and v
+        self.hook_q, self.hook_k, self.hook_v = nn.Identity(), nn.Identity(), nn.Identity()
+
+    # -- what each variant computes ------------------------------------------------------------
+    def _kernel(self, x):
+        kind = self.cfg.kernel
+        if kind == "elu1":
+            return F.elu(x) + 1
+        if kind == "mlp":
+            return self.kernel_mlp(x)
+        return x
+
+    def _extra_logits(self, q_rows: torch.Tensor) -> list[torch.Tensor]:
+        """Logits of the added keys for these query rows, each (B, H, rows, 1)."""
+        B, H, R, _ = q_rows.shape
+        out = []
+        if self.cfg.sink_logit:
+            out.append(self.sink_logit.float().view(1, H, 1, 1).expand(B, H, R, 1))
+        elif self.cfg.score == "off_by_one":
+            out.append(q_rows.new_zeros(B, H, R, 1, dtype=torch.float32))
+        if self.cfg.attn_bias in ("k", "kv"):
+            kb = self.k_bias.float()
+            kb = F.pad(kb, (0, self.head_dim - kb.shape[-1])).expand(H, -1)   # reduced dim d_a: zero-padded
+            if self.cfg.score == "kernel":
+                out.append((self._kernel(q_rows.float()) * self._kernel(kb)[None, :, None, :]).sum(-1, keepdim=True))
+            else:
+                out.append((q_rows.float() * kb[None, :, None, :]).sum(-1, keepdim=True) * self.scale)
+        return out
+
+    def weights(self, q, k, pos_bias, mask_fn, i0: int, i1: int, n_prefix: int = 0) -> torch.Tensor:
+        """Attention weights of query rows i0..i1-1: (B, H, rows, n_extra_keys + T), float32.
+
+        q, k: (B, H, T, d) with k expanded to the query heads. pos_bias: (H, T, T) additive or None.
+        """
+        cfg = self.cfg
+        qr = q[:, :, i0:i1].float()
+        T = k.shape[-2]
+        if cfg.score == "kernel":
+            s = self._kernel(qr) @ self._kernel(k.float()).transpose(-1, -2)
+        else:
+            s = (qr @ k.float().transpose(-1, -2)) * self.scale
+        if pos_bias is not None:
+            s = s + pos_bias[:, i0:i1].float()
+        extra = self._extra_logits(qr)
+        allowed = masks.dense_mask(mask_fn, i1 - i0, T, device=q.device, q_offset=i0)
+        if extra:
+            s = torch.cat(extra + [s], dim=-1)
+            allowed = torch.cat([allowed.new_ones(i1 - i0, len(extra)), allowed], dim=-1)
+        return score_function(cfg, s, allowed, T)
+
+    def measured_weights(self, q, k, pos_bias, mask_fn, i0, i1):
+        """What the sink metric reads: the weights, or the paper's proxy scores without normalisation."""
+        w = self.weights(q, k, pos_bias, mask_fn, i0, i1)
+        if not self.cfg.proxy_scores:
+            return w
+        non_negative = self.cfg.score in ("sigmoid", "elu1") or self.cfg.kernel == "elu1"
+        return metrics.proxy_scores(w, non_negative)
+
+    # -- forward ----------------------------------------------------------------------------------
+    def forward(self, x, rope, pos_bias, mask_fn, plain_causal: bool, recorder=None, n_prefix: int = 0,
+                block_mask=None):
+        cfg = self.cfg
+        B, T, _ = x.shape
+        H, Hkv, hd = self.n_heads, self.n_kv, self.head_dim
+        q = self.q_proj(x).view(B, T, H, hd).transpose(1, 2)
+        k = self.k_proj(x).view(B, T, Hkv, hd).transpose(1, 2)
+        v = self.v_proj(x).view(B, T, Hkv, hd).transpose(1, 2)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
+        k_full = k if Hkv == H else k.repeat_interleave(H // Hkv, dim=1)
+        v_full = v if Hkv == H else v.repeat_interleave(H // Hkv, dim=1)
+        if recorder is not None:
+            self._observe(recorder, q, k_full, v_full, pos_bias, mask_fn, n_prefix)
+        out = self._attend(q, k, v, k_full, v_full, pos_bias, mask_fn, plain_causal, block_mask)
+        if cfg.attn_bias == "v":
+            out = out + self.v_out_bias.to(out.dtype)[None, :, None, :]
+        out = out.transpose(1, 2)  # (B, T, H, hd)
+        if cfg.gate == "elementwise":
+            out = out * torch.sigmoid(self.gate_proj(x)).view(B, T, H, hd)
+        elif cfg.gate == "headwise":
+            out = out * torch.sigmoid(self.gate_proj(x)).view(B, T, H, 1)
+        out = out.sum(2) if cfg.head_combine == "sum" else out.reshape(B, T, H * hd)
+        return self.o_proj(out)
+
+    def _attend(self, q, k, v, k_full, v_full, pos_bias, mask_fn, plain_causal, block_mask):
+        cfg = self.cfg
+        softmax_family = cfg.score in ("softmax", "scaled_softmax", "off_by_one")
+        no_extra_key = cfg.attn_bias not in ("k", "kv")
+        if softmax_family and no_extra_key and not cfg.sink_logit and cfg.score != "off_by_one" \
+                and pos_bias is None and plain_causal:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=k.shape[1] != q.shape[1])
+            return out * cfg.score_scale if cfg.score == "scaled_softmax" else out
+        learned_bias = pos_bias is not None and pos_bias.requires_grad  # flex can't backprop into it here
+        if softmax_family and no_extra_key and block_mask is not None and q.is_cuda and not learned_bias:
+            return self._flex(q, k_full, v_full, pos_bias, block_mask)
+        return self._dense(q, k_full, v_full, pos_bias, mask_fn)
+
+    def _flex(self, q, k, v, pos_bias, block_mask):
+        """Softmax-family attention through FlexAttention; the sink logit rescales with the LSE."""
+        cfg = self.cfg
+        score_mod = None
+        if pos_bias is not None:
+            bias = pos_bias
+
+            def score_mod(score, b, h, q_idx, kv_idx):
+                return score + bias[h, q_idx, kv_idx]
+        out, lse = _flex_attention()(q, k, v, score_mod=score_mod, block_mask=block_mask, scale=self.scale,
+                                     return_lse=True)
+        if cfg.sink_logit or cfg.score == "off_by_one":
+            sink = self.sink_logit.float() if cfg.sink_logit else torch.zeros(q.shape[1], device=q.device)
+            # softmax over [sink, s] = softmax(s) * sum(e^s) / (e^sink + sum(e^s))
+            out = out * torch.sigmoid(lse.float() - sink.view(1, -1, 1)).unsqueeze(-1).to(out.dtype)
+        return out * cfg.score_scale if cfg.score == "scaled_softmax" else out
+
+    def _dense(self, q, k, v, pos_bias, mask_fn):
+        T = q.shape[-2]
+        rows = metrics.row_block_size(T, T + 2, q.shape[0] * q.shape[1], budget_elems=1 << 27)
+        outs = []
+        n_extra = len(self._extra_logits(q[:, :, :1]))
+        v_extra = self._extra_values(q)
+        for i0 in range(0, T, rows):
+            w = self.weights(q, k, pos_bias, mask_fn, i0, min(i0 + rows, T))
+            o = w[..., n_extra:] @ v.float()
+            if v_extra is not None:
+                o = o + w[..., n_extra - 1: n_extra] * v_extra
+            outs.append(o)
+        return torch.cat(outs, dim=-2).to(q.dtype)
+
+    def _extra_values(self, q):
+        if self.cfg.attn_bias not in ("k", "kv"):
+            return None
+        return self.v_bias.float().expand(self.n_heads, -1)[None, :, None, :]
+
+    def _observe(self, recorder, q, k, v, pos_bias, mask_fn, n_prefix):
+        """Report this layer to the measurement, real tokens as rows and added positions leading."""
+        n_extra = self.cfg.n_extra_keys + n_prefix
+
+        def rows(i0, i1):
+            return self.measured_weights(q, k, pos_bias, mask_fn, i0 + n_prefix, i1 + n_prefix)
+
+        qr, kr, vr = q[:, :, n_prefix:], k[:, :, n_prefix:], v[:, :, n_prefix:]
+        recorder.observe(self.layer_idx, qr, kr, vr, rows, n_extra=n_extra)
+
+
+def score_function(cfg: ModelConfig, s: torch.Tensor, allowed: torch.Tensor, T: int) -> torch.Tensor:
+    """Turn logits (or kernel similarities) into weights; `allowed` is the (rows, cols) mask."""
+    kind = cfg.score
+    if kind in ("softmax", "scaled_softmax", "off_by_one"):
+        w = torch.softmax(s.masked_fill(~allowed, float("-inf")), dim=-1)
+        return w * cfg.score_scale if kind == "scaled_softmax" else w
+    if kind == "softpick":
+        # relu(e^x - 1) / (sum |e^x - 1| + eps), scaled by e^-m for stability
+        m = s.masked_fill(~allowed, float("-inf")).amax(-1, keepdim=True).clamp_min(0).detach()
+        shifted = (torch.exp(s - m) - torch.exp(-m)).masked_fill(~allowed, 0.0)
+        return F.relu(shifted) / (shifted.abs().sum(-1, keepdim=True) + 1e-6 * torch.exp(-m))
+    if kind == "sigmoid":
+        bias = -math.log(T) if cfg.sigmoid_bias == "auto" else float(cfg.sigmoid_bias or 0.0)
+        w = torch.sigmoid(s + bias) * allowed
+    elif kind == "elu1":
+        w = (F.elu(s) + 1) * allowed
+    else:  # kernel similarities phi(q) . phi(k)
+        w = s * allowed
+        norm = cfg.kernel_normalizer
+        if norm == "sum":
+            return w / w.sum(-1, keepdim=True).clamp_min(1e-6)
+        if norm == "max_abs_sum":
+            return w / w.sum(-1, keepdim=True).abs().clamp_min(1.0)
+        return w
+    if cfg.normalize:
+        return w / w.sum(-1, keepdim=True).clamp_min(1e-6)
+    return w

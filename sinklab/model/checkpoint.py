@@ -1,0 +1,178 @@
+"""Checkpoints (safetensors + sinklab.json), measurement wrapping, and Hugging Face export/import.
+
+A checkpoint folder loads from itself alone: `sinklab.json` holds the resolved config.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from ..config import ModelConfig
+from ..errors import SinklabError
+from .decoder import SinkLM
+
+FORMAT = 1
+
+
+def save_model(model: SinkLM, folder: str | os.PathLike, extra: dict | None = None, tokenizer_file=None) -> Path:
+    """Write weights and config atomically: a temp folder renamed into place."""
+    from safetensors.torch import save_model as st_save
+
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    st_save(model, str(tmp / "model.safetensors"))
+    meta = {"format": FORMAT, "model": model.cfg.to_dict(), **(extra or {})}
+    (tmp / "sinklab.json").write_text(json.dumps(meta, indent=1))
+    if tokenizer_file:
+        shutil.copy(tokenizer_file, tmp / "tokenizer.json")
+    if folder.exists():
+        old = folder.with_name(folder.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        folder.rename(old)
+        tmp.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(folder)
+    return folder
+
+
+def load_model(folder: str | os.PathLike, device="cpu", dtype=torch.float32) -> SinkLM:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_model as st_load
+
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / "sinklab.json").read_text())
+        cfg = ModelConfig.from_dict(meta["model"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise SinklabError(f"corrupt sinklab checkpoint {folder}: bad sinklab.json ({type(e).__name__})") from None
+    model = SinkLM(cfg)
+    try:
+        st_load(model, str(folder / "model.safetensors"), strict=True)
+    except (SafetensorError, OSError, RuntimeError) as e:
+        raise SinklabError(f"corrupt sinklab checkpoint {folder}: model.safetensors does not load "
+                           f"({str(e).splitlines()[0][:120]})") from None
+    return model.to(device=device, dtype=dtype).eval()
+
+
+def checkpoint_tokenizer(folder: Path, vocab_size: int):
+    from ..measure.probes import byte_tokenizer, from_hf_tokenizer
+
+    tok_file = folder / "tokenizer.json"
+    if tok_file.exists():
+        from transformers import PreTrainedTokenizerFast
+
+        return from_hf_tokenizer(PreTrainedTokenizerFast(tokenizer_file=str(tok_file)), vocab_size)
+    if vocab_size <= 256 + 8:
+        return byte_tokenizer(vocab_size=vocab_size)
+    return None
+
+
+def wrap_sinklab_model(model: SinkLM, tokenizer=None, name: str | None = None, info: dict | None = None):
+    """A `LoadedModel` whose capture runs through the decoder's own observation points."""
+    from ..load import LoadedModel
+    from ..measure.probes import TextTokenizer, byte_tokenizer
+
+    cfg = model.cfg
+    if tokenizer is None:
+        tokenizer = byte_tokenizer(vocab_size=cfg.vocab_size) if cfg.vocab_size <= 264 else \
+            TextTokenizer(encode=None, vocab_size=cfg.vocab_size, bos_id=None, adds_bos=False)
+
+    def capture_forward(input_ids, recorder):
+        recorder.reset()
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.inference_mode():
+                model.hidden_states(input_ids.to(next(model.parameters()).device), recorder=recorder)
+        finally:
+            model.train(was_training)
+
+    return LoadedModel(name=name or "sinklab model", kind="sinklab", model=model, tokenizer=tokenizer,
+                       max_context=cfg.max_seq_len, n_layers=cfg.n_layers, capture_forward=capture_forward,
+                       info=dict(info or {}, config=cfg.to_dict()))
+
+
+def load_for_measurement(folder, device="cpu", dtype=torch.float32):
+    folder = Path(folder)
+    model = load_model(folder, device, dtype)
+    tok = checkpoint_tokenizer(folder, model.cfg.vocab_size)
+    return wrap_sinklab_model(model, tok, name=str(folder), info={"checkpoint": str(folder)})
+
+
+# -- Hugging Face parity -----------------------------------------------------------------------
+
+HF_COMPATIBLE = dict(position="rope", norm="rmsnorm", norm_position="pre", ffn="swiglu", head_combine="concat",
+                     attn_bias="none", sink_token=False, score="softmax", sink_logit=False, gate="none",
+                     prefix_len=None, window=None, linear_bias=False)
+
+
+def _check_llama_compatible(cfg: ModelConfig) -> None:
+    for field, value in HF_COMPATIBLE.items():
+        if getattr(cfg, field) != value:
+            raise SinklabError(f"only the LLaMA-shaped config exports to LlamaForCausalLM: {field}={getattr(cfg, field)!r}"
+                               f" (needs {value!r})")
+
+
+def _name_map(n_layers: int) -> dict[str, str]:
+    m = {"embed.weight": "model.embed_tokens.weight", "final_norm.weight": "model.norm.weight",
+         "lm_head.weight": "lm_head.weight"}
+    for i in range(n_layers):
+        p, h = f"layers.{i}.", f"model.layers.{i}."
+        m.update({p + "attn_norm.weight": h + "input_layernorm.weight",
+                  p + "ffn_norm.weight": h + "post_attention_layernorm.weight",
+                  p + "ffn.gate.weight": h + "mlp.gate_proj.weight", p + "ffn.up.weight": h + "mlp.up_proj.weight",
+                  p + "ffn.down.weight": h + "mlp.down_proj.weight"})
+        for x in "qkvo":
+            m[p + f"attn.{x}_proj.weight"] = h + f"self_attn.{x}_proj.weight"
+    return m
+
+
+def to_hf_llama(model: SinkLM):
+    """A `LlamaForCausalLM` with the same weights (the default LLaMA-shaped config only)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = model.cfg
+    _check_llama_compatible(cfg)
+    hf_cfg = LlamaConfig(vocab_size=cfg.vocab_size, hidden_size=cfg.d_model, intermediate_size=cfg.d_ffn,
+                         num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads,
+                         num_key_value_heads=cfg.kv_heads, max_position_embeddings=cfg.max_seq_len,
+                         rms_norm_eps=cfg.norm_eps, rope_theta=cfg.rope_theta,
+                         tie_word_embeddings=cfg.tie_embeddings, attention_bias=False, mlp_bias=False)
+    hf = LlamaForCausalLM(hf_cfg)
+    names = _name_map(cfg.n_layers)
+    state = {names[k]: v for k, v in model.state_dict().items() if k in names}
+    missing, unexpected = hf.load_state_dict(state, strict=False)
+    missing = [m for m in missing if not (cfg.tie_embeddings and m == "lm_head.weight")]
+    if missing or unexpected:
+        raise SinklabError(f"HF export mismatch: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    return hf.to(next(model.parameters()).dtype)
+
+
+def export_hf(model: SinkLM, folder) -> Path:
+    hf = to_hf_llama(model)
+    hf.save_pretrained(folder, safe_serialization=True)
+    return Path(folder)
+
+
+def from_hf_llama(hf) -> SinkLM:
+    """Import a `LlamaForCausalLM` (no biases, no rope scaling) as a SinkLM."""
+    c = hf.config
+    if getattr(c, "model_type", "") != "llama":
+        raise SinklabError(f"only LLaMA models import into SinkLM (got {getattr(c, 'model_type', '?')})")
+    theta = getattr(c, "rope_theta", None) or (getattr(c, "rope_parameters", None) or {}).get("rope_theta", 10000.0)
+    cfg = ModelConfig(vocab_size=c.vocab_size, d_model=c.hidden_size, n_layers=c.num_hidden_layers,
+                      n_heads=c.num_attention_heads, n_kv_heads=c.num_key_value_heads, d_ffn=c.intermediate_size,
+                      max_seq_len=c.max_position_embeddings, norm_eps=c.rms_norm_eps, rope_theta=float(theta),
+                      tie_embeddings=bool(getattr(c, "tie_word_embeddings", False)))
+    model = SinkLM(cfg)
+    inverse = {v: k for k, v in _name_map(cfg.n_layers).items()}
+    state = {inverse[k]: v for k, v in hf.state_dict().items() if k in inverse}
+    model.load_state_dict(state, strict=not cfg.tie_embeddings)
+    return model

@@ -1,0 +1,159 @@
+"""SinkLM: the one decoder. Every architectural difference is a `ModelConfig` field."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ModelConfig
+from . import masks
+from .attention import Attention
+from .ffn import FeedForward
+from .position import RelativeBias, alibi_bias, rope_cache, sinusoidal
+
+
+class RMSNorm(nn.Module):
+    """Computed in float32, as LLaMA does, so bf16 training and HF parity agree."""
+
+    def __init__(self, d: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d))
+
+    def forward(self, x):
+        xf = x.float()
+        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight
+
+
+def make_norm(cfg: ModelConfig) -> nn.Module:
+    return RMSNorm(cfg.d_model, cfg.norm_eps) if cfg.norm == "rmsnorm" else nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer_idx: int):
+        super().__init__()
+        self.pre = cfg.norm_position == "pre"
+        self.attn_norm, self.ffn_norm = make_norm(cfg), make_norm(cfg)
+        self.attn = Attention(cfg, layer_idx)
+        self.ffn = FeedForward(cfg.d_model, cfg.d_ffn, cfg.ffn, cfg.linear_bias)
+        self.hook_resid = nn.Identity()  # named hook point: the residual stream after this block
+
+    def forward(self, x, ctx: dict):
+        if self.pre:
+            x = x + self.attn(self.attn_norm(x), **ctx)
+            x = x + self.ffn(self.ffn_norm(x))
+        else:  # post-norm: x = norm(x + f(x))
+            x = self.attn_norm(x + self.attn(x, **ctx))
+            x = self.ffn_norm(x + self.ffn(x))
+        return self.hook_resid(x)
+
+
+class SinkLM(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg.validate()
+        self.n_prefix = int(cfg.sink_token)
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        if cfg.sink_token:
+            self.sink_embedding = nn.Parameter(torch.zeros(1, 1, cfg.d_model))
+        if cfg.position == "learned":
+            self.pos_embed = nn.Embedding(cfg.max_seq_len + self.n_prefix, cfg.d_model)
+        if cfg.position == "relative":
+            self.relative_bias = RelativeBias(cfg.n_heads, cfg.relative_buckets, cfg.relative_max_distance)
+        self.layers = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
+        self.final_norm = make_norm(cfg) if cfg.norm_position == "pre" else nn.Identity()
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.apply(self._init)
+        if cfg.sink_token:
+            nn.init.normal_(self.sink_embedding, std=cfg.init_std)
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.embed.weight
+        self._block_masks: dict = {}
+
+    def _init(self, m):
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=self.cfg.init_std)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+
+    # -- sizes ------------------------------------------------------------------------------------
+    @staticmethod
+    def count_params(cfg: ModelConfig, embeddings: bool = False) -> int:
+        with torch.device("meta"):
+            model = SinkLM(cfg)
+        n = sum(p.numel() for p in model.parameters())
+        if not embeddings:
+            n -= model.embed.weight.numel()
+            if not cfg.tie_embeddings:
+                n -= model.lm_head.weight.numel()
+            if cfg.position == "learned":
+                n -= model.pos_embed.weight.numel()
+        return n
+
+    def flops_per_token(self, T: int) -> float:
+        """6N + 12 L d T (the PaLM / nanoGPT count), N = all weights that multiply activations."""
+        cfg = self.cfg
+        n = sum(p.numel() for n_, p in self.named_parameters() if not n_.startswith(("embed.", "pos_embed.")))
+        return 6 * n + 12 * cfg.n_layers * cfg.d_model * T
+
+    # -- forward ----------------------------------------------------------------------------------
+    def _context(self, T_total: int, device) -> dict:
+        cfg = self.cfg
+        rope = rope_cache(T_total, cfg.head_dim, cfg.rope_theta, device) if cfg.position == "rope" else None
+        if cfg.position == "alibi":
+            pos_bias = alibi_bias(cfg.n_heads, T_total, T_total, device)
+        elif cfg.position == "relative":
+            pos_bias = self.relative_bias(T_total, T_total)
+        else:
+            pos_bias = None
+        prefix = cfg.prefix_len + self.n_prefix if cfg.prefix_len else None
+        mask_fn = masks.build(cfg.window, prefix, n_global=self.n_prefix)
+        plain = masks.is_plain_causal(cfg.window, prefix, T_total)
+        block_mask = None
+        if device.type == "cuda" and not plain or (device.type == "cuda" and pos_bias is not None):
+            block_mask = self._block_mask(mask_fn, T_total, device)
+        return dict(rope=rope, pos_bias=pos_bias, mask_fn=mask_fn, plain_causal=plain,
+                    n_prefix=self.n_prefix, block_mask=block_mask)
+
+    def _block_mask(self, mask_fn, T, device):
+        key = (T, str(device))
+        if key not in self._block_masks:
+            from torch.nn.attention.flex_attention import create_block_mask
+
+            self._block_masks[key] = create_block_mask(lambda b, h, q, k: mask_fn(q, k), None, None, T, T,
+                                                       device=device)
+        return self._block_masks[key]
+
+    def hidden_states(self, input_ids: torch.Tensor, recorder=None) -> torch.Tensor:
+        """Final hidden states (B, T, d) of the real tokens (the sink token, if any, is dropped)."""
+        cfg = self.cfg
+        B, T = input_ids.shape
+        cfg.check_length(T)
+        x = self.embed(input_ids)
+        if cfg.sink_token:
+            x = torch.cat([self.sink_embedding.expand(B, -1, -1).to(x.dtype), x], dim=1)
+        T_total = x.shape[1]
+        if cfg.position == "learned":
+            x = x + self.pos_embed.weight[:T_total]
+        elif cfg.position == "sinusoidal":
+            x = x + sinusoidal(T_total, cfg.d_model, x.device).to(x.dtype)
+        ctx = self._context(T_total, x.device)
+        ctx["recorder"] = recorder
+        for i, block in enumerate(self.layers):
+            x = block(x, ctx)
+            if recorder is not None:
+                recorder.observe_hidden(i, x[:, self.n_prefix:])
+        return self.final_norm(x)[:, self.n_prefix:]
+
+    def forward(self, input_ids: torch.Tensor, targets: torch.Tensor | None = None, loss_mask=None,
+                recorder=None):
+        """Logits, or the mean cross-entropy when `targets` is given (positions with mask 0 are skipped)."""
+        h = self.hidden_states(input_ids, recorder)
+        logits = self.lm_head(h)
+        if targets is None:
+            return logits
+        loss = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
+        if loss_mask is None:
+            return loss.mean()
+        m = loss_mask.reshape(-1).float()
+        return (loss * m).sum() / m.sum().clamp_min(1.0)

@@ -1,0 +1,77 @@
+"""Positional schemes: rotary, sinusoidal and learned absolute, ALiBi and T5-style relative bias."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def rope_cache(T: int, dim: int, theta: float, device=None, offset: int = 0):
+    """cos and sin of shape (T, dim) in the half-split (LLaMA / HF) layout."""
+    inv = 1.0 / (theta ** (torch.arange(0, dim, 2, device=device, dtype=torch.float32) / dim))
+    t = torch.arange(offset, offset + T, device=device, dtype=torch.float32)
+    freqs = torch.outer(t, inv)
+    emb = torch.cat([freqs, freqs], dim=-1)
+    return emb.cos(), emb.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x: (B, H, T, d). The same rotation as HF's `apply_rotary_pos_emb`."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return (x.float() * cos + rotated.float() * sin).to(x.dtype)
+
+
+def sinusoidal(T: int, dim: int, device=None) -> torch.Tensor:
+    pos = torch.arange(T, device=device, dtype=torch.float32)[:, None]
+    div = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    pe = torch.zeros(T, dim, device=device)
+    pe[:, 0::2] = torch.sin(pos * div)
+    pe[:, 1::2] = torch.cos(pos * div)[:, : dim // 2]
+    return pe
+
+
+def alibi_slopes(n_heads: int) -> torch.Tensor:
+    """Press et al. (2022): 2^(-8/n * h) for n a power of two, interleaved extras otherwise."""
+    def power_of_2(n):
+        start = 2 ** (-(2 ** -(math.log2(n) - 3)))
+        return [start * start ** i for i in range(n)]
+
+    if math.log2(n_heads).is_integer():
+        return torch.tensor(power_of_2(n_heads))
+    closest = 2 ** math.floor(math.log2(n_heads))
+    return torch.tensor(power_of_2(closest) + power_of_2(2 * closest)[0::2][: n_heads - closest])
+
+
+def alibi_bias(n_heads: int, n_queries: int, n_keys: int, device=None, q_offset: int = 0) -> torch.Tensor:
+    """(H, Tq, Tk) additive bias -slope * (i - j)."""
+    q = torch.arange(q_offset, q_offset + n_queries, device=device)[:, None]
+    k = torch.arange(n_keys, device=device)[None, :]
+    return -alibi_slopes(n_heads).to(device)[:, None, None] * (q - k).clamp_min(0).float()
+
+
+def relative_bucket(distance: torch.Tensor, n_buckets: int, max_distance: int) -> torch.Tensor:
+    """T5's causal (unidirectional) buckets: exact for small distances, log-spaced beyond."""
+    d = distance.clamp_min(0)
+    exact = n_buckets // 2
+    large = exact + (torch.log(d.float() / exact + 1e-6) / math.log(max_distance / exact)
+                     * (n_buckets - exact)).long()
+    large = large.clamp_max(n_buckets - 1)
+    return torch.where(d < exact, d, large)
+
+
+class RelativeBias(nn.Module):
+    """A learned bias per head and distance bucket, shared by all layers as in T5."""
+
+    def __init__(self, n_heads: int, n_buckets: int, max_distance: int):
+        super().__init__()
+        self.n_buckets, self.max_distance = n_buckets, max_distance
+        self.table = nn.Embedding(n_buckets, n_heads)
+
+    def forward(self, n_queries: int, n_keys: int, q_offset: int = 0) -> torch.Tensor:
+        device = self.table.weight.device
+        q = torch.arange(q_offset, q_offset + n_queries, device=device)[:, None]
+        k = torch.arange(n_keys, device=device)[None, :]
+        buckets = relative_bucket(q - k, self.n_buckets, self.max_distance)
+        return self.table(buckets).permute(2, 0, 1)  # (H, Tq, Tk)

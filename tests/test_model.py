@@ -1,0 +1,278 @@
+"""The one decoder: every variant trains, the identities that pin the maths, HF parity, bad config."""
+import math
+
+import pytest
+import torch
+
+from sinklab.config import ModelConfig, preset
+from sinklab.errors import SinklabError
+from sinklab.model import masks
+from sinklab.model.attention import Attention
+from sinklab.model.decoder import SinkLM
+from sinklab.model.position import alibi_slopes
+
+VARIANTS = {
+    "default": {}, "nope": dict(position="nope"), "sinusoidal": dict(position="sinusoidal"),
+    "learned": dict(position="learned"), "alibi": dict(position="alibi"), "relative": dict(position="relative"),
+    "post_norm": dict(norm_position="post"), "layernorm": dict(norm="layernorm"),
+    **{f"ffn_{f}": dict(ffn=f) for f in ("geglu", "reglu", "relu", "gelu", "swish")},
+    "gqa": dict(n_kv_heads=2), "one_head": dict(n_heads=1), "sum_heads": dict(head_combine="sum"),
+    "k_bias": dict(attn_bias="k"), "kv_bias": dict(attn_bias="kv"), "v_bias": dict(attn_bias="v"),
+    "kv_bias_shared": dict(attn_bias="kv", attn_bias_shared=True), "k_bias_dim": dict(attn_bias="k", attn_bias_dim=4),
+    "fixed_value_bias": dict(attn_bias="k", value_bias_scale=5.0), "sink_token": dict(sink_token=True),
+    "scaled_softmax": dict(score="scaled_softmax", score_scale=0.2),
+    "sigmoid": dict(score="sigmoid"), "sigmoid_norm": dict(score="sigmoid", normalize=True),
+    "sigmoid_apple": dict(score="sigmoid", sigmoid_bias="auto"), "elu1": dict(score="elu1"),
+    "elu1_norm": dict(score="elu1", normalize=True),
+    "kernel_elu1": dict(score="kernel", kernel="elu1"),
+    "kernel_identity": dict(score="kernel", kernel="identity", kernel_normalizer="max_abs_sum"),
+    "kernel_mlp": dict(score="kernel", kernel="mlp", kernel_normalizer="none"),
+    "sink_logit": dict(sink_logit=True), "off_by_one": dict(score="off_by_one"),
+    "gate_elementwise": dict(gate="elementwise"), "gate_headwise": dict(gate="headwise"),
+    "softpick": dict(score="softpick"), "prefix_lm": dict(prefix_len=8), "window": dict(window=8),
+    "window_sink_token": dict(window=8, sink_token=True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_every_variant_trains(name):
+    torch.manual_seed(0)
+    model = SinkLM(preset("tiny", **VARIANTS[name]))
+    ids = torch.randint(0, 256, (2, 24))
+    loss = model(ids[:, :-1], ids[:, 1:])
+    assert torch.isfinite(loss) and 4.0 < loss.item() < 7.0  # ~ln(256) = 5.5 at init
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def _layer(cfg, seed=0):
+    torch.manual_seed(seed)
+    return Attention(cfg, 0)
+
+
+def _run(attn, x, T, mask_fn=None):
+    from sinklab.model.position import rope_cache
+
+    rope = rope_cache(T, attn.head_dim, attn.cfg.rope_theta)
+    mask_fn = mask_fn or masks.causal()
+    return attn(x, rope, None, mask_fn, plain_causal=True)
+
+
+def test_k_bias_with_zero_value_is_softmax_with_an_extra_zero_value_key():
+    cfg = preset("tiny", attn_bias="k")
+    attn = _layer(cfg)
+    with torch.no_grad():
+        attn.k_bias.normal_()
+    x = torch.randn(2, 10, cfg.d_model)
+    got = _run(attn, x, 10)
+    # by hand: append the bias key with a zero value, softmax, mix
+    from sinklab.model.position import apply_rope, rope_cache
+
+    B, T, H, hd = 2, 10, cfg.n_heads, cfg.head_dim
+    cos, sin = rope_cache(T, hd, cfg.rope_theta)
+    q = apply_rope(attn.q_proj(x).view(B, T, H, hd).transpose(1, 2), cos, sin)
+    k = apply_rope(attn.k_proj(x).view(B, T, H, hd).transpose(1, 2), cos, sin)
+    v = attn.v_proj(x).view(B, T, H, hd).transpose(1, 2)
+    kb = attn.k_bias[:, None, :].expand(H, 1, hd)[None].expand(B, -1, -1, -1)
+    k_ext = torch.cat([kb, k], 2)
+    v_ext = torch.cat([torch.zeros_like(kb), v], 2)
+    mask = torch.cat([torch.ones(T, 1, dtype=torch.bool), torch.tril(torch.ones(T, T, dtype=torch.bool))], 1)
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k_ext, v_ext, attn_mask=mask)
+    ref = attn.o_proj(ref.transpose(1, 2).reshape(B, T, H * hd))
+    assert torch.allclose(got, ref, atol=1e-5)
+
+
+def test_off_by_one_equals_zero_sink_logit_equals_zero_k_bias():
+    x = torch.randn(2, 12, 64)
+    outs = []
+    for change in (dict(score="off_by_one"), dict(sink_logit=True), dict(attn_bias="k")):
+        attn = _layer(preset("tiny", **change))  # same seed: same projections; sink logit and k bias start at 0
+        outs.append(_run(attn, x, 12))
+    assert torch.allclose(outs[0], outs[1], atol=1e-6)
+    assert torch.allclose(outs[0], outs[2], atol=1e-6)
+    # and off-by-one really differs from softmax
+    plain = _run(_layer(preset("tiny")), x, 12)
+    assert not torch.allclose(outs[0], plain, atol=1e-4)
+
+
+def test_softmax_off_by_one_formula():
+    cfg = preset("tiny", score="off_by_one")
+    s = torch.randn(1, 1, 3, 4)
+    allowed = torch.ones(3, 4, dtype=torch.bool)
+    from sinklab.model.attention import score_function
+
+    w = score_function(cfg, torch.cat([torch.zeros(1, 1, 3, 1), s], -1), torch.cat([allowed[:, :1], allowed], -1), 4)
+    expected = s.exp() / (1 + s.exp().sum(-1, keepdim=True))
+    assert torch.allclose(w[..., 1:], expected, atol=1e-6)
+
+
+def test_window_of_at_least_T_equals_causal():
+    torch.manual_seed(0)
+    ids = torch.randint(0, 256, (2, 20))
+    base = SinkLM(preset("tiny")).eval()
+    windowed = SinkLM(preset("tiny", window=20)).eval()
+    windowed.load_state_dict(base.state_dict())
+    assert torch.allclose(base(ids), windowed(ids), atol=1e-5)
+    narrow = SinkLM(preset("tiny", window=4)).eval()
+    narrow.load_state_dict(base.state_dict())
+    assert not torch.allclose(base(ids), narrow(ids), atol=1e-4)
+
+
+def test_dense_path_equals_sdpa_fast_path():
+    attn = _layer(preset("tiny"))
+    x = torch.randn(2, 16, 64)
+    fast = _run(attn, x, 16)
+    slow = attn(x, __import__("sinklab.model.position", fromlist=["rope_cache"]).rope_cache(16, 16, 10000.0),
+                None, masks.causal(), plain_causal=False)  # not plain: takes the dense path on CPU
+    assert torch.allclose(fast, slow, atol=1e-5)
+
+
+def test_prefix_lm_mask():
+    m = masks.dense_mask(masks.build(prefix_len=3), 6, 6)
+    assert m[:3, :3].all()                      # prefix tokens see each other
+    assert not m[:3, 3:].any()                  # and nothing after the prefix
+    assert torch.equal(m[3:], torch.tril(torch.ones(6, 6, dtype=torch.bool))[3:])  # the rest is causal
+
+
+def test_sliding_window_mask():
+    m = masks.dense_mask(masks.build(window=2), 4, 4)
+    assert m.int().tolist() == [[1, 0, 0, 0], [1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]]
+    with_sink = masks.dense_mask(masks.build(window=2, n_global=1), 4, 4)
+    assert with_sink[:, 0].all()
+
+
+def test_alibi_slopes_match_the_published_formula():
+    assert torch.allclose(alibi_slopes(8), torch.tensor([2.0 ** -(i + 1) for i in range(8)]))
+    # non-power of two: the nearest power's slopes, then every other slope of twice as many heads
+    assert torch.allclose(alibi_slopes(6), torch.tensor([0.25, 0.0625, 0.015625, 0.00390625, 0.5, 0.125]))
+
+
+def test_normalised_sigmoid_rows_sum_to_one():
+    cfg = preset("tiny", score="sigmoid", normalize=True)
+    attn = _layer(cfg)
+    q, k = torch.randn(1, 4, 9, 16), torch.randn(1, 4, 9, 16)
+    w = attn.weights(q, k, None, masks.causal(), 0, 9)
+    assert torch.allclose(w.sum(-1), torch.ones(1, 4, 9), atol=1e-5)
+    raw = _layer(preset("tiny", score="sigmoid")).weights(q, k, None, masks.causal(), 0, 9)
+    assert not torch.allclose(raw.sum(-1), torch.ones(1, 4, 9), atol=1e-2)
+
+
+def test_gate_of_one_equals_no_gate():
+    x = torch.randn(2, 10, 64)
+    plain = _layer(preset("tiny"))
+    for kind in ("elementwise", "headwise"):
+        gated = _layer(preset("tiny", gate=kind))
+        with torch.no_grad():
+            gated.gate_proj.weight.zero_()
+            gated.gate_proj.bias.fill_(100.0)  # sigmoid(100) == 1 in float32
+        assert torch.allclose(_run(plain, x, 10), _run(gated, x, 10), atol=1e-6)
+
+
+def test_softpick_formula():
+    from sinklab.model.attention import score_function
+
+    cfg = preset("tiny", score="softpick")
+    s = torch.tensor([[[[0.5, -1.0, 2.0]]]])
+    w = score_function(cfg, s, torch.ones(1, 3, dtype=torch.bool), 3)
+    e = s.exp() - 1
+    assert torch.allclose(w, torch.relu(e) / (e.abs().sum(-1, keepdim=True) + 1e-6), atol=1e-6)
+
+
+def test_hf_llama_parity_both_ways(tmp_path):
+    from transformers import LlamaForCausalLM
+
+    from sinklab.model.checkpoint import export_hf, from_hf_llama
+
+    torch.manual_seed(0)
+    model = SinkLM(preset("tiny", n_kv_heads=2)).eval()
+    folder = export_hf(model, tmp_path / "hf")
+    assert (folder / "model.safetensors").exists() and (folder / "config.json").exists()
+    hf = LlamaForCausalLM.from_pretrained(folder).eval()
+    ids = torch.randint(0, 256, (2, 32))
+    with torch.no_grad():
+        ours, theirs = model(ids), hf(ids).logits
+        back = from_hf_llama(hf).eval()(ids)
+    assert (ours - theirs).abs().max().item() < 1e-5
+    assert (back - theirs).abs().max().item() < 1e-5
+
+
+def test_checkpoint_round_trip_and_measure(tmp_path):
+    from sinklab.measure.run import measure
+    from sinklab.model.checkpoint import load_model, save_model
+
+    torch.manual_seed(0)
+    model = SinkLM(preset("tiny", sink_token=True, attn_bias="kv"))
+    save_model(model, tmp_path / "ck")
+    again = load_model(tmp_path / "ck")
+    ids = torch.randint(0, 256, (1, 16))
+    assert torch.equal(model.eval()(ids), again(ids))
+    result = measure(str(tmp_path / "ck"), probe="random", n=3, T=16, progress=False)
+    # Sink* is reported for both added positions (the K/KV bias key and the sink token)
+    assert set(result.summary["sink_star"]) == {"sink*", "sink*2"}
+
+
+def test_corrupt_checkpoint_is_one_clear_error(tmp_path):
+    from sinklab.cli import main
+    from sinklab.model.checkpoint import save_model
+
+    save_model(SinkLM(preset("tiny")), tmp_path / "ck")
+    (tmp_path / "ck" / "model.safetensors").write_bytes(b"\x00" * 100)
+    with pytest.raises(SinklabError, match="corrupt sinklab checkpoint"):
+        from sinklab.model.checkpoint import load_model
+
+        load_model(tmp_path / "ck")
+    assert main(["measure", "--model", str(tmp_path / "ck"), "--probe", "random"]) == 2
+
+
+def test_measured_alpha_matches_dense_weights_for_every_score():
+    """The recorder's alpha equals importance scores of the dense weights (or proxy scores)."""
+    from sinklab.measure import capture, metrics
+
+    for change in ({}, dict(score="sigmoid"), dict(score="kernel", kernel="identity", kernel_normalizer="none"),
+                   dict(position="alibi"), dict(window=5)):
+        torch.manual_seed(0)
+        model = SinkLM(preset("tiny", **change)).eval()
+        ids = torch.randint(0, 256, (2, 12))
+        rec = capture.AttentionRecorder(budget_elems=64)
+        with torch.no_grad():
+            model.hidden_states(ids, recorder=rec)
+        layer0 = model.layers[0]
+        # recompute layer 0's weights in one block
+        x = layer0.attn_norm(model.embed(ids))
+        captured = {}
+        h = layer0.attn.hook_k.register_forward_hook(lambda m, i, o: captured.setdefault("k", o))
+        h2 = layer0.attn.hook_q.register_forward_hook(lambda m, i, o: captured.setdefault("q", o))
+        ctx = model._context(12, ids.device)
+        with torch.no_grad():
+            layer0.attn(x, **ctx)
+        h.remove(), h2.remove()
+        w = layer0.attn.measured_weights(captured["q"], captured["k"], ctx["pos_bias"], ctx["mask_fn"], 0, 12)
+        assert torch.allclose(rec.layers[0].alpha, metrics.importance_scores(w), atol=1e-5), change
+
+
+@pytest.mark.parametrize("change,field", [
+    (dict(position="fourier"), "position"), (dict(window=0), "window"),
+    (dict(n_heads=4, n_kv_heads=3), "n_kv_heads"), (dict(score="relu"), "score"),
+    (dict(ffn="mish"), "ffn"), (dict(d_model=65, n_heads=4), "n_heads"),
+])
+def test_bad_config_values_name_the_field(change, field):
+    with pytest.raises(SinklabError, match=field):
+        preset("tiny", **change)
+
+
+def test_prefix_longer_than_T_and_typo_suggestion():
+    model = SinkLM(preset("tiny", prefix_len=30))
+    with pytest.raises(SinklabError, match="prefix_len=30 is longer than T=16"):
+        model(torch.zeros(1, 16, dtype=torch.long))
+    with pytest.raises(SinklabError, match="did you mean 'n_heads'"):
+        ModelConfig.from_dict({"n_head": 4})
+
+
+def test_presets_have_the_published_shapes():
+    p = preset("paper-60m")
+    assert (p.d_model, p.n_layers, p.n_heads, p.d_ffn, p.position, p.ffn) == (768, 10, 8, 1536, "rope", "swiglu")
+    assert 55e6 < p.n_params() < 62e6
+    b = preset("paper-1b")
+    assert (b.d_model, b.n_layers, b.n_heads, b.d_ffn) == (2048, 22, 16, 5632)
+    assert math.isclose(b.n_params() / 1e9, 1.13, rel_tol=0.05)
