@@ -40,7 +40,7 @@ class LayerCapture:
 class AttentionRecorder:
     """Collects one `LayerCapture` per layer for the batch in flight."""
     keep_map_upto: int = 0             # store sample 0's full attention when T <= this
-    budget_elems: int = 1 << 25        # size of one block of attention weights
+    budget_elems: int = 1 << 23        # one block of attention weights: 32 MB in float32
     layers: dict[int, LayerCapture] = field(default_factory=dict)
     hidden_ratio: dict[int, float] = field(default_factory=dict)
     _calls: int = 0

@@ -96,17 +96,20 @@ def _as_list(x, cast) -> list:
 def measure(model=None, probe: str = "natural", *, n: int = DEFAULT_N, T=DEFAULT_T, eps=DEFAULT_EPS,
             bos: str = "auto", batch_size: int = 16, K: int = 8, device: str = "cpu",
             dtype: str = "float32", seed: int = 0, tokenizer=None, trust_remote_code: bool = False,
-            keep_map_upto: int = 256, progress: bool = True) -> MeasureResult:
+            keep_map_upto: int = 256, progress: bool = True, input_ids: torch.Tensor | None = None) -> MeasureResult:
     """Measure Sink_k^eps, importance scores and the sink diagnostics of a causal LM.
 
     model: a spec string (HF id or folder, .gguf, sinklab checkpoint; None = SmolLM2-135M), a
     `LoadedModel`, or an in-memory HF / sinklab model (pass `tokenizer` for text probes).
-    T and eps may be lists: one forward pass per T serves every eps.
+    T and eps may be lists: one forward pass per T serves every eps. `input_ids` (n, T) measures
+    given tokens instead of a probe (probe is then only a label, e.g. "tokens").
     """
     from ..load import LoadedModel, load_model, wrap_module
 
     Ts, epss = _as_list(T, int), _as_list(eps, float)
-    _validate(Ts, epss, n, batch_size, K, probe, bos)
+    if input_ids is not None:
+        Ts, n = [int(input_ids.shape[1])], int(input_ids.shape[0])
+    _validate(Ts, epss, n, batch_size, K, probe if input_ids is None else "random", bos)
     t0 = time.perf_counter()
     if isinstance(model, LoadedModel):
         loaded = model
@@ -119,11 +122,13 @@ def measure(model=None, probe: str = "natural", *, n: int = DEFAULT_N, T=DEFAULT
     if loaded.max_context and max(Ts) > loaded.max_context:
         raise SinklabError(f"T={max(Ts)} is longer than the model's context of {loaded.max_context} tokens")
     tok = loaded.tokenizer
-    if probe not in ("random", "repeat") and (tok is None or tok.encode is None):
-        raise SinklabError(f"probe {probe!r} needs a tokenizer, and {loaded.name} has none; use --probe random or repeat")
-    texts = probes.load_texts(probe) if probe not in ("random", "repeat") else None
-
-    inputs = {t: probes.build_inputs(probe, tok, n, t, bos, seed, texts=texts) for t in Ts}
+    if input_ids is not None:
+        inputs = {Ts[0]: input_ids}
+    else:
+        if probe not in ("random", "repeat") and (tok is None or tok.encode is None):
+            raise SinklabError(f"probe {probe!r} needs a tokenizer, and {loaded.name} has none; use --probe random or repeat")
+        texts = probes.load_texts(probe) if probe not in ("random", "repeat") else None
+        inputs = {t: probes.build_inputs(probe, tok, n, t, bos, seed, texts=texts) for t in Ts}
     for t, ids in inputs.items():
         if len(ids) < n:
             print(f"note: probe {probe!r} has only {len(ids)} passages of >= {t} tokens; using {len(ids)} of n={n}")

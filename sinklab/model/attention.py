@@ -160,7 +160,20 @@ class Attention(nn.Module):
         learned_bias = pos_bias is not None and pos_bias.requires_grad  # flex can't backprop into it here
         if softmax_family and no_extra_key and block_mask is not None and q.is_cuda and not learned_bias:
             return self._flex(q, k_full, v_full, pos_bias, block_mask)
+        if cfg.score in ("softmax", "scaled_softmax") and not no_extra_key and not cfg.sink_logit and pos_bias is None:
+            return self._sdpa_extra_key(q, k_full, v_full, mask_fn)
         return self._dense(q, k_full, v_full, pos_bias, mask_fn)
+
+    def _sdpa_extra_key(self, q, k, v, mask_fn):
+        """K/KV bias: the bias key joins the keys (value: v_bias), seen by every query; one SDPA call."""
+        B, H, T, hd = q.shape
+        kb = F.pad(self.k_bias, (0, hd - self.k_bias.shape[-1])).expand(H, hd).to(k.dtype)
+        k_ext = torch.cat([kb[None, :, None, :].expand(B, -1, -1, -1), k], dim=2)
+        v_ext = torch.cat([self.v_bias.expand(H, hd).to(v.dtype)[None, :, None, :].expand(B, -1, -1, -1), v], dim=2)
+        allowed = masks.dense_mask(mask_fn, T, T, device=q.device)
+        allowed = torch.cat([allowed.new_ones(T, 1), allowed], dim=1)
+        out = F.scaled_dot_product_attention(q, k_ext, v_ext, attn_mask=allowed, scale=self.scale)
+        return out * self.cfg.score_scale if self.cfg.score == "scaled_softmax" else out
 
     def _flex(self, q, k, v, pos_bias, block_mask):
         """Softmax-family attention through FlexAttention; the sink logit rescales with the LSE."""

@@ -110,7 +110,8 @@ class SinkLM(nn.Module):
         mask_fn = masks.build(cfg.window, prefix, n_global=self.n_prefix)
         plain = masks.is_plain_causal(cfg.window, prefix, T_total)
         block_mask = None
-        if device.type == "cuda" and not plain or (device.type == "cuda" and pos_bias is not None):
+        needs_flex = not plain or pos_bias is not None or cfg.sink_logit or cfg.score == "off_by_one"
+        if device.type == "cuda" and needs_flex:
             block_mask = self._block_mask(mask_fn, T_total, device)
         return dict(rope=rope, pos_bias=pos_bias, mask_fn=mask_fn, plain_causal=plain,
                     n_prefix=self.n_prefix, block_mask=block_mask)

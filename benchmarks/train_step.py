@@ -1,0 +1,98 @@
+"""Training-step throughput per model variant at the paper-60m shape (GPU).
+
+One step = forward, backward, clip and fused AdamW, bf16 autocast, torch.compile. FLOPs are
+6N + 12 L d T per token, MFU against the measured bf16 peak (790 TFLOP/s on an H200).
+    python benchmarks/train_step.py --variants softmax,sigmoid --vocab 8192 --out results.jsonl
+Variants that take the dense attention path use smaller micro-batches with the same tokens per step.
+"""
+import argparse
+import json
+import time
+
+import torch
+
+from sinklab.config import preset
+from sinklab.model.decoder import SinkLM
+from sinklab.train.loop import TrainConfig, make_optimizer, peak_flops
+
+VARIANTS = {
+    "softmax": {}, "nope": dict(position="nope"), "learned": dict(position="learned"),
+    "alibi": dict(position="alibi"), "relative": dict(position="relative"), "post_norm": dict(norm_position="post"),
+    "geglu": dict(ffn="geglu"), "relu": dict(ffn="relu"), "heads_1": dict(n_heads=1), "gqa_2": dict(n_kv_heads=2),
+    "kv_bias": dict(attn_bias="kv"), "k_bias": dict(attn_bias="k"), "v_bias": dict(attn_bias="v"),
+    "sink_token": dict(sink_token=True), "scaled_softmax": dict(score="scaled_softmax", score_scale=0.2),
+    "sink_logit": dict(sink_logit=True), "off_by_one": dict(score="off_by_one"),
+    "gate_elementwise": dict(gate="elementwise"), "window_512": dict(window=512), "prefix_lm": dict(prefix_len=256),
+    "softpick": dict(score="softpick"), "sigmoid": dict(score="sigmoid"),
+    "sigmoid_norm": dict(score="sigmoid", normalize=True), "elu1": dict(score="elu1"),
+    "kernel_elu1": dict(score="kernel", kernel="elu1"),
+}
+DENSE = {"softpick", "sigmoid", "sigmoid_norm", "elu1", "kernel_elu1", "relative"}
+
+
+def bench(name, vocab, T, batch, steps, warmup):
+    cfg = preset("paper-60m", vocab_size=vocab, **VARIANTS[name])
+    torch.manual_seed(0)
+    model = SinkLM(cfg).cuda()
+    opt = make_optimizer(model, TrainConfig(), fused=True)
+    micro = 4 if name in DENSE else batch
+    compiled = torch.compile(model)
+    x = torch.randint(0, vocab, (batch, T + 1), device="cuda")
+
+    def step():
+        for i in range(0, batch, micro):
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = compiled(x[i:i + micro, :-1], x[i:i + micro, 1:]) * (micro / batch)
+            loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss
+
+    t0 = time.perf_counter()
+    for _ in range(warmup):
+        step()
+    torch.cuda.synchronize()
+    compile_s = time.perf_counter() - t0
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(steps):
+        loss = step()
+    end.record()
+    torch.cuda.synchronize()
+    sec = start.elapsed_time(end) / 1000 / steps
+    tps = batch * T / sec
+    flops = model.flops_per_token(T) * tps
+    return {"variant": name, "vocab": vocab, "T": T, "batch": batch, "micro_batch": micro, "tokens_per_s": round(tps),
+            "tflops": round(flops / 1e12, 1), "mfu": round(flops / peak_flops(torch.device("cuda")), 4),
+            "step_ms": round(sec * 1000, 1), "warmup_s": round(compile_s, 1), "loss": round(loss.item(), 3),
+            "peak_mem_gb": round(torch.cuda.max_memory_allocated() / 2**30, 1), "gpu": torch.cuda.get_device_name()}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--vocab", type=int, nargs="+", default=[8192])
+    ap.add_argument("--T", type=int, default=2048)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=15)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = True
+    for vocab in a.vocab:
+        for name in a.variants.split(","):
+            torch.cuda.reset_peak_memory_stats()
+            try:
+                row = bench(name, vocab, a.T, a.batch, a.steps, a.warmup)
+            except Exception as e:  # record the failure and go on: one variant must not sink the sweep
+                row = {"variant": name, "vocab": vocab, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
+            torch._dynamo.reset()
+            print(json.dumps(row), flush=True)
+            if a.out:
+                with open(a.out, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()

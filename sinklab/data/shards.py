@@ -1,0 +1,137 @@
+"""Token shards: one memory-mapped array per split, plus a manifest (tokenizer, vocabulary, counts, hash)."""
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import SinklabError
+from . import tokenizers
+
+MANIFEST = "manifest.json"
+
+
+def shard_dtype(vocab_size: int, dtype: str | None = None) -> np.dtype:
+    dt = np.dtype(dtype) if dtype else (np.dtype(np.uint16) if vocab_size <= 65536 else np.dtype(np.uint32))
+    if vocab_size - 1 > np.iinfo(dt).max:
+        raise SinklabError(f"vocabulary of {vocab_size} does not fit the shard dtype {dt.name} (max id {np.iinfo(dt).max})")
+    return dt
+
+
+def iter_documents(inputs: list[str], text_field: str = "text") -> Iterator[str]:
+    """Text files and globs (one document per file), .jsonl (one per line), or a local HF dataset folder."""
+    paths: list[str] = []
+    for spec in inputs:
+        if os.path.isdir(spec) and (Path(spec) / "dataset_info.json").exists() or (Path(spec) / "state.json").exists():
+            yield from _hf_dataset(spec, text_field)
+            continue
+        matched = sorted(glob.glob(spec, recursive=True))
+        if not matched and not os.path.exists(spec):
+            if "/" not in spec.strip("/") or spec.count("/") == 1 and not spec.startswith((".", "/")):
+                yield from _hf_dataset(spec, text_field)
+                continue
+            raise SinklabError(f"input {spec!r} matches no file")
+        paths += [m for m in matched if os.path.isfile(m)] or ([spec] if os.path.isfile(spec) else [])
+    for path in paths:
+        if path.endswith(".jsonl"):
+            with open(path, encoding="utf-8", errors="replace") as f:
+                for i, line in enumerate(f, 1):
+                    if line.strip():
+                        try:
+                            yield str(json.loads(line)[text_field])
+                        except (json.JSONDecodeError, KeyError, TypeError):
+                            raise SinklabError(f"{path}, line {i}: no {text_field!r} field") from None
+        elif path.endswith(".xz"):
+            import lzma
+
+            with lzma.open(path, "rt", encoding="utf-8", errors="replace") as f:
+                yield f.read()
+        else:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                yield f.read()
+
+
+def _hf_dataset(spec: str, text_field: str) -> Iterator[str]:
+    try:
+        import datasets
+    except ImportError:
+        raise SinklabError(f"input {spec!r} is not a file; reading HF datasets needs `pip install datasets`") from None
+    try:
+        ds = datasets.load_from_disk(spec) if os.path.isdir(spec) else datasets.load_dataset(spec, split="train")
+    except Exception as e:
+        raise SinklabError(f"cannot load dataset {spec!r}: {str(e).splitlines()[0][:120]}") from None
+    if isinstance(ds, datasets.DatasetDict):
+        ds = ds["train"]
+    for row in ds:
+        yield str(row[text_field])
+
+
+def prepare(inputs: list[str], out: str | os.PathLike, tokenizer: str = "bytes", val_fraction: float = 0.01,
+            text_field: str = "text", max_bpe_chars: int = 50_000_000, progress: bool = True,
+            max_chars: int | None = None) -> dict:
+    """Tokenise documents, join them with end-of-text, and write train/val shards plus the manifest."""
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    docs, chars = [], 0
+    for d in iter_documents(inputs, text_field):
+        if d.strip():
+            docs.append(d)
+            chars += len(d)
+            if max_chars and chars >= max_chars:
+                break
+    if not docs:
+        raise SinklabError(f"the corpus is empty: no text in {', '.join(inputs)}")
+
+    def bpe_texts():
+        budget = max_bpe_chars
+        for d in docs:
+            if budget <= 0:
+                break
+            yield d[:budget]
+            budget -= len(d)
+
+    tok = tokenizers.resolve(tokenizer, bpe_texts)
+    dt = shard_dtype(tok.vocab_size)
+    ids: list[np.ndarray] = []
+    chunk = 256
+    bar = tqdm(total=len(docs), desc="tokenising", unit="doc",
+               disable=not progress or os.environ.get("SINKLAB_NO_PROGRESS") == "1")
+    for i in range(0, len(docs), chunk):
+        part = docs[i:i + chunk]
+        encoded = tok.encode_batch(part) if tok.encode_batch else [tok.encode(d) for d in part]
+        ids += [np.asarray(e + [tok.eot_id], dtype=dt) for e in encoded]
+        bar.update(len(part))
+    bar.close()
+    all_ids = np.concatenate(ids)
+    n_val = max(1, int(len(all_ids) * val_fraction))
+    if len(all_ids) < 2 * n_val + 2:
+        raise SinklabError(f"the corpus is too small: {len(all_ids)} tokens")
+    out.mkdir(parents=True, exist_ok=True)
+    splits = {"train": all_ids[:-n_val], "val": all_ids[-n_val:]}
+    h = hashlib.sha256()
+    for name, arr in splits.items():
+        arr.tofile(out / f"{name}.bin")
+        h.update(arr.tobytes())
+    if tok.tokenizer_json:
+        (out / "tokenizer.json").write_text(tok.tokenizer_json)
+    manifest = {"tokenizer": tok.name, "vocab_size": tok.vocab_size, "eot_id": tok.eot_id, "dtype": dt.name,
+                "tokens": {k: int(len(v)) for k, v in splits.items()}, "documents": len(docs),
+                "sha256": h.hexdigest(), "inputs": inputs}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def open_split(folder: str | os.PathLike, split: str) -> tuple[np.memmap, dict]:
+    folder = Path(folder)
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise SinklabError(f"{folder} has no {MANIFEST}: run `sinklab data prepare` first") from None
+    arr = np.memmap(folder / f"{split}.bin", dtype=np.dtype(manifest["dtype"]), mode="r")
+    return arr, manifest

@@ -1,0 +1,50 @@
+"""Bigram-Backcopy (Guo et al. 2024, "Active-dormant attention heads"): a corpus where sinks form fast.
+
+Every sequence starts with a fixed BOS token. Ordinary tokens follow a sparse random bigram chain.
+After a trigger token, the next token copies the token just before the trigger. Attention heads
+that only act on triggers must do nothing elsewhere, and dump their attention on BOS: a sink.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def generate(n_tokens: int, vocab_size: int = 64, n_triggers: int = 3, seq_len: int = 256, branching: int = 3,
+             seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    bos = vocab_size - 1
+    triggers = np.arange(n_triggers)
+    ordinary = np.arange(n_triggers, vocab_size - 1)
+    nexts = rng.choice(np.arange(vocab_size - 1), size=(vocab_size, branching))  # may emit triggers too
+    out = np.empty(n_tokens, dtype=np.uint16)
+    pos = 0
+    while pos < n_tokens:
+        seq = [bos, int(rng.choice(ordinary))]
+        while len(seq) < seq_len:
+            prev = seq[-1]
+            if prev in triggers and len(seq) >= 3:
+                seq.append(seq[-2])  # back-copy
+            else:
+                seq.append(int(nexts[prev, rng.integers(branching)]))
+        take = min(seq_len, n_tokens - pos)
+        out[pos:pos + take] = seq[:take]
+        pos += take
+    return out
+
+
+def write(out: str, n_tokens: int = 2_000_000, vocab_size: int = 64, seq_len: int = 256, seed: int = 0) -> dict:
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    n_val = max(seq_len * 64, n_tokens // 100) // seq_len * seq_len
+    both = generate(n_tokens + n_val, vocab_size, seq_len=seq_len, seed=seed)  # one bigram table for both
+    train, val = both[:n_tokens // seq_len * seq_len], both[n_tokens // seq_len * seq_len:]
+    train.tofile(folder / "train.bin")
+    val.tofile(folder / "val.bin")
+    manifest = {"tokenizer": "bigram-backcopy", "vocab_size": vocab_size, "eot_id": vocab_size - 1,
+                "dtype": "uint16", "tokens": {"train": len(train), "val": len(val)}, "seq_len": seq_len,
+                "documents": len(train) // seq_len, "sha256": None, "inputs": ["synthetic"]}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest

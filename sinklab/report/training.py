@@ -1,0 +1,56 @@
+"""`sinklab report RUN_DIR`: Sink_1 and loss against step, from metrics.jsonl alone."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import SinklabError
+from .plots import _save, plt
+
+
+def read_metrics(run: Path) -> list[dict]:
+    path = run / "metrics.jsonl"
+    if not path.exists():
+        raise SinklabError(f"{run} has no metrics.jsonl: is it a training run folder?")
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not rows:
+        raise SinklabError(f"{path} is empty")
+    return rows
+
+
+def sink_and_loss_figure(runs: dict[str, list[dict]], path: Path) -> Path:
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for label, rows in runs.items():
+        m = [r for r in rows if "sink_1" in r]
+        a1.plot([r["step"] for r in m], [r["sink_1"] for r in m], marker="o", ms=3, label=label)
+        lv = [r for r in rows if "loss" in r]
+        a2.plot([r["step"] for r in lv], [r["loss"] for r in lv], lw=0.8, label=f"{label} train")
+        vv = [r for r in rows if "val_loss" in r]
+        if vv:
+            a2.plot([r["step"] for r in vv], [r["val_loss"] for r in vv], marker="s", ms=3, label=f"{label} val")
+    a1.set_xlabel("step")
+    a1.set_ylabel("Sink_1 (%), eps=0.3")
+    a1.set_title("Sink against training step")
+    a2.set_xlabel("step")
+    a2.set_ylabel("loss")
+    a2.set_title("loss")
+    for a in (a1, a2):
+        a.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def report_run(run: str) -> Path:
+    run = Path(run)
+    rows = read_metrics(run)
+    fig = sink_and_loss_figure({run.name: rows}, run / "sink_vs_step.png")
+    from . import _img, _table
+
+    measured = [{k: r.get(k) for k in ("step", "loss", "val_loss", "sink_1", "largest_sink_position",
+                                       "massive_activation", "tokens_per_s", "mfu")} for r in rows if "sink_1" in r]
+    final = run / "final_measure" / "report.html"
+    link = f'<p><a href="final_measure/report.html">final measurement report</a></p>' if final.exists() else ""
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>sinklab run {run.name}</title></head>"
+            f"<body style='font-family:system-ui;max-width:1000px;margin:2em auto'><h1>Training run {run.name}</h1>"
+            f"{_img(fig)}{link}<h2>Measurements</h2>{_table(measured, 200)}</body></html>")
+    (run / "report.html").write_text(page)
+    return run / "report.html"

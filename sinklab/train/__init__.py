@@ -1,0 +1,1 @@
+"""Pre-training: the loop, schedules, checkpoints and distributed setup."""

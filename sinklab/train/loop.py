@@ -1,0 +1,449 @@
+"""The training loop. Every N steps it measures the sink with the same code as `sinklab measure`.
+
+Batches are a pure function of (seed, step, micro-batch, rank), so a resumed run sees exactly the
+batches the uninterrupted one would have.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import ModelConfig, PRESETS, check_keys, preset
+from ..data import interventions
+from ..data.shards import open_split
+from ..errors import SinklabError
+from ..model.decoder import SinkLM
+
+# bf16 dense peak per device, for MFU. H200: measured here (8192^3 bf16 matmul, random data).
+PEAK_FLOPS = {"H200": 790e12, "H100": 790e12, "A100": 312e12, "L4": 121e12, "RTX 4090": 165e12}
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""
+    out: str = "runs/run"
+    steps: int = 1000
+    seq_len: int = 2048
+    global_batch: int = 32          # sequences per optimizer step, over all GPUs
+    micro_batch: int = 32           # sequences per forward pass per GPU
+    lr: float = 4e-4
+    min_lr: float | None = None     # cosine floor; None = constant after warm-up (the paper's configs)
+    schedule: str = "constant"      # constant | cosine
+    warmup: int = 100
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    clip: float = 1.0
+    seed: int = 0
+    dtype: str = "bfloat16"         # autocast dtype on GPU; CPU runs in float32
+    compile: bool = True
+    device: str = "auto"
+    eval_every: int = 250
+    eval_batches: int = 8
+    measure_every: int = 250
+    measure_n: int = 64
+    measure_T: int = 64
+    ckpt_every: int = 500
+    # data interventions (batch time)
+    random_tokens: tuple[int, int] | None = None    # positions [a, b)
+    fixed_token: tuple[int, int] | None = None      # (position, token id)
+    data_fraction: float | None = None              # keep this share of the corpus, repeated
+    prefix_loss: bool = False                       # mask the loss on the prefix (needs model.prefix_len)
+    tensorboard: bool = False
+
+    def validate(self, world: int = 1) -> "TrainConfig":
+        if self.global_batch % (self.micro_batch * world):
+            raise SinklabError(f"global_batch={self.global_batch} is not divisible by micro_batch={self.micro_batch}"
+                               f" x {world} GPU(s)")
+        if self.schedule not in ("constant", "cosine"):
+            raise SinklabError(f"train field schedule={self.schedule!r} is not one of: constant, cosine")
+        if self.data_fraction is not None and not 0 < self.data_fraction <= 1:
+            raise SinklabError("train field data_fraction must lie in (0, 1]")
+        if self.steps < 1 or self.seq_len < 2:
+            raise SinklabError("train fields steps and seq_len must be positive")
+        return self
+
+
+TRAIN_PRESETS = {
+    "tiny": dict(steps=300, seq_len=64, global_batch=16, micro_batch=16, lr=3e-3, warmup=20, eval_every=50,
+                 measure_every=50, measure_n=32, measure_T=64, ckpt_every=100, compile=False),
+    "paper-60m": dict(steps=20000, seq_len=2048, global_batch=512, micro_batch=16, lr=4e-4, warmup=100,
+                      eval_every=1000, measure_every=1000, ckpt_every=1000),
+    "quick-60m": dict(steps=5000, seq_len=2048, global_batch=32, micro_batch=32, lr=4e-4, warmup=100,
+                      eval_every=500, measure_every=500, ckpt_every=1000),
+}
+
+
+def resolve_configs(name_or_file: str, overrides: dict) -> tuple[ModelConfig, TrainConfig]:
+    """A preset name or a YAML/JSON file with `model:` and `train:` sections, then `key=value` overrides."""
+    from ..config import load_config_file
+
+    if name_or_file in PRESETS:
+        model_d, train_d = dict(PRESETS[name_or_file]), dict(TRAIN_PRESETS.get(name_or_file, {}))
+    else:
+        raw = load_config_file(name_or_file)
+        unknown = set(raw) - {"model", "train", "preset"}
+        if unknown:
+            raise SinklabError(f"unknown top-level config key {sorted(unknown)[0]!r}: use model, train and preset")
+        base = raw.get("preset", "paper-60m")
+        model_d = {**PRESETS.get(base, {}), **(raw.get("model") or {})}
+        train_d = {**TRAIN_PRESETS.get(base, {}), **(raw.get("train") or {})}
+    for key, value in overrides.items():
+        section, _, name = key.partition(".")
+        if not name:
+            section, name = ("model" if name_in(ModelConfig, key) else "train"), key
+        target = model_d if section == "model" else train_d if section == "train" else None
+        if target is None:
+            raise SinklabError(f"unknown config section {section!r} in {key!r}: use model.X or train.X")
+        check_keys(ModelConfig if section == "model" else TrainConfig, {name: value}, section)
+        target[name] = value
+    check_keys(ModelConfig, model_d, "model")
+    check_keys(TrainConfig, train_d, "train")
+    for k in ("random_tokens", "fixed_token"):
+        if train_d.get(k) is not None:
+            train_d[k] = tuple(train_d[k])
+    return ModelConfig(**model_d).validate(), TrainConfig(**train_d)
+
+
+def name_in(cls, name: str) -> bool:
+    return name in {f.name for f in dataclasses.fields(cls)}
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """key=value with YAML-typed values (numbers, booleans, lists, null)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise SinklabError(f"override {item!r} must look like key=value")
+        k, v = item.split("=", 1)
+        value = yaml.safe_load(v)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-2 as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        out[k.strip()] = value
+    return out
+
+
+# -- batches --------------------------------------------------------------------------------------
+
+class Batches:
+    """Random windows of T+1 tokens, a pure function of (seed, step, micro, rank)."""
+
+    def __init__(self, data: str, split: str, T: int, seed: int, fraction: float | None = None):
+        self.arr, self.manifest = open_split(data, split)
+        self.T, self.seed = T, seed
+        n = len(self.arr)
+        if fraction is not None:
+            n = max(T + 2, int(n * fraction))
+        self.n = n
+        self.align = int(self.manifest.get("seq_len") or 0)
+        if n < T + 2:
+            raise SinklabError(f"{data}/{split} has {n} tokens, fewer than seq_len+1={T + 1}")
+
+    def get(self, B: int, step: int, micro: int = 0, rank: int = 0) -> torch.Tensor:
+        g = np.random.default_rng([self.seed, step, micro, rank])
+        if self.align:
+            starts = g.integers(0, (self.n - self.T - 1) // self.align + 1, size=B) * self.align
+        else:
+            starts = g.integers(0, self.n - self.T - 1, size=B)
+        return torch.from_numpy(np.stack([self.arr[s:s + self.T + 1].astype(np.int64) for s in starts]))
+
+
+def apply_interventions(x: torch.Tensor, tc: TrainConfig, vocab: int, step: int, micro: int, rank: int):
+    if tc.random_tokens:
+        a, b = tc.random_tokens
+        gen = torch.Generator().manual_seed(hash((tc.seed, step, micro, rank, "rand")) & 0x7FFFFFFF)
+        x = interventions.random_tokens(x, a, b, vocab, gen)
+    if tc.fixed_token:
+        x = interventions.fixed_token(x, *tc.fixed_token)
+    return x
+
+
+# -- schedule, optimizer ------------------------------------------------------------------------------
+
+def lr_at(step: int, tc: TrainConfig) -> float:
+    if step < tc.warmup:
+        return tc.lr * (step + 1) / tc.warmup
+    if tc.schedule == "constant" or tc.min_lr is None:
+        return tc.lr
+    progress = (step - tc.warmup) / max(1, tc.steps - tc.warmup)
+    return tc.min_lr + 0.5 * (tc.lr - tc.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def make_optimizer(model: torch.nn.Module, tc: TrainConfig, fused: bool) -> torch.optim.AdamW:
+    """Decay matrices only; norms, biases, embeddings' ... as in the paper (LLaMA) recipe: decay >= 2-D."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=tc.lr, betas=(tc.beta1, tc.beta2), fused=fused)
+
+
+def peak_flops(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, value in PEAK_FLOPS.items():
+        if key in name:
+            return value
+    return None
+
+
+# -- checkpoints ------------------------------------------------------------------------------------
+
+def save_checkpoint(folder: Path, model: SinkLM, opt, step: int, tc: TrainConfig, extra: dict) -> None:
+    """Atomic: written to ckpt.tmp, then renamed over ckpt. A kill mid-write leaves the last one whole."""
+    from safetensors.torch import save_model
+
+    tmp, final = folder / "ckpt.tmp", folder / "ckpt"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_model(model, str(tmp / "model.safetensors"))
+    torch.save(opt.state_dict(), tmp / "optimizer.pt")
+    torch.save({"torch": torch.get_rng_state(), "numpy": np.random.get_state()[1], "python": random.getstate()[1]},
+               tmp / "rng.pt")
+    meta = {"format": 1, "step": step, "model": model.cfg.to_dict(), "train": dataclasses.asdict(tc), **extra}
+    (tmp / "sinklab.json").write_text(json.dumps(meta, indent=1))
+    data_tok = Path(tc.data) / "tokenizer.json"
+    if data_tok.exists():
+        shutil.copy(data_tok, tmp / "tokenizer.json")
+    (tmp / "COMPLETE").write_text(str(step))
+    old = folder / "ckpt.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    for name in ("ckpt", "ckpt.old"):  # ckpt.old survives a kill between the two renames
+        c = folder / name
+        if (c / "COMPLETE").exists():
+            return c
+    return None
+
+
+# -- the loop -----------------------------------------------------------------------------------
+
+def _dist():
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    return world, rank, local
+
+
+def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
+    world, rank, local = _dist()
+    tc.validate(world)
+    if not tc.data:
+        raise SinklabError("train needs data: train.data=FOLDER (from `sinklab data prepare`)")
+    if world > 1:
+        torch.distributed.init_process_group("nccl")
+    if tc.device == "auto":
+        device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(tc.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = True
+    out = Path(tc.out)
+    out.mkdir(parents=True, exist_ok=True)
+    train_data = Batches(tc.data, "train", tc.seq_len, tc.seed, tc.data_fraction)
+    vocab = train_data.manifest["vocab_size"]
+    if vocab > mc.vocab_size:
+        raise SinklabError(f"data vocabulary {vocab} is larger than model.vocab_size={mc.vocab_size}")
+    mc.check_length(tc.seq_len)
+
+    torch.manual_seed(tc.seed)
+    model = SinkLM(mc).to(device)
+    opt = make_optimizer(model, tc, fused=device.type == "cuda")
+    start = 0
+    ck = latest_checkpoint(out) if resume else None
+    if ck is not None:
+        from safetensors.torch import load_model
+
+        load_model(model, str(ck / "model.safetensors"))
+        opt.load_state_dict(torch.load(ck / "optimizer.pt", weights_only=True, map_location=device))
+        rng = torch.load(ck / "rng.pt", weights_only=True)
+        torch.set_rng_state(rng["torch"])
+        start = json.loads((ck / "sinklab.json").read_text())["step"]
+    elif resume and rank == 0:
+        print(f"note: no complete checkpoint in {out}; starting from step 0")
+    if rank == 0 and not resume:
+        (out / "metrics.jsonl").unlink(missing_ok=True)
+    if rank == 0:
+        (out / "config.json").write_text(json.dumps({"model": mc.to_dict(), "train": dataclasses.asdict(tc),
+                                                     "data_manifest": train_data.manifest}, indent=1))
+
+    step_model = model
+    if tc.compile and device.type == "cuda":
+        step_model = torch.compile(model)
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        step_model = DDP(step_model, device_ids=[local])
+    autocast = torch.autocast("cuda", dtype=getattr(torch, tc.dtype)) if device.type == "cuda" else _null()
+    accum = tc.global_batch // (tc.micro_batch * world)
+    tokens_per_step = tc.global_batch * tc.seq_len
+    flops_per_step = model.flops_per_token(tc.seq_len) * tokens_per_step
+    peak = peak_flops(device)
+    probe_ids = _probe(tc, train_data.manifest)
+    logger = _Logger(out, tc, rank == 0)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=tc.steps, initial=start, desc="train", unit="step", dynamic_ncols=True,
+               disable=rank != 0 or not progress or os.environ.get("SINKLAB_NO_PROGRESS") == "1")
+    t_last, steps_since, last_good = time.perf_counter(), 0, start
+    result = {}
+    for step in range(start, tc.steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, tc)
+        total = 0.0
+        for micro in range(accum):
+            x = train_data.get(tc.micro_batch, step, micro, rank)
+            x = apply_interventions(x, tc, vocab, step, micro, rank).to(device, non_blocking=True)
+            mask = None
+            if tc.prefix_loss and mc.prefix_len:
+                mask = interventions.prefix_loss_mask(x.shape[0], tc.seq_len, mc.prefix_len).to(device)
+            sync = world == 1 or micro == accum - 1
+            ctx = step_model.no_sync() if (world > 1 and not sync) else _null()
+            with ctx, autocast:
+                loss = step_model(x[:, :-1], x[:, 1:], loss_mask=mask) / accum
+            loss.backward()
+            total += loss.detach()
+        if tc.clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        steps_since += 1
+        done = step + 1
+        log_now = done % 10 == 0 or done == tc.steps or done in (1,)
+        row = None
+        if log_now or done % tc.eval_every == 0 or done % tc.measure_every == 0:
+            loss_v = (total.item() if torch.is_tensor(total) else total)
+            if world > 1:
+                t = torch.tensor([loss_v], device=device)
+                torch.distributed.all_reduce(t)
+                loss_v = t.item() / world
+            if not math.isfinite(loss_v):
+                logger.close()
+                raise SinklabError(f"loss is {loss_v} at step {done}; stopped. The last good checkpoint "
+                                   f"(step {last_good}) is in {out}/ckpt")
+            now = time.perf_counter()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            tps = steps_since * tokens_per_step / (now - t_last)
+            row = {"step": done, "loss": round(loss_v, 5), "lr": lr_at(step, tc), "tokens_per_s": round(tps),
+                   "mfu": round(tps / tokens_per_step * flops_per_step / peak, 4) if peak else None}
+            bar.set_postfix(loss=f"{loss_v:.3f}", tok_s=f"{tps / 1e3:.0f}k",
+                            **({"mfu": f"{row['mfu']:.0%}"} if peak else {}))
+        if done % tc.eval_every == 0 or done == tc.steps:
+            row["val_loss"] = round(evaluate(model, tc, device, autocast), 5)
+        if rank == 0 and (done % tc.measure_every == 0 or done == tc.steps):
+            row.update(measure_sink(model, probe_ids, mc))
+        if row is not None:
+            logger.log(row)
+            result = row
+            t_last, steps_since = time.perf_counter(), 0
+        if rank == 0 and (done % tc.ckpt_every == 0 or done == tc.steps):
+            save_checkpoint(out, model, opt, done, tc, {"data_manifest": train_data.manifest})
+            last_good = done
+        bar.update(1)
+    bar.close()
+    logger.close()
+    if world > 1:
+        torch.distributed.destroy_process_group()
+    return result
+
+
+def _probe(tc: TrainConfig, manifest: dict) -> torch.Tensor:
+    """Fixed held-out windows for the sink measurement (interventions applied as in training)."""
+    val = Batches(tc.data, "val", tc.measure_T - 1, seed=12345)
+    x = val.get(tc.measure_n, 0)[:, : tc.measure_T]
+    return apply_interventions(x, tc, manifest["vocab_size"], -1, 0, 0)
+
+
+@torch.no_grad()
+def evaluate(model, tc: TrainConfig, device, autocast) -> float:
+    val = Batches(tc.data, "val", tc.seq_len, seed=999)
+    was = model.training
+    model.eval()
+    losses = []
+    for i in range(tc.eval_batches):
+        x = val.get(min(tc.micro_batch, 8), i).to(device)
+        with autocast:
+            losses.append(model(x[:, :-1], x[:, 1:]).item())
+    model.train(was)
+    return float(np.mean(losses))
+
+
+def measure_sink(model: SinkLM, probe_ids: torch.Tensor, mc: ModelConfig) -> dict:
+    """The same measurement as `sinklab measure`, on fixed held-out windows."""
+    from ..measure.run import measure
+    from ..model.checkpoint import wrap_sinklab_model
+
+    r = measure(wrap_sinklab_model(model), probe="tokens", input_ids=probe_ids, T=probe_ids.shape[1],
+                eps=0.3, batch_size=16, K=8, keep_map_upto=0, progress=False)
+    s = r.summary
+    hr = [v for v in s["diagnostics"]["hidden_ratio"] if v == v]
+    out = {"sink_1": s["sink"]["1"], "mean_alpha_1": s["mean_alpha_1"],
+           "largest_sink_position": s["largest_sink"]["position"], "largest_sink": s["largest_sink"]["sink_pct"],
+           "massive_activation": round(max(hr), 3) if hr else None}
+    if s.get("sink_star"):
+        out["sink_star"] = s["sink_star"]
+    return out
+
+
+class _Logger:
+    def __init__(self, out: Path, tc: TrainConfig, active: bool):
+        self.active = active
+        self.f = open(out / "metrics.jsonl", "a") if active else None
+        self.tb = None
+        if active and tc.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(out / "tb"))
+            except ImportError:
+                print("note: tensorboard is not installed; logging to metrics.jsonl only")
+
+    def log(self, row: dict) -> None:
+        if not self.active:
+            return
+        self.f.write(json.dumps(row) + "\n")
+        self.f.flush()
+        if self.tb:
+            for k, v in row.items():
+                if isinstance(v, (int, float)) and k != "step":
+                    self.tb.add_scalar(k, v, row["step"])
+
+    def close(self) -> None:
+        if self.f:
+            self.f.close()
+        if self.tb:
+            self.tb.close()
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+__all__ = ["TrainConfig", "TRAIN_PRESETS", "train", "resolve_configs", "parse_overrides", "field"]
