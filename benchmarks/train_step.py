@@ -42,8 +42,8 @@ def bench(name, vocab, T, batch, steps, warmup):
     def step():
         for i in range(0, batch, micro):
             with torch.autocast("cuda", dtype=torch.bfloat16):
-                loss = compiled(x[i:i + micro, :-1], x[i:i + micro, 1:]) * (micro / batch)
-            loss.backward()
+                loss = compiled(x[i:i + micro, :-1], x[i:i + micro, 1:])
+            (loss * (micro / batch)).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)

@@ -276,3 +276,16 @@ def test_presets_have_the_published_shapes():
     b = preset("paper-1b")
     assert (b.d_model, b.n_layers, b.n_heads, b.d_ffn) == (2048, 22, 16, 5632)
     assert math.isclose(b.n_params() / 1e9, 1.13, rel_tol=0.05)
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_every_variant_is_causal(name):
+    """Changing the last token never changes earlier logits (prefix-LM: outside the prefix)."""
+    torch.manual_seed(0)
+    model = SinkLM(preset("tiny", **VARIANTS[name])).train()  # training mode: the path that learns
+    ids = torch.randint(0, 256, (1, 24))
+    changed = ids.clone()
+    changed[0, -1] = (changed[0, -1] + 1) % 256
+    with torch.no_grad():
+        a, b = model(ids), model(changed)
+    assert torch.allclose(a[:, :-1], b[:, :-1], atol=1e-6)

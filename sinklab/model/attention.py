@@ -128,12 +128,13 @@ class Attention(nn.Module):
         cfg = self.cfg
         B, T, _ = x.shape
         H, Hkv, hd = self.n_heads, self.n_kv, self.head_dim
-        q = self.q_proj(x).view(B, T, H, hd).transpose(1, 2)
-        k = self.k_proj(x).view(B, T, Hkv, hd).transpose(1, 2)
-        v = self.v_proj(x).view(B, T, Hkv, hd).transpose(1, 2)
-        if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
+        q = self.q_proj(x).view(B, T, H, hd)
+        k = self.k_proj(x).view(B, T, Hkv, hd)
+        v = self.v_proj(x).view(B, T, Hkv, hd)
+        if rope is not None:  # rotate in (B, T, H, d): the transpose below stays a view for SDPA
+            cos, sin = rope[0][:, None, :], rope[1][:, None, :]
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q, k, v = self.hook_q(q.transpose(1, 2)), self.hook_k(k.transpose(1, 2)), self.hook_v(v.transpose(1, 2))
         k_full = k if Hkv == H else k.repeat_interleave(H // Hkv, dim=1)
         v_full = v if Hkv == H else v.repeat_interleave(H // Hkv, dim=1)
         if recorder is not None:

@@ -60,6 +60,10 @@ class SinkLM(nn.Module):
             self.pos_embed = nn.Embedding(cfg.max_seq_len + self.n_prefix, cfg.d_model)
         if cfg.position == "relative":
             self.relative_bias = RelativeBias(cfg.n_heads, cfg.relative_buckets, cfg.relative_max_distance)
+        if cfg.position == "rope":  # cos/sin depend only on position: computed once, moved with the model
+            cos, sin = rope_cache(cfg.max_seq_len + self.n_prefix, cfg.head_dim, cfg.rope_theta)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
         self.layers = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
         self.final_norm = make_norm(cfg) if cfg.norm_position == "pre" else nn.Identity()
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
@@ -99,7 +103,7 @@ class SinkLM(nn.Module):
     # -- forward ----------------------------------------------------------------------------------
     def _context(self, T_total: int, device) -> dict:
         cfg = self.cfg
-        rope = rope_cache(T_total, cfg.head_dim, cfg.rope_theta, device) if cfg.position == "rope" else None
+        rope = self._rope(T_total, device) if cfg.position == "rope" else None
         if cfg.position == "alibi":
             pos_bias = alibi_bias(cfg.n_heads, T_total, T_total, device)
         elif cfg.position == "relative":
@@ -115,6 +119,9 @@ class SinkLM(nn.Module):
             block_mask = self._block_mask(mask_fn, T_total, device)
         return dict(rope=rope, pos_bias=pos_bias, mask_fn=mask_fn, plain_causal=plain,
                     n_prefix=self.n_prefix, block_mask=block_mask)
+
+    def _rope(self, T, device):
+        return self.rope_cos[:T], self.rope_sin[:T]
 
     def _block_mask(self, mask_fn, T, device):
         key = (T, str(device))

@@ -17,10 +17,11 @@ def rope_cache(T: int, dim: int, theta: float, device=None, offset: int = 0):
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x: (B, H, T, d). The same rotation as HF's `apply_rotary_pos_emb`."""
+    """x: (..., T, [H,] d) with cos/sin broadcastable. The same rotation as HF's `apply_rotary_pos_emb`."""
     half = x.shape[-1] // 2
-    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-    return (x.float() * cos + rotated.float() * sin).to(x.dtype)
+    x1, x2 = x.float()[..., :half], x.float()[..., half:]
+    c1, s1 = cos[..., :half], sin[..., :half]
+    return torch.cat([x1 * c1 - x2 * s1, x2 * c1 + x1 * s1], dim=-1).to(x.dtype)
 
 
 def sinusoidal(T: int, dim: int, device=None) -> torch.Tensor:

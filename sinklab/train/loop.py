@@ -308,6 +308,7 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
     bar = tqdm(total=tc.steps, initial=start, desc="train", unit="step", dynamic_ncols=True,
                disable=rank != 0 or not progress or os.environ.get("SINKLAB_NO_PROGRESS") == "1")
     t_last, steps_since, last_good = time.perf_counter(), 0, start
+    steady_from, t_steady = start + min(10, max(0, tc.steps - start - 1)), None  # skip compile warm-up
     result = {}
     for step in range(start, tc.steps):
         for g in opt.param_groups:
@@ -331,6 +332,10 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
         opt.zero_grad(set_to_none=True)
         steps_since += 1
         done = step + 1
+        if done == steady_from:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t_steady = time.perf_counter()
         log_now = done % 10 == 0 or done == tc.steps or done in (1,)
         row = None
         if log_now or done % tc.eval_every == 0 or done % tc.measure_every == 0:
@@ -355,6 +360,12 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
             row["val_loss"] = round(evaluate(model, tc, device, autocast), 5)
         if rank == 0 and (done % tc.measure_every == 0 or done == tc.steps):
             row.update(measure_sink(model, probe_ids, mc))
+        if row is not None and t_steady is not None and done > steady_from:
+            # everything since warm-up, evaluation and sink measurement included
+            overall = (done - steady_from) * tokens_per_step / (time.perf_counter() - t_steady)
+            row["tokens_per_s_overall"] = round(overall)
+            if peak:
+                row["mfu_overall"] = round(overall / tokens_per_step * flops_per_step / peak, 4)
         if row is not None:
             logger.log(row)
             result = row
