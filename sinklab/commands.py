@@ -10,6 +10,8 @@ def _data(sub):
     prep.add_argument("--out", required=True, help="output folder for train.bin, val.bin, manifest.json")
     prep.add_argument("--tokenizer", default="bytes", help="bytes | bpe:N | tokenizer.json | model.gguf (default: bytes)")
     prep.add_argument("--val-fraction", type=float, default=0.01)
+    prep.add_argument("--shard-dtype", default=None, choices=["uint8", "uint16", "uint32"],
+                      help="token dtype (default: the smallest that holds the vocabulary)")
     prep.add_argument("--max-chars", type=int, default=None, help="stop reading documents after this many characters")
     prep.add_argument("--text-field", default="text", help="field of .jsonl rows / dataset rows (default: text)")
     prep.set_defaults(func=cmd_data_prepare)
@@ -27,7 +29,7 @@ def cmd_data_prepare(args):
     if not 0 < args.val_fraction < 0.5:
         from .errors import SinklabError
         raise SinklabError("--val-fraction must lie in (0, 0.5)")
-    m = prepare(args.inputs, args.out, args.tokenizer, args.val_fraction, args.text_field, max_chars=args.max_chars)
+    m = prepare(args.inputs, args.out, args.tokenizer, args.val_fraction, args.text_field, max_chars=args.max_chars, dtype=args.shard_dtype)
     print(f"{m['documents']} documents -> {m['tokens']['train']:,} train + {m['tokens']['val']:,} val tokens "
           f"({m['tokenizer']}, vocabulary {m['vocab_size']}) in {args.out}")
 
@@ -68,4 +70,109 @@ def _report(sub):
     p.set_defaults(func=lambda a: print(f"report: {__import__('sinklab.report.training', fromlist=['x']).report_run(a.run)}"))
 
 
-REGISTRY = [_data, _train, _report]
+def _stream(sub):
+    p = sub.add_parser("stream", help="generate or score a long text with a sink + window KV cache (StreamingLLM)",
+                       description="Generate (--prompt) or measure perplexity over a long text (--eval FILE) with a "
+                                   "bounded KV cache that keeps the first n_sink tokens plus a recent window.")
+    p.add_argument("--model", default=None, help="HF id or folder, .gguf, or LLaMA-shaped sinklab checkpoint (default: SmolLM2)")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--prompt", help="text to continue")
+    g.add_argument("--eval", help="a long .txt (or .txt.xz) file to score token by token")
+    p.add_argument("--n-sink", type=int, default=4, help="initial tokens kept (default: 4)")
+    p.add_argument("--window", type=int, default=None, help="recent tokens kept (default: 1020 for --prompt, cache-size - n-sink for --eval)")
+    p.add_argument("--cache-size", type=int, default=256, help="--eval: total cache size per policy (default: 256)")
+    p.add_argument("--sink-from-measure", default=None, help="a `sinklab measure` results folder: keep tokens up to its largest-sink position")
+    p.add_argument("--tokens", type=int, default=20000, help="--eval: tokens scored, split over --streams (default: 20000)")
+    p.add_argument("--streams", type=int, default=4, help="--eval: independent streams run as one batch (default: 4)")
+    p.add_argument("--recompute-stride", type=int, default=32, help="--eval: score every k-th token by recomputation (default: 32)")
+    p.add_argument("--policies", default="full,window,sink,recompute")
+    p.add_argument("--max-new-tokens", type=int, default=100)
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default="results/stream")
+    p.set_defaults(func=cmd_stream)
+
+
+def _read_text(path: str) -> str:
+    import lzma
+    from pathlib import Path
+
+    from .errors import SinklabError
+
+    if not Path(path).exists():
+        raise SinklabError(f"text file does not exist: {path}")
+    text = lzma.open(path, "rt", encoding="utf-8").read() if path.endswith(".xz") else Path(path).read_text(
+        encoding="utf-8", errors="replace")
+    if not text.strip():
+        raise SinklabError(f"text file {path} is empty")
+    return text
+
+
+def cmd_stream(args):
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from . import stream
+    from .errors import SinklabError
+    from .load import load_model
+
+    n_sink = args.n_sink
+    if args.sink_from_measure:
+        summary = Path(args.sink_from_measure) / "summary.json"
+        if not summary.exists():
+            raise SinklabError(f"--sink-from-measure: {summary} does not exist")
+        n_sink = max(1, int(json.loads(summary.read_text())["largest_sink"]["position"]))
+        print(f"keeping tokens 1..{n_sink} as sinks (largest Sink_k in {summary})")
+    window = args.window if args.window is not None else (1020 if args.prompt is not None else args.cache_size - n_sink)
+    if window < 1:
+        raise SinklabError(f"--window must be at least 1 (got {window})")
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype)
+    sm = stream.prepare(loaded)
+    stream.check_sizes(sm, n_sink, window)
+    text = args.prompt if args.prompt is not None else _read_text(args.eval)
+    tok = loaded.tokenizer
+    if tok is None or tok.encode is None:
+        raise SinklabError(f"{loaded.name} has no tokenizer; streaming text needs one")
+    ids = tok.encode(text)
+    if not ids:
+        raise SinklabError("the text is empty after tokenisation")
+    if args.prompt is not None:
+        from transformers import AutoTokenizer  # noqa: F401  (decode through the model's tokenizer)
+
+        out = stream.generate(sm, torch.tensor([ids]), args.max_new_tokens, n_sink, window, args.temperature)
+        hf_tok = getattr(loaded, "hf_tokenizer", None)
+        print(hf_tok.decode(out[0]) if hf_tok is not None else out[0].tolist())
+        return 0
+    per = args.tokens // args.streams
+    if len(ids) < per * args.streams:
+        raise SinklabError(f"--eval needs {per * args.streams} tokens and {args.eval} has {len(ids)}; lower --tokens")
+    batch = torch.tensor(ids[: per * args.streams]).view(args.streams, per)
+    policies = [p for p in args.policies.split(",") if p]
+    bad = [p for p in policies if p not in stream.POLICIES]
+    if bad:
+        raise SinklabError(f"unknown policy {bad[0]!r}: use {', '.join(stream.POLICIES)}")
+    result = stream.perplexity(sm, batch, args.cache_size, n_sink, policies, args.recompute_stride)
+    rows = stream.summarise(result, args.recompute_stride)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    from .report import write_csv, write_json
+    from .report.plots import running_perplexity
+
+    write_json({"model": loaded.name, "file": args.eval, "tokens": per * args.streams, "streams": args.streams,
+                "cache_size": args.cache_size, "n_sink": n_sink, "policies": rows,
+                "tokens_per_s_by_position": result["tokens_per_s_by_position"]}, out / "stream.json")
+    write_csv(rows, out / "stream.csv")
+    running_perplexity(result, out / "running_ppl.png")
+    print(f"{loaded.name}: {args.streams} streams x {per} tokens, cache {args.cache_size} (n_sink={n_sink})")
+    print(f"{'policy':<10}{'ppl past cache':>16}{'ppl on recompute pos.':>23}{'tokens/s':>10}")
+    for r in rows:
+        print(f"{r['policy']:<10}{r['ppl_past_cache']:>16.2f}{r.get('ppl_on_recompute_positions', float('nan')):>23.2f}"
+              f"{r['tokens_per_s']:>10.1f}")
+    print(f"results: {out}/stream.json, stream.csv, running_ppl.png")
+    return 0
+
+
+REGISTRY = [_data, _train, _report, _stream]

@@ -37,6 +37,7 @@ class LoadedModel:
     n_layers: int
     capture_forward: Callable[[torch.Tensor, capture.AttentionRecorder], None]
     info: dict = field(default_factory=dict)
+    hf_tokenizer: object = None                 # the HF tokenizer, for decoding generated text
 
     @property
     def device(self) -> torch.device:
@@ -215,6 +216,7 @@ def _wrap_hf(model, tok, name: str, kind: str, device: str, dtype: str, info: di
         max_context=getattr(cfg, "max_position_embeddings", None), n_layers=n_layers,
         capture_forward=capture_forward, info=dict(info or {}, model_type=cfg.model_type),
     )
+    loaded.hf_tokenizer = tok
     check_causal(loaded, lambda ids: base(input_ids=ids, use_cache=False).last_hidden_state)
     return loaded
 

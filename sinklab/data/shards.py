@@ -73,7 +73,7 @@ def _hf_dataset(spec: str, text_field: str) -> Iterator[str]:
 
 def prepare(inputs: list[str], out: str | os.PathLike, tokenizer: str = "bytes", val_fraction: float = 0.01,
             text_field: str = "text", max_bpe_chars: int = 50_000_000, progress: bool = True,
-            max_chars: int | None = None) -> dict:
+            max_chars: int | None = None, dtype: str | None = None) -> dict:
     """Tokenise documents, join them with end-of-text, and write train/val shards plus the manifest."""
     from tqdm.auto import tqdm
 
@@ -97,7 +97,7 @@ def prepare(inputs: list[str], out: str | os.PathLike, tokenizer: str = "bytes",
             budget -= len(d)
 
     tok = tokenizers.resolve(tokenizer, bpe_texts)
-    dt = shard_dtype(tok.vocab_size)
+    dt = shard_dtype(tok.vocab_size, dtype)
     ids: list[np.ndarray] = []
     chunk = 256
     bar = tqdm(total=len(docs), desc="tokenising", unit="doc",

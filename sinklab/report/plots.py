@@ -103,3 +103,28 @@ def measurement_figures(result, folder: Path) -> dict[str, Path]:
         figs["Attention maps of the strongest sink heads (one sample)"] = strongest_heads(
             result.attention_maps, result.alpha1, folder / "strongest_heads.png")
     return figs
+
+
+def running_perplexity(result, path: Path) -> Path:
+    """Running perplexity against position for each streaming policy (mean over streams)."""
+    import math
+
+    import torch
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for policy, nll in result["nll"].items():
+        finite = torch.isfinite(nll)
+        per_pos = torch.where(finite, nll, torch.zeros_like(nll)).sum(0)
+        count = finite.sum(0)
+        keep = count > 0
+        pos = torch.arange(1, nll.shape[1] + 1)[keep]
+        running = (per_pos[keep].cumsum(0) / count[keep].cumsum(0)).exp()
+        ax.plot(pos.numpy(), running.numpy(), label=policy, lw=1.2)
+    ax.axvline(result["cache_size"], color="grey", ls="--", lw=0.8)
+    ax.set_yscale("log")
+    ax.set_xlabel("position in the stream")
+    ax.set_ylabel("running perplexity")
+    ax.set_title(f"cache {result['cache_size']} tokens, {result['n_sink']} sinks")
+    ax.legend()
+    _ = math
+    return _save(fig, path)

@@ -9,7 +9,6 @@ import dataclasses
 import json
 import math
 import os
-import random
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ class TrainConfig:
     dtype: str = "bfloat16"         # autocast dtype on GPU; CPU runs in float32
     compile: bool = True
     device: str = "auto"
+    log_every: int = 10
     eval_every: int = 250
     eval_batches: int = 8
     measure_every: int = 250
@@ -213,8 +213,11 @@ def save_checkpoint(folder: Path, model: SinkLM, opt, step: int, tc: TrainConfig
     tmp.mkdir(parents=True)
     save_model(model, str(tmp / "model.safetensors"))
     torch.save(opt.state_dict(), tmp / "optimizer.pt")
-    torch.save({"torch": torch.get_rng_state(), "numpy": np.random.get_state()[1], "python": random.getstate()[1]},
-               tmp / "rng.pt")
+    # batches are seeded per step; only torch's generator carries state across steps
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state()
+    torch.save(rng, tmp / "rng.pt")
     meta = {"format": 1, "step": step, "model": model.cfg.to_dict(), "train": dataclasses.asdict(tc), **extra}
     (tmp / "sinklab.json").write_text(json.dumps(meta, indent=1))
     data_tok = Path(tc.data) / "tokenizer.json"
@@ -336,7 +339,7 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t_steady = time.perf_counter()
-        log_now = done % 10 == 0 or done == tc.steps or done in (1,)
+        log_now = done % tc.log_every == 0 or done == tc.steps or done == 1
         row = None
         if log_now or done % tc.eval_every == 0 or done % tc.measure_every == 0:
             loss_v = (total.item() if torch.is_tensor(total) else total)

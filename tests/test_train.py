@@ -1,0 +1,178 @@
+"""Pre-training: data, interventions, exact resume, emergence plumbing and bad input."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sinklab.cli import main
+from sinklab.data import interventions
+from sinklab.data.shards import prepare, shard_dtype
+from sinklab.errors import SinklabError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    d = tmp_path_factory.mktemp("corpus")
+    for i, name in enumerate(["a", "b", "c"]):
+        (d / f"{name}.txt").write_text(("the quick brown fox jumps over the lazy dog %d. " % i) * 300)
+    out = tmp_path_factory.mktemp("shards")
+    prepare([str(d / "*.txt")], out, "bytes", progress=False)
+    return out
+
+
+def test_prepare_writes_shards_and_manifest(corpus):
+    m = json.loads((corpus / "manifest.json").read_text())
+    assert m["tokenizer"] == "bytes" and m["vocab_size"] == 256 and m["documents"] == 3
+    train = np.memmap(corpus / "train.bin", dtype=np.uint16, mode="r")
+    assert len(train) == m["tokens"]["train"] and m["sha256"]
+    assert (train == 0).sum() >= 2  # documents joined by the end-of-text token
+
+
+def test_bpe_tokenizer_and_jsonl(tmp_path):
+    rows = [{"text": f"def f{i}(x):\n    return x + {i}\n"} for i in range(200)]
+    src = tmp_path / "c.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in rows))
+    m = prepare([str(src)], tmp_path / "sh", "bpe:300", progress=False)
+    assert m["vocab_size"] == 300 and (tmp_path / "sh" / "tokenizer.json").exists()
+
+
+def test_random_tokens_at_exactly_a_to_b():
+    x = torch.zeros(64, 16, dtype=torch.long)
+    y = interventions.random_tokens(x, 2, 5, 1000, torch.Generator().manual_seed(0))
+    assert (y[:, :2] == 0).all() and (y[:, 5:] == 0).all()
+    assert (y[:, 2:5] != 0).float().mean() > 0.99
+
+
+def test_fixed_token_and_prefix_loss_mask():
+    x = torch.randint(1, 50, (4, 10))
+    y = interventions.fixed_token(x, 3, 7)
+    assert (y[:, 3] == 7).all() and torch.equal(torch.cat([y[:, :3], y[:, 4:]], 1), torch.cat([x[:, :3], x[:, 4:]], 1))
+    m = interventions.prefix_loss_mask(2, 10, 4)
+    # targets are tokens 1..10; the prefix is tokens 0..3, so targets at inputs 0..2 (tokens 1..3) are masked
+    assert m[0].tolist() == [0, 0, 0] + [1] * 7
+
+
+def test_interventions_reach_the_batches(corpus, tmp_path):
+    from sinklab.train.loop import Batches, TrainConfig, apply_interventions
+
+    tc = TrainConfig(data=str(corpus), random_tokens=(1, 3), fixed_token=(0, 255), seq_len=32)
+    x = apply_interventions(Batches(str(corpus), "train", 32, 0).get(8, 5), tc, 256, 5, 0, 0)
+    assert (x[:, 0] == 255).all()
+    assert not torch.equal(x[:, 1:3], Batches(str(corpus), "train", 32, 0).get(8, 5)[:, 1:3])
+
+
+def _train_cmd(corpus, out, steps, extra=()):
+    return [sys.executable, "-m", "sinklab.cli", "train", "tiny", f"train.data={corpus}", f"train.out={out}",
+            f"train.steps={steps}", "train.log_every=1", "train.ckpt_every=5", "train.eval_every=1000",
+            "train.measure_every=1000", "train.seq_len=32", *extra]
+
+
+def _losses(out):
+    rows = [json.loads(l) for l in (Path(out) / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows}
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(corpus, tmp_path):
+    env = dict(os.environ, SINKLAB_NO_PROGRESS="1", PYTHONPATH=str(ROOT))
+    ref = tmp_path / "ref"
+    subprocess.run(_train_cmd(corpus, ref, 30), check=True, env=env, capture_output=True)
+    run = tmp_path / "run"
+    proc = subprocess.Popen(_train_cmd(corpus, run, 30), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill once a checkpoint exists and training has gone past it
+        if (run / "ckpt" / "COMPLETE").exists() and (run / "metrics.jsonl").exists() and \
+                max(_losses(run), default=0) >= 12:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # a kill during a checkpoint write leaves ckpt.tmp behind: it must be ignored
+    (run / "ckpt.tmp").mkdir(exist_ok=True)
+    (run / "ckpt.tmp" / "model.safetensors").write_bytes(b"partial")
+    subprocess.run(_train_cmd(corpus, run, 30) + ["--resume"], check=True, env=env, capture_output=True)
+    want, got = _losses(ref), _losses(run)
+    resumed_from = json.loads((run / "ckpt" / "sinklab.json").read_text())["step"]
+    assert resumed_from == 30
+    for step in range(11, 31):
+        assert got[step] == want[step], (step, got[step], want[step])
+
+
+def test_kill_between_checkpoint_renames_falls_back_to_the_old_one(corpus, tmp_path):
+    from sinklab.train.loop import latest_checkpoint
+
+    main(["train", "tiny", f"train.data={corpus}", f"train.out={tmp_path}", "train.steps=5", "train.ckpt_every=5",
+          "train.seq_len=32", "train.measure_every=1000", "train.eval_every=1000"])
+    (tmp_path / "ckpt").rename(tmp_path / "ckpt.old")  # as if killed after the first rename
+    assert latest_checkpoint(tmp_path) == tmp_path / "ckpt.old"
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(corpus, tmp_path, monkeypatch):
+    from sinklab.model.decoder import SinkLM
+    from sinklab.train.loop import resolve_configs, train
+
+    real = SinkLM.forward
+    calls = {"n": 0}
+
+    def poisoned(self, *a, **k):
+        out = real(self, *a, **k)
+        calls["n"] += 1
+        return out * float("nan") if calls["n"] > 12 else out  # one forward per step here
+
+    monkeypatch.setattr(SinkLM, "forward", poisoned)
+    mc, tc = resolve_configs("tiny", {"train.data": str(corpus), "train.out": str(tmp_path), "train.steps": 30,
+                                      "train.ckpt_every": 5, "train.log_every": 1, "train.seq_len": 32,
+                                      "train.measure_every": 1000, "train.eval_every": 1000})
+    with pytest.raises(SinklabError, match=r"loss is nan at step 13.*last good checkpoint \(step 10\)"):
+        train(mc, tc, progress=False)
+    assert json.loads((tmp_path / "ckpt" / "sinklab.json").read_text())["step"] == 10
+
+
+def test_sink_is_measured_during_training(corpus, tmp_path):
+    assert main(["train", "tiny", f"train.data={corpus}", f"train.out={tmp_path}", "train.steps=20",
+                 "train.measure_every=10", "train.eval_every=10", "train.seq_len=64", "model.sink_token=true"]) == 0
+    rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    measured = [r for r in rows if "sink_1" in r]
+    assert [r["step"] for r in measured] == [10, 20]
+    assert "sink_star" in measured[-1] and "val_loss" in measured[-1] and "massive_activation" in measured[-1]
+    assert (tmp_path / "report.html").exists() and (tmp_path / "sink_vs_step.png").exists()
+    # the checkpoint measures from its folder alone
+    assert main(["measure", "--model", str(tmp_path / "ckpt"), "--probe", "natural", "--n", "4", "--T", "32",
+                 "--no-figures", "--out", str(tmp_path / "m")]) == 0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["data", "prepare", "EMPTY", "--out", "OUT"], "corpus is empty"),
+    (["data", "prepare", "TXT", "--out", "OUT", "--tokenizer", "BADTOK"], "does not parse"),
+    (["data", "prepare", "TXT", "--out", "OUT", "--tokenizer", "GOODTOK", "--shard-dtype", "uint8"],
+     "does not fit the shard dtype uint8"),
+    (["train", "tiny", "train.data=SHARDS", "model.n_head=4"], "did you mean 'n_heads'"),
+    (["train", "tiny", "train.data=SHARDS", "train.global_batch=10", "train.micro_batch=4"], "not divisible"),
+])
+def test_bad_input_is_one_line(args, message, tmp_path, corpus, capsys):
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "t.txt").write_text("hello world " * 500)
+    (tmp_path / "bad.json").write_text("{not json")
+    from sinklab.data.tokenizers import train_bpe
+
+    (tmp_path / "good.json").write_text(train_bpe(["hello world " * 50] * 20, 300).tokenizer_json)
+    subs = {"EMPTY": str(tmp_path / "empty.txt"), "OUT": str(tmp_path / "o"), "TXT": str(tmp_path / "t.txt"),
+            "BADTOK": str(tmp_path / "bad.json"), "GOODTOK": str(tmp_path / "good.json"),
+            "train.data=SHARDS": f"train.data={corpus}"}
+    code = main([subs.get(a, a) for a in args])
+    err = [l for l in capsys.readouterr().err.splitlines() if l.startswith("sinklab: error")]
+    assert code == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_shard_dtype_check():
+    with pytest.raises(SinklabError, match="does not fit"):
+        shard_dtype(70000, "uint16")
+    assert shard_dtype(70000) == np.uint32
