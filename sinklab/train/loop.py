@@ -304,6 +304,7 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
     tokens_per_step = tc.global_batch * tc.seq_len
     flops_per_step = model.flops_per_token(tc.seq_len) * tokens_per_step
     peak = peak_flops(device)
+    peak = peak * world if peak else None  # MFU of the whole job: tokens/s counts every GPU
     probe_ids = _probe(tc, train_data.manifest)
     logger = _Logger(out, tc, rank == 0)
     from tqdm.auto import tqdm
