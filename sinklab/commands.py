@@ -175,4 +175,64 @@ def cmd_stream(args):
     return 0
 
 
-REGISTRY = [_data, _train, _report, _stream]
+def _suites_arg(value: str) -> list[str]:
+    from .experiments import suite_names
+
+    return suite_names() if value == "all" else value.split(",")
+
+
+def _sweep(sub):
+    p = sub.add_parser("sweep", help="run a suite of the paper's experiments (skips finished runs, resumes the rest)",
+                       description="Run SUITE (or all) at a preset. Finished runs are skipped and interrupted ones "
+                                   "resumed, so rerunning the same command completes only what is missing.")
+    p.add_argument("suite", help="suite name(s), comma-separated, or all (see `sinklab sweep --list`)", nargs="?")
+    p.add_argument("--list", action="store_true", help="list the suites and exit")
+    p.add_argument("--preset", default="quick-60m", help="tiny | quick-60m | paper-60m (default: quick-60m)")
+    p.add_argument("--data", help="token shards from `sinklab data prepare`")
+    p.add_argument("--out", default="runs/sweeps")
+    p.add_argument("--only", default=None, help="comma-separated change names")
+    p.add_argument("--gpus", type=int, default=None, help="parallel runs, one per GPU (default: all visible)")
+    p.add_argument("--torchrun", type=int, default=0, help="GPUs per run through torchrun (default: 0 = one process)")
+    p.add_argument("--set", nargs="*", default=[], help="extra key=value overrides for every run (e.g. train.steps=1000)")
+    p.set_defaults(func=cmd_sweep)
+    s = sub.add_parser("scorecard", help="compare a suite's runs with the paper's published numbers")
+    s.add_argument("suite", help="suite name(s), comma-separated, or all")
+    s.add_argument("--preset", default="quick-60m")
+    s.add_argument("--out", default="runs/sweeps")
+    s.add_argument("--set", nargs="*", default=[], help="the same extra overrides the sweep used")
+    s.set_defaults(func=cmd_scorecard)
+
+
+def cmd_sweep(args):
+    from .errors import SinklabError
+    from .experiments import suite_names, sweep
+
+    if args.list or not args.suite:
+        from .experiments import load_suite
+
+        for n in suite_names():
+            s = load_suite(n)
+            print(f"{n:<20} {len(s['changes'])} changes  {s['title']}")
+        return 0
+    if not args.data:
+        raise SinklabError("sweep needs --data (token shards from `sinklab data prepare`)")
+    from .train.loop import parse_overrides
+
+    sweep(_suites_arg(args.suite), args.preset, args.out, args.data,
+          only=args.only.split(",") if args.only else None, gpus=args.gpus, torchrun=args.torchrun,
+          extra=parse_overrides(args.set))
+    print(f"done; `sinklab scorecard {args.suite} --preset {args.preset} --out {args.out}` compares with the paper")
+    return 0
+
+
+def cmd_scorecard(args):
+    from .experiments.scorecard import markdown, scorecard
+    from .train.loop import parse_overrides
+
+    result = scorecard(_suites_arg(args.suite), args.preset, args.out, extra=parse_overrides(args.set))
+    print(markdown(result))
+    print(f"\nscorecard: {result['folder']}/scorecard.html, scorecard.csv, claims.csv")
+    return 0
+
+
+REGISTRY = [_data, _train, _report, _stream, _sweep]

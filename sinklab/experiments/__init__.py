@@ -1,0 +1,153 @@
+"""The paper's findings as suites (data files), a sweep runner and a scorecard against the published numbers.
+
+A suite is a base plus a list of changes; each change is a few model/train overrides with the
+paper's value and the table it comes from. Runs are keyed by preset and by a hash of the resolved
+config, so identical runs (every suite's baseline) are trained once, and results of different
+presets never meet in one scorecard row.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from ..errors import SinklabError
+
+
+@dataclass
+class Run:
+    suite: str
+    change: str
+    overrides: dict          # "model.x" / "train.x" -> value
+    paper: dict
+    setting: object
+    folder: Path
+    preset: str
+
+
+def suite_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("sinklab.experiments.suites").iterdir() if p.name.endswith(".yaml"))
+
+
+def load_suite(name: str) -> dict:
+    names = suite_names()
+    if name not in names:
+        raise SinklabError(f"unknown suite {name!r}: use one of {', '.join(names)} or all")
+    return yaml.safe_load(resources.files("sinklab.experiments.suites").joinpath(f"{name}.yaml").read_text())
+
+
+def _flatten(section: str, d: dict | None) -> dict:
+    return {f"{section}.{k}": v for k, v in (d or {}).items()}
+
+
+def plan(suite_names_: list[str], preset: str, out: Path, data: str, only: list[str] | None = None,
+         extra: dict | None = None) -> list[Run]:
+    """Every run of the suites, each with its resolved config and a folder keyed by preset and config hash."""
+    from ..train.loop import resolve_configs
+
+    runs = []
+    for name in suite_names_:
+        suite = load_suite(name)
+        # a suite's base (e.g. the 1B shape) scales the model; the CPU-sized `tiny` preset keeps its own shape
+        base_src = {} if preset == "tiny" else (suite.get("base") or {})
+        base = {**_flatten("model", base_src.get("model")), **_flatten("train", base_src.get("train"))}
+        for ch in suite["changes"]:
+            if only and ch["name"] not in only:
+                continue
+            ov = {**base, **_flatten("model", ch.get("model")), **_flatten("train", ch.get("train")),
+                  "train.data": data, **(extra or {})}
+            mc, tc = resolve_configs(preset, ov)
+            resolved = {"model": mc.to_dict(), "train": {k: v for k, v in dataclasses.asdict(tc).items()
+                                                         if k not in ("out", "data")}}
+            key = hashlib.sha1(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:10]
+            folder = out / preset / f"{ch['name']}-{key}"
+            runs.append(Run(name, ch["name"], ov, ch.get("paper") or {}, ch.get("setting"), folder, preset))
+    if only and not runs:
+        raise SinklabError(f"--only {','.join(only)} matches no change of {', '.join(suite_names_)}")
+    return runs
+
+
+def _unique(runs: list[Run]) -> list[Run]:
+    seen, out = set(), []
+    for r in runs:
+        if r.folder not in seen:
+            seen.add(r.folder)
+            out.append(r)
+    return out
+
+
+def run_state(run: Run) -> str:
+    """done (finished: its last checkpoint is at the last step), partial (can resume) or new."""
+    meta = run.folder / "ckpt" / "sinklab.json"
+    if (run.folder / "ckpt" / "COMPLETE").exists() and meta.exists():
+        m = json.loads(meta.read_text())
+        return "done" if m["step"] >= m["train"]["steps"] else "partial"
+    return "partial" if (run.folder / "metrics.jsonl").exists() else "new"
+
+
+def _cmd(run: Run) -> list[str]:
+    args = [f"{k}={json.dumps(v) if isinstance(v, (list, dict, bool)) or v is None else v}"
+            for k, v in {**run.overrides, "train.out": str(run.folder)}.items()]
+    return [sys.executable, "-m", "sinklab.cli", "train", run.preset, *args]
+
+
+def sweep(suite_names_: list[str], preset: str, out: str, data: str, only=None, gpus: int | None = None,
+          torchrun: int = 0, extra: dict | None = None, progress: bool = True) -> list[Run]:
+    """Run what is missing: skip finished runs, resume interrupted ones, one run per GPU if several."""
+    import torch
+
+    from ..train.loop import resolve_configs, train
+
+    runs = plan(suite_names_, preset, Path(out), data, only, extra)
+    todo = [r for r in _unique(runs) if run_state(r) != "done"]
+    print(f"{len(_unique(runs))} distinct runs in {', '.join(suite_names_)} at preset {preset}: "
+          f"{len(_unique(runs)) - len(todo)} done, {len(todo)} to run")
+    n_gpus = torch.cuda.device_count() if gpus is None else gpus
+    if torchrun or n_gpus > 1:
+        _run_parallel(todo, preset, n_gpus, torchrun)
+    else:
+        for i, r in enumerate(todo, 1):
+            print(f"[{i}/{len(todo)}] {r.suite}/{r.change} -> {r.folder}")
+            mc, tc = resolve_configs(preset, {**r.overrides, "train.out": str(r.folder)})
+            train(mc, tc, resume=run_state(r) == "partial", progress=progress)
+    return runs
+
+
+def _run_parallel(todo: list[Run], preset: str, n_gpus: int, torchrun: int) -> None:
+    """One subprocess per GPU (or per torchrun group), each taking the next pending run."""
+    per = max(1, torchrun)
+    slots = [list(range(i, i + per)) for i in range(0, max(n_gpus, per), per)][: max(1, n_gpus // per)]
+    queue, active = list(todo), {}
+    env_base = dict(os.environ, NCCL_NVLS_ENABLE="0", TORCH_SYMM_MEM_DISABLE_MULTICAST="1", NVSHMEM_DISABLE_NVLS="1")
+    failed = []
+    while queue or active:
+        for i, gpus in enumerate(slots):
+            if i not in active and queue:
+                r = queue.pop(0)
+                r.folder.mkdir(parents=True, exist_ok=True)
+                cmd = _cmd(r) + (["--resume"] if run_state(r) == "partial" else [])
+                if torchrun:
+                    cmd = ["torchrun", "--standalone", f"--nproc_per_node={per}", "-m", "sinklab.cli", *cmd[3:]]
+                env = dict(env_base, CUDA_VISIBLE_DEVICES=",".join(map(str, gpus)), SINKLAB_NO_PROGRESS="1")
+                log = open(r.folder / "train.log", "a")
+                active[i] = (r, subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log)
+                print(f"GPU {','.join(map(str, gpus))}: {r.suite}/{r.change}", flush=True)
+        for i, (r, p, log) in list(active.items()):
+            if p.poll() is not None:
+                log.close()
+                if p.returncode != 0:
+                    failed.append(f"{r.change} (exit {p.returncode}, see {r.folder / 'train.log'})")
+                del active[i]
+        time.sleep(1)
+    if failed:
+        raise SinklabError("runs failed: " + "; ".join(failed))
+

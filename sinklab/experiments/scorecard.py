@@ -1,0 +1,176 @@
+"""`sinklab scorecard`: one row per change (ours against the paper), claims checked, plots and one HTML page."""
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from ..report import _img, _table, write_csv
+from ..report.plots import _save, plt
+from . import Run, load_suite, plan, run_state
+
+
+def _last(rows: list[dict], key: str) -> dict | None:
+    hits = [r for r in rows if key in r]
+    return hits[-1] if hits else None
+
+
+def run_row(run: Run, preset: str) -> dict:
+    path = run.folder / "metrics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    m, v = _last(rows, "sink_1"), _last(rows, "val_loss")
+    star = max(m["sink_star"].values()) if m and m.get("sink_star") else None
+    p = run.paper
+    paper_sink = p.get("sink_1", p.get("sink_2", p.get("sink_3")))
+    which = "Sink_1" if "sink_1" in p else "Sink_2" if "sink_2" in p else "Sink_3" if "sink_3" in p else ""
+    return {
+        "suite": run.suite, "change": run.change, "setting": run.setting if run.setting is not None else run.change,
+        "preset": preset, "status": run_state(run), "step": m["step"] if m else None,
+        "sink_1": m["sink_1"] if m else None, "sink_star": star,
+        "largest_sink_position": m.get("largest_sink_position") if m else None,
+        "largest_sink": m.get("largest_sink") if m else None,
+        "val_loss": v["val_loss"] if v else None,
+        "paper": paper_sink, "paper_metric": which, "paper_sink_star": p.get("sink_star"),
+        "paper_loss": p.get("loss"), "paper_source": p.get("table", ""), "paper_note": p.get("note", ""),
+        "_history": [r for r in rows if "sink_1" in r],
+    }
+
+
+def check_claim(claim: dict, rows: dict[str, dict]) -> tuple[str, str]:
+    """(verdict, evidence): verdict is holds / does not hold / not run."""
+    def s(name):
+        r = rows.get(name)
+        return None if r is None or r["sink_1"] is None else r["sink_1"]
+
+    def need(*names):
+        return all(s(n) is not None for n in names)
+
+    kind = next(k for k in claim if k != "text")
+    arg = claim[kind]
+    if kind == "greater":
+        a, b = arg
+        if not need(a, b):
+            return "not run", ""
+        return ("holds" if s(a) > s(b) else "does not hold"), f"{a} {s(a):.2f} vs {b} {s(b):.2f}"
+    if kind in ("below", "above"):
+        a, x = arg
+        if not need(a):
+            return "not run", ""
+        ok = s(a) < x if kind == "below" else s(a) > x
+        return ("holds" if ok else "does not hold"), f"{a} {s(a):.2f} (threshold {x})"
+    if kind == "above_all":
+        have = {n: s(n) for n in rows if s(n) is not None}
+        if len(have) < len(rows):
+            return "not run", ""
+        ok = all(v > arg for v in have.values())
+        return ("holds" if ok else "does not hold"), f"min {min(have.values()):.2f} ({min(have, key=have.get)})"
+    if kind == "order":
+        if not need(*arg):
+            return "not run", ""
+        vals = [s(n) for n in arg]
+        ok = all(x > y for x, y in zip(vals, vals[1:]))
+        return ("holds" if ok else "does not hold"), " > ".join(f"{n} {s(n):.2f}" for n in arg)
+    if kind == "within":
+        others, base, d = arg
+        if not need(base, *others):
+            return "not run", ""
+        ok = all(abs(s(o) - s(base)) <= d for o in others)
+        return ("holds" if ok else "does not hold"), ", ".join(f"{o} {s(o):.2f}" for o in others) + f" vs {s(base):.2f}"
+    if kind in ("largest_at", "largest_within"):
+        a, k = arg
+        r = rows.get(a)
+        if r is None or r["largest_sink_position"] is None:
+            return "not run", ""
+        pos = r["largest_sink_position"]
+        ok = pos == k if kind == "largest_at" else pos <= k
+        return ("holds" if ok else "does not hold"), f"largest Sink at position {pos} ({r['largest_sink']:.2f} %)"
+    if kind == "star_over_first":
+        r = rows.get(arg)
+        if r is None or r["sink_1"] is None or r["sink_star"] is None:
+            return "not run", ""
+        return ("holds" if r["sink_star"] > r["sink_1"] else "does not hold"), \
+            f"Sink* {r['sink_star']:.2f} vs Sink_1 {r['sink_1']:.2f}"
+    return "unknown claim", kind
+
+
+def scorecard(suite_names_: list[str], preset: str, out: str, report_dir: str | None = None,
+              extra: dict | None = None) -> dict:
+    out_p = Path(out)
+    report = Path(report_dir) if report_dir else out_p / preset / "scorecard"
+    report.mkdir(parents=True, exist_ok=True)
+    all_rows, all_claims, sections = [], [], []
+    for name in suite_names_:
+        suite = load_suite(name)
+        runs = plan([name], preset, out_p, data="", extra=extra)
+        rows = {r.change: run_row(r, preset) for r in runs}
+        claims = []
+        for c in suite.get("claims", []):
+            verdict, evidence = check_claim(c, rows)
+            claims.append({"suite": name, "claim": c["text"], "verdict": verdict, "evidence": evidence})
+        all_claims += claims
+        visible = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows.values()]
+        all_rows += visible
+        figs = [_suite_figure(name, suite, list(rows.values()), report / f"{name}_sink.png"),
+                _history_figure(name, list(rows.values()), report / f"{name}_steps.png")]
+        sections.append(f"<h2>{html.escape(suite['title'])} <small>({html.escape(suite.get('source', ''))})</small></h2>"
+                        + _table(visible) + _table(claims) + "".join(_img(f) for f in figs if f))
+    write_csv(all_rows, report / "scorecard.csv")
+    write_csv(all_claims, report / "claims.csv")
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>sinklab scorecard</title><style>"
+            "body{font-family:system-ui;max-width:1100px;margin:2em auto} table{border-collapse:collapse;font-size:12px;"
+            "margin:.5em 0} td,th{border:1px solid #ccc;padding:2px 5px} img{max-width:100%}</style></head><body>"
+            f"<h1>Reproduction of Gu et al. (ICLR 2025) at preset {html.escape(preset)}</h1>"
+            "<p>Our Sink_1 is measured on 64 held-out windows of T = 64, eps = 0.3, at the step shown. "
+            "The paper's values are for its 60M model after 20k steps of 1M-token batches.</p>"
+            + "".join(sections) + "</body></html>")
+    (report / "scorecard.html").write_text(page, encoding="utf-8")
+    return {"rows": all_rows, "claims": all_claims, "folder": report}
+
+
+def _suite_figure(name, suite, rows, path):
+    have = [r for r in rows if r["sink_1"] is not None]
+    if not have:
+        return None
+    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(rows) + 2), 3.5))
+    x = range(len(rows))
+    ax.bar([i - 0.2 for i in x], [r["sink_1"] or 0 for r in rows], width=0.4, label="ours: Sink_1", color="#4477aa")
+    stars = [(i, r["sink_star"]) for i, r in zip(x, rows) if r["sink_star"] is not None]
+    if stars:
+        ax.scatter([i - 0.2 for i, _ in stars], [v for _, v in stars], marker="*", s=120, color="#aa3377", label="ours: Sink*")
+    ax.bar([i + 0.2 for i in x], [r["paper"] or 0 for r in rows], width=0.4, label="paper", color="#bbbbbb")
+    ax.set_xticks(list(x))
+    ax.set_xticklabels([str(r["setting"]) for r in rows], rotation=30, ha="right")
+    ax.set_ylabel("Sink (%)")
+    ax.set_title(suite["title"])
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _history_figure(name, rows, path):
+    if not any(r["_history"] for r in rows):
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for r in rows:
+        h = r["_history"]
+        if h:
+            ax.plot([m["step"] for m in h], [m["sink_1"] for m in h], marker=".", label=str(r["setting"]))
+    ax.set_xlabel("step")
+    ax.set_ylabel("Sink_1 (%)")
+    ax.set_title(f"{name}: Sink_1 against step")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def markdown(result: dict) -> str:
+    lines = ["| suite | change | step | our Sink_1 % | our Sink* % | largest at | val loss | paper | source |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    f = lambda v: "" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))
+    for r in result["rows"]:
+        paper = (f"{r['paper_metric']} {r['paper']}" if r["paper"] is not None else "") + \
+                (f", Sink* {r['paper_sink_star']}" if r["paper_sink_star"] is not None else "") + \
+                (f" ({r['paper_note']})" if r["paper_note"] else "")
+        lines.append(f"| {r['suite']} | {r['change']} | {f(r['step'])} | {f(r['sink_1'])} | {f(r['sink_star'])} | "
+                     f"{f(r['largest_sink_position'])} | {f(r['val_loss'])} | {paper} | {r['paper_source']} |")
+    lines += ["", "| suite | claim | verdict | evidence |", "|---|---|---|---|"]
+    lines += [f"| {c['suite']} | {c['claim']} | {c['verdict']} | {c['evidence']} |" for c in result["claims"]]
+    return "\n".join(lines)

@@ -1,0 +1,87 @@
+"""Suites, sweeps and scorecards at the `tiny` preset on CPU."""
+import json
+
+import pytest
+
+from sinklab.experiments import load_suite, plan, run_state, suite_names, sweep
+from sinklab.experiments.scorecard import check_claim, markdown, scorecard
+
+FAST = {"train.steps": 4, "train.seq_len": 32, "train.measure_every": 4, "train.eval_every": 4,
+        "train.eval_batches": 1, "train.measure_n": 4, "train.measure_T": 32, "train.ckpt_every": 4}
+
+REQUIRED = {"lr", "weight_decay", "batch_size", "data_amount", "random_first_tokens", "fixed_token", "prefix_lm",
+            "sliding_window", "positional", "ffn", "norm", "heads", "attention_bias", "attention_op", "one_b", "modern"}
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    from sinklab.data.shards import prepare
+
+    d = tmp_path_factory.mktemp("txt")
+    (d / "a.txt").write_text("attention sinks appear in trained language models. " * 400)
+    out = tmp_path_factory.mktemp("sh")
+    prepare([str(d / "a.txt")], out, "bytes", progress=False)
+    return str(out)
+
+
+def test_every_group_of_the_paper_is_a_suite_with_published_values():
+    assert REQUIRED <= set(suite_names())
+    for name in suite_names():
+        s = load_suite(name)
+        assert s["changes"] and s.get("source")
+        if name != "modern":
+            assert any(c.get("paper") for c in s["changes"]), name
+
+
+def test_every_suite_runs_at_tiny_and_its_scorecard_renders(shards, tmp_path):
+    runs = sweep(suite_names(), "tiny", str(tmp_path), shards, extra=FAST, progress=False)
+    assert all(run_state(r) == "done" for r in runs)
+    result = scorecard(suite_names(), "tiny", str(tmp_path), extra=FAST)
+    assert len(result["rows"]) == sum(len(load_suite(n)["changes"]) for n in suite_names())
+    assert all(r["sink_1"] is not None and r["step"] == 4 for r in result["rows"])
+    assert all(c["verdict"] in ("holds", "does not hold") for c in result["claims"])
+    folder = result["folder"]
+    assert (folder / "scorecard.html").exists() and (folder / "scorecard.csv").exists()
+    assert (folder / "weight_decay_sink.png").exists() and (folder / "weight_decay_steps.png").exists()
+    assert "| weight_decay | wd_0.5 |" in markdown(result)
+
+
+def test_identical_runs_are_trained_once(shards, tmp_path):
+    runs = plan(["weight_decay", "positional"], "tiny", tmp_path, shards, extra=FAST)
+    baselines = {r.folder for r in runs if r.change == "baseline"}
+    assert len(baselines) == 1
+
+
+def test_presets_never_share_a_run_folder(shards, tmp_path):
+    a = plan(["norm"], "tiny", tmp_path, shards, extra=FAST)
+    b = plan(["norm"], "quick-60m", tmp_path, shards)
+    assert not {r.folder for r in a} & {r.folder for r in b}
+    assert all(r.folder.parent.name == "tiny" for r in a) and all(r.folder.parent.name == "quick-60m" for r in b)
+
+
+def test_interrupted_sweep_completes_only_what_is_missing(shards, tmp_path, capsys):
+    extra = dict(FAST, **{"train.steps": 8, "train.ckpt_every": 4})
+    sweep(["norm"], "tiny", str(tmp_path), shards, extra=extra, progress=False)
+    runs = plan(["norm"], "tiny", tmp_path, shards, extra=extra)
+    done, redo = runs
+    # simulate a kill: one run lost its final checkpoint (back to step 4), the other finished
+    meta = json.loads((redo.folder / "ckpt" / "sinklab.json").read_text())
+    meta["step"] = 4
+    (redo.folder / "ckpt" / "sinklab.json").write_text(json.dumps(meta))
+    before = (done.folder / "metrics.jsonl").read_text()
+    capsys.readouterr()
+    sweep(["norm"], "tiny", str(tmp_path), shards, extra=extra, progress=False)
+    out = capsys.readouterr().out
+    assert "1 done, 1 to run" in out
+    assert (done.folder / "metrics.jsonl").read_text() == before  # the finished run was not touched
+    assert run_state(redo) == "done"
+
+
+def test_claim_checks():
+    rows = {"a": {"sink_1": 5.0, "sink_star": 40.0, "largest_sink_position": 2, "largest_sink": 30.0},
+            "b": {"sink_1": 1.0, "sink_star": None, "largest_sink_position": 1, "largest_sink": 1.0}}
+    assert check_claim({"text": "", "greater": ["a", "b"]}, rows)[0] == "holds"
+    assert check_claim({"text": "", "below": ["a", 1.0]}, rows)[0] == "does not hold"
+    assert check_claim({"text": "", "largest_at": ["a", 2]}, rows)[0] == "holds"
+    assert check_claim({"text": "", "star_over_first": "a"}, rows)[0] == "holds"
+    assert check_claim({"text": "", "greater": ["a", "missing"]}, rows)[0] == "not run"
