@@ -66,7 +66,7 @@ def main():
                 del out
                 rows.append({"method": "eager output_attentions=True", "T": T, **stats,
                              "max_abs_alpha_diff_vs_sinklab": float((eager_alpha - alpha).abs().max())})
-            except torch.OutOfMemoryError as e:
+            except torch.OutOfMemoryError:
                 rows.append({"method": "eager output_attentions=True", "T": T, "error": "out of memory"})
     for r in rows:
         print(json.dumps(r), flush=True)

@@ -44,7 +44,7 @@ def cmd_measure(args) -> int:
     print(format_summary(result))
     out = result.write(args.out, figures=not args.no_figures)
     print(f"results: {out}/summary.json, sweep.csv, heads.csv, layers.csv"
-          + ("" if args.no_figures else f", report.html"))
+          + ("" if args.no_figures else ", report.html"))
     return 0
 
 

@@ -140,8 +140,6 @@ def cmd_stream(args):
     if not ids:
         raise SinklabError("the text is empty after tokenisation")
     if args.prompt is not None:
-        from transformers import AutoTokenizer  # noqa: F401  (decode through the model's tokenizer)
-
         out = stream.generate(sm, torch.tensor([ids]), args.max_new_tokens, n_sink, window, args.temperature)
         hf_tok = getattr(loaded, "hf_tokenizer", None)
         print(hf_tok.decode(out[0]) if hf_tok is not None else out[0].tolist())
@@ -163,7 +161,9 @@ def cmd_stream(args):
 
     write_json({"model": loaded.name, "file": args.eval, "tokens": per * args.streams, "streams": args.streams,
                 "cache_size": args.cache_size, "n_sink": n_sink, "policies": rows,
-                "tokens_per_s_by_position": result["tokens_per_s_by_position"]}, out / "stream.json")
+                "tokens_per_s_by_position": result["tokens_per_s_by_position"],
+                "mean_nll_by_position": {k: [round(x, 4) for x in v.nanmean(0).tolist()]
+                                         for k, v in result["nll"].items()}}, out / "stream.json")
     write_csv(rows, out / "stream.csv")
     running_perplexity(result, out / "running_ppl.png")
     print(f"{loaded.name}: {args.streams} streams x {per} tokens, cache {args.cache_size} (n_sink={n_sink})")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -185,4 +185,4 @@ def load_config_file(path: str | Path) -> dict:
         raise SinklabError(f"cannot parse config file {path}: {str(e).splitlines()[0]}") from None
 
 
-__all__ = ["ModelConfig", "PRESETS", "preset", "CHOICES", "check_keys", "load_config_file", "field"]
+__all__ = ["ModelConfig", "PRESETS", "preset", "CHOICES", "check_keys", "load_config_file"]

@@ -5,6 +5,7 @@ with attention capture on, so one measurement path serves every kind of model.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import logging
@@ -71,12 +72,13 @@ def _quiet_transformers():
 
 
 def _looks_like_path(spec: str) -> bool:
-    return (spec.startswith((".", "/", "~")) or spec.endswith((".gguf", ".safetensors", ".pt", ".bin"))
-            or spec.count("/") > 1 or os.sep in spec and not spec.count("/") == 1)
+    """A hub id is `name` or `org/name`; anything else that does not exist is a missing path."""
+    return spec.startswith((".", "/", "~")) or spec.endswith((".gguf", ".safetensors", ".pt", ".bin")) \
+        or spec.count("/") > 1
 
 
 def load_model(spec: str | None = None, *, device: str = "cpu", dtype: str = "float32",
-               trust_remote_code: bool = False, progress: bool = True) -> LoadedModel:
+               trust_remote_code: bool = False) -> LoadedModel:
     """Load anything `sinklab measure --model` accepts."""
     if dtype not in DTYPES:
         raise SinklabError(f"unknown --dtype {dtype!r}: use one of {', '.join(DTYPES)}")
@@ -204,7 +206,7 @@ def _wrap_hf(model, tok, name: str, kind: str, device: str, dtype: str, info: di
 
     def capture_forward(input_ids: torch.Tensor, recorder: capture.AttentionRecorder) -> None:
         recorder.reset()
-        hooks = capture.hidden_state_hooks(layers, recorder) if layers is not None else _nullcontext()
+        hooks = capture.hidden_state_hooks(layers, recorder) if layers is not None else contextlib.nullcontext()
         with torch.inference_mode(), capture.recording(recorder), hooks:
             base(input_ids=input_ids.to(model.device), use_cache=False)
 
@@ -252,9 +254,3 @@ def check_causal(loaded: LoadedModel, hidden: Callable[[torch.Tensor], torch.Ten
                            "attention outside transformers' AttentionInterface and is not supported yet")
 
 
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False

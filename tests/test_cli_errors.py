@@ -3,7 +3,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from sinklab.cli import main
 
@@ -58,7 +57,6 @@ def test_empty_probe_file(capsys, tmp_path, tiny_hf_folders):
 def test_too_short_probe_file(capsys, tmp_path):
     short = tmp_path / "short.jsonl"
     short.write_text('{"text": "hi"}\n')
-    from transformers import AutoTokenizer  # noqa: F401  (a tokenizer is needed for text probes)
     from sinklab.measure.probes import build_inputs, byte_tokenizer
     from sinklab.errors import SinklabError
 

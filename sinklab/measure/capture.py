@@ -210,12 +210,7 @@ def hidden_state_hooks(layers: torch.nn.ModuleList, recorder: AttentionRecorder)
             h.remove()
 
 
-def softmax_weights_for_rows(q, k, scaling):
-    """Plain causal softmax weights for a block of rows (used by tests and simple models)."""
-    return hf_weights_for_rows(q, k, scaling, None)
-
-
 __all__ = [
     "AttentionRecorder", "LayerCapture", "recording", "register_hf_attention", "find_decoder_layers",
-    "hidden_state_hooks", "hf_weights_for_rows", "softmax_weights_for_rows",
+    "hidden_state_hooks", "hf_weights_for_rows",
 ]

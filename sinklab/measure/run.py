@@ -1,7 +1,6 @@
 """`sinklab.measure`: load a model, batch the probe, stream through layers, return tidy tables."""
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -115,7 +114,7 @@ def measure(model=None, probe: str = "natural", *, n: int = DEFAULT_N, T=DEFAULT
         loaded = model
     elif model is None or isinstance(model, (str, os.PathLike)):
         loaded = load_model(None if model is None else str(model), device=device, dtype=dtype,
-                            trust_remote_code=trust_remote_code, progress=progress)
+                            trust_remote_code=trust_remote_code)
     else:
         loaded = wrap_module(model, tokenizer)
     load_s = time.perf_counter() - t0
@@ -293,8 +292,3 @@ def format_summary(result: MeasureResult) -> str:
     lines.append(f"load {s['load_time_s']:.1f} s, measure {s['measure_time_s']:.1f} s")
     return "\n".join(lines)
 
-
-def save_json(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=float))
-    tmp.replace(path)

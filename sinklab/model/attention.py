@@ -93,7 +93,7 @@ class Attention(nn.Module):
                 out.append((q_rows.float() * kb[None, :, None, :]).sum(-1, keepdim=True) * self.scale)
         return out
 
-    def weights(self, q, k, pos_bias, mask_fn, i0: int, i1: int, n_prefix: int = 0) -> torch.Tensor:
+    def weights(self, q, k, pos_bias, mask_fn, i0: int, i1: int) -> torch.Tensor:
         """Attention weights of query rows i0..i1-1: (B, H, rows, n_extra_keys + T), float32.
 
         q, k: (B, H, T, d) with k expanded to the query heads. pos_bias: (H, T, T) additive or None.
@@ -179,12 +179,10 @@ class Attention(nn.Module):
     def _flex(self, q, k, v, pos_bias, block_mask):
         """Softmax-family attention through FlexAttention; the sink logit rescales with the LSE."""
         cfg = self.cfg
-        score_mod = None
-        if pos_bias is not None:
-            bias = pos_bias
+        def add_bias(score, b, h, q_idx, kv_idx):
+            return score + pos_bias[h, q_idx, kv_idx]
 
-            def score_mod(score, b, h, q_idx, kv_idx):
-                return score + bias[h, q_idx, kv_idx]
+        score_mod = add_bias if pos_bias is not None else None
         out, lse = _flex_attention()(q, k, v, score_mod=score_mod, block_mask=block_mask, scale=self.scale,
                                      return_lse=True)
         if cfg.sink_logit or cfg.score == "off_by_one":

@@ -107,8 +107,6 @@ def measurement_figures(result, folder: Path) -> dict[str, Path]:
 
 def running_perplexity(result, path: Path) -> Path:
     """Running perplexity against position for each streaming policy (mean over streams)."""
-    import math
-
     import torch
 
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -126,5 +124,4 @@ def running_perplexity(result, path: Path) -> Path:
     ax.set_ylabel("running perplexity")
     ax.set_title(f"cache {result['cache_size']} tokens, {result['n_sink']} sinks")
     ax.legend()
-    _ = math
     return _save(fig, path)

@@ -48,7 +48,7 @@ def report_run(run: str) -> Path:
     measured = [{k: r.get(k) for k in ("step", "loss", "val_loss", "sink_1", "largest_sink_position",
                                        "massive_activation", "tokens_per_s", "mfu")} for r in rows if "sink_1" in r]
     final = run / "final_measure" / "report.html"
-    link = f'<p><a href="final_measure/report.html">final measurement report</a></p>' if final.exists() else ""
+    link = '<p><a href="final_measure/report.html">final measurement report</a></p>' if final.exists() else ""
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>sinklab run {run.name}</title></head>"
             f"<body style='font-family:system-ui;max-width:1000px;margin:2em auto'><h1>Training run {run.name}</h1>"
             f"{_img(fig)}{link}<h2>Measurements</h2>{_table(measured, 200)}</body></html>")

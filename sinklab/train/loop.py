@@ -5,19 +5,20 @@ batches the uninterrupted one would have.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..config import ModelConfig, PRESETS, check_keys, preset
+from ..config import PRESETS, ModelConfig, check_keys
 from ..data import interventions
 from ..data.shards import open_split
 from ..errors import SinklabError
@@ -299,7 +300,7 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         step_model = DDP(step_model, device_ids=[local])
-    autocast = torch.autocast("cuda", dtype=getattr(torch, tc.dtype)) if device.type == "cuda" else _null()
+    autocast = torch.autocast("cuda", dtype=getattr(torch, tc.dtype)) if device.type == "cuda" else contextlib.nullcontext()
     accum = tc.global_batch // (tc.micro_batch * world)
     tokens_per_step = tc.global_batch * tc.seq_len
     flops_per_step = model.flops_per_token(tc.seq_len) * tokens_per_step
@@ -325,7 +326,7 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
             if tc.prefix_loss and mc.prefix_len:
                 mask = interventions.prefix_loss_mask(x.shape[0], tc.seq_len, mc.prefix_len).to(device)
             sync = world == 1 or micro == accum - 1
-            ctx = step_model.no_sync() if (world > 1 and not sync) else _null()
+            ctx = step_model.no_sync() if (world > 1 and not sync) else contextlib.nullcontext()
             with ctx, autocast:
                 loss = step_model(x[:, :-1], x[:, 1:], loss_mask=mask) / accum
             loss.backward()
@@ -453,12 +454,6 @@ class _Logger:
             self.tb.close()
 
 
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
-__all__ = ["TrainConfig", "TRAIN_PRESETS", "train", "resolve_configs", "parse_overrides", "field"]
+__all__ = ["TrainConfig", "TRAIN_PRESETS", "train", "resolve_configs", "parse_overrides"]
