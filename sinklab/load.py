@@ -126,7 +126,11 @@ def _load_gguf(path: Path, device: str, dtype: str, name: str | None = None) -> 
         return loaded
     try:
         _note(f"dequantising {path.name} (first load only; a safetensors copy is cached in {cached.parent})")
-        model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+        from . import gguf_llama
+
+        model = gguf_llama.load_model(str(path))  # one pass for plain LLaMA files; None otherwise
+        if model is None:
+            model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
         tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     except (SinklabError, KeyboardInterrupt):
         raise

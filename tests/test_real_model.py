@@ -34,3 +34,22 @@ def test_default_sink_on_smollm2_is_in_published_range(smollm2):
     # the sink sits on the first token, with a massive activation behind it
     assert result.summary["largest_sink"]["position"] == 1
     assert max(result.summary["diagnostics"]["hidden_ratio"]) > 50
+
+
+def test_one_pass_gguf_reader_matches_transformers_conversion():
+    """sinklab's fast LLaMA GGUF reader gives exactly the weights and config of transformers' GGUF path."""
+    from transformers import AutoModelForCausalLM
+
+    from sinklab import gguf_llama
+    from sinklab.load import default_gguf_path
+
+    path = default_gguf_path()
+    ours = gguf_llama.load_model(str(path))
+    ref = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+    ref_sd, our_sd = ref.state_dict(), ours.state_dict()
+    assert set(ref_sd) == set(our_sd)
+    assert all(torch.equal(ref_sd[k], our_sd[k]) for k in ref_sd)
+    for key in ("vocab_size", "hidden_size", "num_key_value_heads", "max_position_embeddings", "rms_norm_eps",
+                "tie_word_embeddings"):
+        assert getattr(ours.config, key) == getattr(ref.config, key), key
+    assert torch.equal(ours.model.rotary_emb.inv_freq, ref.model.rotary_emb.inv_freq)
