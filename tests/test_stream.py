@@ -76,3 +76,56 @@ def test_cli_empty_text_and_window_zero(tmp_path, tiny_hf_folders, capsys):
     assert "empty" in capsys.readouterr().err
     assert main(["stream", "--model", str(tiny_hf_folders["llama"]), "--prompt", "x", "--window", "0"]) == 2
     assert "window must be at least 1" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def tiny_with_tokenizer(tmp_path_factory):
+    """A tiny random Llama with a byte-level BPE tokenizer saved beside it."""
+    from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast
+
+    from sinklab.data.tokenizers import train_bpe
+    from tokenizers import Tokenizer
+
+    folder = tmp_path_factory.mktemp("tiny_tok")
+    tok = train_bpe(["the quick brown fox jumps over the lazy dog. " * 20] * 50, 300)
+    fast = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(tok.tokenizer_json), eos_token="<|endoftext|>")
+    fast.save_pretrained(folder)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
+    AutoModelForCausalLM.from_config(cfg).save_pretrained(folder)
+    return folder
+
+
+def test_generate_keeps_the_cache_bounded(tiny_stream):
+    out = stream.generate(tiny_stream, torch.randint(0, 128, (1, 10)), max_new_tokens=60, n_sink=2, window=8)
+    assert out.shape == (1, 60)
+
+
+def test_cli_eval_and_sink_from_measure(tiny_with_tokenizer, tmp_path, capsys):
+    import json
+
+    from sinklab.cli import main
+
+    text = tmp_path / "long.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog. " * 400)
+    measured = tmp_path / "m"
+    measured.mkdir()
+    (measured / "summary.json").write_text(json.dumps({"largest_sink": {"position": 3}}))
+    code = main(["stream", "--model", str(tiny_with_tokenizer), "--eval", str(text), "--cache-size", "32",
+                 "--tokens", "400", "--streams", "2", "--recompute-stride", "16", "--sink-from-measure", str(measured),
+                 "--out", str(tmp_path / "s")])
+    out = capsys.readouterr().out
+    assert code == 0 and "keeping tokens 1..3 as sinks" in out and "n_sink=3" in out
+    saved = json.loads((tmp_path / "s" / "stream.json").read_text())
+    assert {p["policy"] for p in saved["policies"]} == {"full", "window", "sink", "recompute"}
+    assert (tmp_path / "s" / "running_ppl.png").exists()
+    assert main(["stream", "--model", str(tiny_with_tokenizer), "--prompt", "the quick", "--max-new-tokens", "5",
+                 "--window", "16"]) == 0
+
+
+def test_cli_cache_larger_than_context(tiny_with_tokenizer, capsys):
+    from sinklab.cli import main
+
+    assert main(["stream", "--model", str(tiny_with_tokenizer), "--prompt", "x", "--window", "600"]) == 2
+    assert "larger than the model's context of 512" in capsys.readouterr().err
