@@ -25,6 +25,7 @@ CHOICES = {
     "kernel": ("elu1", "identity", "mlp"),
     "kernel_normalizer": ("sum", "max_abs_sum", "none"),
     "gate": ("none", "elementwise", "headwise"),
+    "sparse": ("none", "local_global", "strided", "moba"),
 }
 
 
@@ -68,6 +69,14 @@ class ModelConfig:
     # masks
     prefix_len: int | None = None           # prefix LM: the first p tokens see each other
     window: int | None = None               # sliding window: query i sees keys i-w+1..i
+    # sparse attention patterns
+    sparse: str = "none"                    # local_global | strided | moba
+    sparse_window: int = 256                # local band of local_global
+    sparse_globals: int = 1                 # global tokens of local_global
+    sparse_stride: int = 128                # strided: band and stride
+    sparse_block: int = 64                  # moba: key block size
+    sparse_topk: int = 3                    # moba: past blocks selected per query
+    force_first_block: bool = False         # moba: always select block 0 (NSA hard-codes it)
     # init and embeddings
     tie_embeddings: bool = False
     init_std: float = 0.02
@@ -120,6 +129,18 @@ class ModelConfig:
             raise SinklabError(f"config field sigmoid_bias={self.sigmoid_bias!r} must be a number or 'auto'")
         if self.score_scale <= 0:
             raise SinklabError("config field score_scale must be positive")
+        for name in ("sparse_window", "sparse_globals", "sparse_stride", "sparse_block"):
+            if self.sparse != "none" and int(getattr(self, name)) < 1:
+                raise SinklabError(f"config field {name} must be at least 1 (got {getattr(self, name)})")
+        if self.sparse == "moba":
+            if self.sparse_topk < 0:
+                raise SinklabError(f"config field sparse_topk must be >= 0 (got {self.sparse_topk})")
+            if self.max_seq_len % self.sparse_block:
+                raise SinklabError(f"config field sparse_block={self.sparse_block} does not divide "
+                                   f"max_seq_len={self.max_seq_len}")
+            if self.sparse_topk > self.max_seq_len // self.sparse_block:
+                raise SinklabError(f"config field sparse_topk={self.sparse_topk} is larger than the "
+                                   f"{self.max_seq_len // self.sparse_block} blocks of max_seq_len={self.max_seq_len}")
         return self
 
     def check_length(self, T: int) -> None:
@@ -128,6 +149,7 @@ class ModelConfig:
             raise SinklabError(f"T={T} is longer than the model's context of {self.max_seq_len} tokens")
         if self.prefix_len is not None and self.prefix_len > T:
             raise SinklabError(f"config field prefix_len={self.prefix_len} is longer than T={T}")
+
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -34,6 +34,7 @@ class LayerCapture:
     value_ratio: float
     qk: dict
     attention_map: torch.Tensor | None = None  # (heads, T, T) for sample 0, only when asked
+    alpha_mask_aware: torch.Tensor | None = None  # (batch, heads, T): averaged over the queries that see k
 
 
 @dataclass
@@ -56,17 +57,22 @@ class AttentionRecorder:
 
     def observe(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                 weights_for_rows: metrics.WeightsForRows, n_extra: int = 0,
-                extra_visible_to_all: bool = True) -> None:
+                visible: torch.Tensor | None = None) -> None:
         """Reduce one layer. q, k: (batch, heads, T, d) with k expanded to the query heads.
 
         `weights_for_rows(i0, i1)` gives (batch, heads, i1-i0, n_extra + T) attention weights (or the
         paper's proxy scores); the first `n_extra` columns are added keys seen by every query.
+        `visible`: how many queries see each real key under a sparse pattern (broadcastable to
+        (batch, heads, T)); it gives the mask-aware alpha. None means plain causal (T - k + 1).
         """
         B, H, T, _ = q.shape
         with torch.no_grad():
             rows = metrics.row_block_size(T, T + n_extra, B * H, self.budget_elems)
             col = metrics.column_sums_by_row_blocks(weights_for_rows, T, rows)  # (B, H, n_extra+T)
             alpha = col[..., n_extra:] / metrics.causal_query_counts(T, col.device)
+            alpha_mask_aware = None
+            if visible is not None:
+                alpha_mask_aware = metrics.mask_aware_importance(col[..., n_extra:], visible)
             alpha_extra = col[..., :n_extra] / T if n_extra else None
             amap = None
             if self.keep_map_upto and T <= self.keep_map_upto:
@@ -78,6 +84,7 @@ class AttentionRecorder:
                 value_ratio=metrics.first_token_norm_ratio(v).item(),
                 qk=metrics.qk_split(q, k),
                 attention_map=amap,
+                alpha_mask_aware=alpha_mask_aware.cpu() if alpha_mask_aware is not None else None,
             )
 
     def observe_hidden(self, layer: int, hidden: torch.Tensor) -> None:

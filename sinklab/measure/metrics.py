@@ -23,6 +23,15 @@ def importance_scores(attn: torch.Tensor) -> torch.Tensor:
     return attn.float().sum(-2) / causal_query_counts(n_keys, attn.device)
 
 
+def mask_aware_importance(column_sums: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+    """alpha_k averaged over the queries whose pattern includes k (0 where no query sees k).
+
+    Under plain causal attention `visible` is T - k + 1 and this equals the paper's alpha_k.
+    """
+    visible = visible.to(column_sums.dtype)
+    return torch.where(visible > 0, column_sums / visible.clamp_min(1), torch.zeros_like(column_sums))
+
+
 def column_sums_by_row_blocks(weights_for_rows: WeightsForRows, n_queries: int, block_rows: int) -> torch.Tensor:
     """Sum attention over queries, one block of rows at a time.
 

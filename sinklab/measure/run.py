@@ -32,6 +32,7 @@ class _Accumulator:
     exceed: torch.Tensor = None          # (E, L, H, T) samples with alpha > eps
     first_k: list = field(default_factory=list)   # per batch (B, L, H, K)
     extra: list = field(default_factory=list)     # per batch (B, L, H, n_extra)
+    first_k_mask_aware: list = field(default_factory=list)  # per batch (B, L, H, K), sparse patterns only
     diag_sum: dict = field(default_factory=dict)  # name -> (L,) weighted by samples
     attention_maps: torch.Tensor | None = None    # (L, H, T, T) of sample 0
 
@@ -46,6 +47,9 @@ class _Accumulator:
         for e, eps in enumerate(self.eps):
             self.exceed[e] += (alpha > eps).sum(0)
         self.first_k.append(alpha[..., : self.K].float())
+        if rec.layers[layers[0]].alpha_mask_aware is not None:
+            ma = torch.stack([rec.layers[l].alpha_mask_aware.expand_as(rec.layers[l].alpha) for l in layers], dim=1)
+            self.first_k_mask_aware.append(ma[..., : self.K].float())
         if rec.layers[layers[0]].alpha_extra is not None:
             self.extra.append(torch.stack([rec.layers[l].alpha_extra for l in layers], dim=1).float())
         per_layer = {
@@ -193,14 +197,19 @@ def _tabulate(loaded, probe, bos, accs, epss, load_s, measure_s, device, dtype, 
         sink_all = acc.exceed.double().mean(dim=(1, 2)) / acc.n * 100      # (E, T)
         mean_alpha_pos = acc.alpha_sum.mean(dim=(0, 1)) / acc.n            # (T,)
         extra = torch.cat(acc.extra) if acc.extra else None                # (n, L, H, n_extra)
+        mask_aware = torch.cat(acc.first_k_mask_aware) if acc.first_k_mask_aware else None  # (n, L, H, K)
         half = max(1, t // 2)
         for e, eps in enumerate(epss):
             per_sample = (first_k > eps).float().mean(dim=(1, 2))          # (n, K) Sink of each sample
             se = per_sample.std(0, unbiased=True) / math.sqrt(acc.n) * 100 if acc.n > 1 else torch.zeros(acc.K)
             for k in range(acc.K):
-                sweep.append({**base, "n": acc.n, "T": t, "eps": eps, "position": str(k + 1),
-                              "sink_pct": round(sink_all[e, k].item(), 4), "sink_se": round(se[k].item(), 4),
-                              "mean_alpha": round(mean_alpha_pos[k].item(), 6)})
+                row = {**base, "n": acc.n, "T": t, "eps": eps, "position": str(k + 1),
+                       "sink_pct": round(sink_all[e, k].item(), 4), "sink_se": round(se[k].item(), 4),
+                       "mean_alpha": round(mean_alpha_pos[k].item(), 6)}
+                if mask_aware is not None:  # sparse pattern: alpha over the queries that can see k
+                    row["sink_pct_mask_aware"] = round(metrics.sink_rate(mask_aware[..., k], eps).item(), 4)
+                    row["mean_alpha_mask_aware"] = round(mask_aware[..., k].mean().item(), 6)
+                sweep.append(row)
             if extra is not None:
                 for j in range(extra.shape[-1]):
                     sweep.append({**base, "n": acc.n, "T": t, "eps": eps, "position": f"sink*{j + 1}" if j else "sink*",
@@ -232,6 +241,8 @@ def _tabulate(loaded, probe, bos, accs, epss, load_s, measure_s, device, dtype, 
         "sink": sink,
         "sink_se": {r["position"]: r["sink_se"] for r in first_rows if not r["position"].startswith("sink*")},
         "mean_alpha_1": round(f["mean_alpha"][0].item(), 6),
+        "sink_mask_aware": ({r["position"]: r["sink_pct_mask_aware"] for r in first_rows if "sink_pct_mask_aware" in r}
+                            or None),
         "largest_sink": {"position": f["largest"] + 1, "sink_pct": round(f["sink_all"][0, f["largest"]].item(), 4),
                          "searched": f"k <= T/2 = {max(1, first_T // 2)}"},
         "sink_star": ({r["position"]: r["sink_pct"] for r in first_rows if r["position"].startswith("sink*")}

@@ -93,10 +93,11 @@ class Attention(nn.Module):
                 out.append((q_rows.float() * kb[None, :, None, :]).sum(-1, keepdim=True) * self.scale)
         return out
 
-    def weights(self, q, k, pos_bias, mask_fn, i0: int, i1: int) -> torch.Tensor:
+    def weights(self, q, k, pos_bias, mask_fn, i0: int, i1: int, dyn_mask=None) -> torch.Tensor:
         """Attention weights of query rows i0..i1-1: (B, H, rows, n_extra_keys + T), float32.
 
         q, k: (B, H, T, d) with k expanded to the query heads. pos_bias: (H, T, T) additive or None.
+        dyn_mask: (B, H, T, T) data-dependent pattern (MoBA) that narrows `mask_fn`, or None.
         """
         cfg = self.cfg
         qr = q[:, :, i0:i1].float()
@@ -109,14 +110,16 @@ class Attention(nn.Module):
             s = s + pos_bias[:, i0:i1].float()
         extra = self._extra_logits(qr)
         allowed = masks.dense_mask(mask_fn, i1 - i0, T, device=q.device, q_offset=i0)
+        if dyn_mask is not None:
+            allowed = allowed & dyn_mask[:, :, i0:i1]
         if extra:
             s = torch.cat(extra + [s], dim=-1)
-            allowed = torch.cat([allowed.new_ones(i1 - i0, len(extra)), allowed], dim=-1)
+            allowed = torch.cat([allowed.new_ones(*allowed.shape[:-1], len(extra)), allowed], dim=-1)
         return score_function(cfg, s, allowed, T)
 
-    def measured_weights(self, q, k, pos_bias, mask_fn, i0, i1):
+    def measured_weights(self, q, k, pos_bias, mask_fn, i0, i1, dyn_mask=None):
         """What the sink metric reads: the weights, or the paper's proxy scores without normalisation."""
-        w = self.weights(q, k, pos_bias, mask_fn, i0, i1)
+        w = self.weights(q, k, pos_bias, mask_fn, i0, i1, dyn_mask)
         if not self.cfg.proxy_scores:
             return w
         non_negative = self.cfg.score in ("sigmoid", "elu1") or self.cfg.kernel == "elu1"
@@ -137,9 +140,18 @@ class Attention(nn.Module):
         q, k, v = self.hook_q(q.transpose(1, 2)), self.hook_k(k.transpose(1, 2)), self.hook_v(v.transpose(1, 2))
         k_full = k if Hkv == H else k.repeat_interleave(H // Hkv, dim=1)
         v_full = v if Hkv == H else v.repeat_interleave(H // Hkv, dim=1)
+        dyn = None
+        if cfg.sparse == "moba":  # blocks over the real tokens; a sink token stays visible to all
+            dyn = masks.moba_mask(q[:, :, n_prefix:], k_full[:, :, n_prefix:], cfg.sparse_block, cfg.sparse_topk,
+                                  cfg.force_first_block)
+            if n_prefix:
+                dyn = F.pad(dyn, (n_prefix, 0, n_prefix, 0), value=True)
         if recorder is not None:
-            self._observe(recorder, q, k_full, v_full, pos_bias, mask_fn, n_prefix)
-        out = self._attend(q, k, v, k_full, v_full, pos_bias, mask_fn, plain_causal, block_mask)
+            self._observe(recorder, q, k_full, v_full, pos_bias, mask_fn, n_prefix, dyn, plain_causal)
+        if dyn is not None:
+            out = self._attend_dynamic(q, k_full, v_full, pos_bias, mask_fn, dyn)
+        else:
+            out = self._attend(q, k, v, k_full, v_full, pos_bias, mask_fn, plain_causal, block_mask)
         if cfg.attn_bias == "v":
             out = out + self.v_out_bias.to(out.dtype)[None, :, None, :]
         out = out.transpose(1, 2)  # (B, T, H, hd)
@@ -176,6 +188,16 @@ class Attention(nn.Module):
         out = F.scaled_dot_product_attention(q, k_ext, v_ext, attn_mask=allowed, scale=self.scale)
         return out * self.cfg.score_scale if self.cfg.score == "scaled_softmax" else out
 
+    def _attend_dynamic(self, q, k, v, pos_bias, mask_fn, dyn):
+        """A data-dependent pattern: one SDPA call with the boolean mask for plain softmax, else dense."""
+        cfg = self.cfg
+        if cfg.score in ("softmax", "scaled_softmax") and cfg.n_extra_keys == 0 and pos_bias is None:
+            T = q.shape[-2]
+            allowed = dyn & masks.dense_mask(mask_fn, T, T, device=q.device)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=self.scale)
+            return out * cfg.score_scale if cfg.score == "scaled_softmax" else out
+        return self._dense(q, k, v, pos_bias, mask_fn, dyn)
+
     def _flex(self, q, k, v, pos_bias, block_mask):
         """Softmax-family attention through FlexAttention; the sink logit rescales with the LSE."""
         cfg = self.cfg
@@ -191,14 +213,14 @@ class Attention(nn.Module):
             out = out * torch.sigmoid(lse.float() - sink.view(1, -1, 1)).unsqueeze(-1).to(out.dtype)
         return out * cfg.score_scale if cfg.score == "scaled_softmax" else out
 
-    def _dense(self, q, k, v, pos_bias, mask_fn):
+    def _dense(self, q, k, v, pos_bias, mask_fn, dyn_mask=None):
         T = q.shape[-2]
         rows = metrics.row_block_size(T, T + 2, q.shape[0] * q.shape[1], budget_elems=1 << 27)
         outs = []
         n_extra = len(self._extra_logits(q[:, :, :1]))
         v_extra = self._extra_values(q)
         for i0 in range(0, T, rows):
-            w = self.weights(q, k, pos_bias, mask_fn, i0, min(i0 + rows, T))
+            w = self.weights(q, k, pos_bias, mask_fn, i0, min(i0 + rows, T), dyn_mask)
             o = w[..., n_extra:] @ v.float()
             if v_extra is not None:
                 o = o + w[..., n_extra - 1: n_extra] * v_extra
@@ -210,15 +232,22 @@ class Attention(nn.Module):
             return None
         return self.v_bias.float().expand(self.n_heads, -1)[None, :, None, :]
 
-    def _observe(self, recorder, q, k, v, pos_bias, mask_fn, n_prefix):
+    def _observe(self, recorder, q, k, v, pos_bias, mask_fn, n_prefix, dyn=None, plain_causal=False):
         """Report this layer to the measurement, real tokens as rows and added positions leading."""
         n_extra = self.cfg.n_extra_keys + n_prefix
 
         def rows(i0, i1):
-            return self.measured_weights(q, k, pos_bias, mask_fn, i0 + n_prefix, i1 + n_prefix)
+            return self.measured_weights(q, k, pos_bias, mask_fn, i0 + n_prefix, i1 + n_prefix, dyn)
 
+        visible = None  # plain causal: the paper's T - k + 1
+        if not plain_causal or dyn is not None:
+            T = q.shape[-2]
+            allowed = masks.dense_mask(mask_fn, T, T, device=q.device)
+            if dyn is not None:
+                allowed = allowed & dyn
+            visible = masks.visible_counts(allowed[..., n_prefix:, n_prefix:])  # queries that see each real key
         qr, kr, vr = q[:, :, n_prefix:], k[:, :, n_prefix:], v[:, :, n_prefix:]
-        recorder.observe(self.layer_idx, qr, kr, vr, rows, n_extra=n_extra)
+        recorder.observe(self.layer_idx, qr, kr, vr, rows, n_extra=n_extra, visible=visible)
 
 
 def score_function(cfg: ModelConfig, s: torch.Tensor, allowed: torch.Tensor, T: int) -> torch.Tensor:

@@ -111,8 +111,10 @@ class SinkLM(nn.Module):
         else:
             pos_bias = None
         prefix = cfg.prefix_len + self.n_prefix if cfg.prefix_len else None
-        mask_fn = masks.build(cfg.window, prefix, n_global=self.n_prefix)
-        plain = masks.is_plain_causal(cfg.window, prefix, T_total)
+        mask_fn = masks.build(cfg.window, prefix, n_global=self.n_prefix, sparse=cfg.sparse,
+                              sparse_window=cfg.sparse_window, sparse_globals=cfg.sparse_globals,
+                              sparse_stride=cfg.sparse_stride)
+        plain = masks.is_plain_causal(cfg.window, prefix, T_total, cfg.sparse)
         block_mask = None
         needs_flex = not plain or pos_bias is not None or cfg.sink_logit or cfg.score == "off_by_one"
         if device.type == "cuda" and needs_flex:

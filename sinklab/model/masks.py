@@ -57,9 +57,15 @@ def dense_mask(fn: MaskFn, n_queries: int, n_keys: int, device=None, q_offset: i
     return fn(q, k)
 
 
-def build(window: int | None = None, prefix_len: int | None = None, n_global: int = 0) -> MaskFn:
-    """The decoder's mask: causal, narrowed by a window, widened by a prefix and global keys."""
+def build(window: int | None = None, prefix_len: int | None = None, n_global: int = 0,
+          sparse: str = "none", sparse_window: int = 256, sparse_globals: int = 1, sparse_stride: int = 128) -> MaskFn:
+    """The decoder's static mask: causal or a sparse pattern, narrowed by a window, widened by a
+    prefix and global keys (dynamic patterns such as MoBA narrow it further inside attention)."""
     fn = sliding_window(window) if window else causal()
+    if sparse == "local_global":
+        fn = and_masks(fn, local_global(sparse_window, sparse_globals + n_global))
+    elif sparse == "strided":
+        fn = and_masks(fn, strided(sparse_stride))
     if prefix_len:
         fn = or_masks(fn, prefix_lm(prefix_len))
     if n_global:
@@ -67,5 +73,53 @@ def build(window: int | None = None, prefix_len: int | None = None, n_global: in
     return fn
 
 
-def is_plain_causal(window: int | None, prefix_len: int | None, T: int) -> bool:
-    return (window is None or window >= T) and not prefix_len
+def is_plain_causal(window: int | None, prefix_len: int | None, T: int, sparse: str = "none") -> bool:
+    return (window is None or window >= T) and not prefix_len and sparse == "none"
+
+
+# -- sparse patterns ---------------------------------------------------------------------------
+
+def local_global(window: int, n_global: int) -> MaskFn:
+    """Longformer / BigBird style: a causal local band plus the first `n_global` tokens."""
+    return lambda q, k: (k <= q) & ((q - k < window) | (k < n_global))
+
+
+def strided(stride: int) -> MaskFn:
+    """Sparse Transformer (strided): the last `stride` tokens plus every stride-th token before them."""
+    return lambda q, k: (k <= q) & ((q - k < stride) | ((q - k) % stride == 0))
+
+
+def moba_mask(q: torch.Tensor, k: torch.Tensor, block: int, topk: int, force_first: bool = False) -> torch.Tensor:
+    """MoBA-style dynamic block selection: (B, H, T, T) boolean mask.
+
+    Keys are split into blocks; each query attends causally within its own block plus the `topk`
+    past blocks whose mean-pooled key scores highest against it. No parameters are added. With
+    `force_first`, block 0 is always among the selected (as NSA hard-codes the initial block).
+    A last partial block (T not a multiple of `block`) is pooled over the keys it has.
+    """
+    B, H, T, D = q.shape
+    nb = -(-T // block)
+    with torch.no_grad():
+        padded = torch.nn.functional.pad(k.float(), (0, 0, 0, nb * block - T))
+        sizes = torch.full((nb,), float(block), device=k.device)
+        sizes[-1] = T - (nb - 1) * block
+        pooled = padded.view(B, H, nb, block, D).sum(3) / sizes[:, None]          # (B, H, nb, D)
+        scores = q.float() @ pooled.transpose(-1, -2)                            # (B, H, T, nb)
+        q_block = torch.arange(T, device=q.device) // block
+        blocks = torch.arange(nb, device=q.device)
+        past = blocks[None, :] < q_block[:, None]                                # (T, nb)
+        scores = scores.masked_fill(~past, float("-inf"))
+        if force_first:
+            scores[..., 0] = torch.where(past[:, 0], torch.tensor(float("inf"), device=q.device), scores[..., 0])
+        chosen = torch.zeros_like(scores, dtype=torch.bool)
+        if topk > 0 and nb > 1:
+            idx = scores.topk(min(topk, nb), dim=-1).indices
+            chosen.scatter_(-1, idx, True)
+        chosen = (chosen & past) | (blocks[None, :] == q_block[:, None])          # own block always
+        token = chosen.repeat_interleave(block, dim=-1)[..., :T]                 # (B, H, T, T)
+        return token & dense_mask(causal(), T, T, device=q.device)
+
+
+def visible_counts(mask: torch.Tensor) -> torch.Tensor:
+    """How many queries see each key: column sums of a (..., Tq, Tk) boolean mask."""
+    return mask.float().sum(-2)

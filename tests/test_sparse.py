@@ -1,0 +1,141 @@
+"""Sparse attention patterns and the mask-aware metric."""
+import pytest
+import torch
+
+from sinklab.config import preset
+from sinklab.errors import SinklabError
+from sinklab.measure import capture, metrics
+from sinklab.model import masks
+from sinklab.model.decoder import SinkLM
+
+PATTERNS = {"local_global": dict(sparse="local_global", sparse_window=4, sparse_globals=2),
+            "strided": dict(sparse="strided", sparse_stride=4),
+            "moba": dict(sparse="moba", sparse_block=4, sparse_topk=1),
+            "moba_sink_token": dict(sparse="moba", sparse_block=4, sparse_topk=1, sink_token=True),
+            "moba_forced": dict(sparse="moba", sparse_block=4, sparse_topk=1, force_first_block=True)}
+
+
+def brute_static(kind, T, **p):
+    m = torch.zeros(T, T, dtype=torch.bool)
+    for q in range(T):
+        for k in range(q + 1):
+            if kind == "local_global":
+                m[q, k] = q - k < p["window"] or k < p["n_global"]
+            else:
+                m[q, k] = q - k < p["stride"] or (q - k) % p["stride"] == 0
+    return m
+
+
+def test_static_masks_equal_brute_force():
+    assert torch.equal(masks.dense_mask(masks.local_global(4, 2), 16, 16), brute_static("local_global", 16, window=4, n_global=2))
+    assert torch.equal(masks.dense_mask(masks.strided(4), 16, 16), brute_static("strided", 16, stride=4))
+
+
+def brute_moba(q, k, block, topk, force_first):
+    B, H, T, D = q.shape
+    out = torch.zeros(B, H, T, T, dtype=torch.bool)
+    nb = -(-T // block)
+    for b in range(B):
+        for h in range(H):
+            pooled = [k[b, h, j * block:(j + 1) * block].mean(0) for j in range(nb)]
+            for i in range(T):
+                own = i // block
+                past = list(range(own))
+                ranked = sorted(past, key=lambda j: -(q[b, h, i] @ pooled[j]).item())
+                chosen = set(ranked[:topk])
+                if force_first and past:
+                    chosen = set(([0] + [j for j in ranked if j != 0])[:topk]) if topk else set()
+                for j in chosen | {own}:
+                    for t in range(j * block, min((j + 1) * block, i + 1)):
+                        out[b, h, i, t] = True
+    return out
+
+
+@pytest.mark.parametrize("force_first,T", [(False, 16), (True, 16), (False, 18)])
+def test_moba_mask_equals_brute_force_and_never_sees_the_future(force_first, T):
+    torch.manual_seed(0)
+    q, k = torch.randn(2, 3, T, 8), torch.randn(2, 3, T, 8)
+    got = masks.moba_mask(q, k, block=4, topk=2, force_first=force_first)
+    assert torch.equal(got, brute_moba(q, k, 4, 2, force_first))
+    assert not (got & ~torch.tril(torch.ones(T, T, dtype=torch.bool))).any()
+    if force_first:
+        assert got[..., 4:, 0].all()  # every query past the first block sees token 0
+
+
+def test_moba_with_topk_covering_every_block_is_dense_causal():
+    torch.manual_seed(0)
+    q, k = torch.randn(1, 2, 16, 8), torch.randn(1, 2, 16, 8)
+    assert torch.equal(masks.moba_mask(q, k, 4, 4)[0, 0], torch.tril(torch.ones(16, 16, dtype=torch.bool)))
+    dense = SinkLM(preset("tiny")).eval()
+    moba = SinkLM(preset("tiny", sparse="moba", sparse_block=4, sparse_topk=4)).eval()
+    moba.load_state_dict(dense.state_dict())
+    ids = torch.randint(0, 256, (2, 16))
+    assert torch.allclose(dense(ids), moba(ids), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(PATTERNS))
+def test_every_pattern_trains_and_is_causal(name):
+    torch.manual_seed(0)
+    model = SinkLM(preset("tiny", **PATTERNS[name]))
+    ids = torch.randint(0, 256, (2, 24))
+    loss = model(ids, ids)
+    loss.backward()
+    assert torch.isfinite(loss)
+    changed = ids.clone()
+    changed[0, -1] = (changed[0, -1] + 1) % 256
+    with torch.no_grad():
+        assert torch.allclose(model(ids)[:, :-1], model(changed)[:, :-1], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(PATTERNS))
+def test_attention_outside_the_pattern_is_exactly_zero(name):
+    torch.manual_seed(0)
+    cfg = preset("tiny", **PATTERNS[name])
+    attn = SinkLM(cfg).layers[0].attn
+    q, k = torch.randn(1, 4, 16, 16), torch.randn(1, 4, 16, 16)
+    mask_fn = masks.build(sparse=cfg.sparse, sparse_window=cfg.sparse_window, sparse_globals=cfg.sparse_globals,
+                          sparse_stride=cfg.sparse_stride)
+    allowed = masks.dense_mask(mask_fn, 16, 16)
+    dyn = masks.moba_mask(q, k, 4, cfg.sparse_topk, cfg.force_first_block) if cfg.sparse == "moba" else None
+    if dyn is not None:
+        allowed = allowed & dyn
+    w = attn.weights(q, k, None, mask_fn, 0, 16, dyn)
+    assert (w[~allowed.expand_as(w)] == 0).all()
+    assert torch.allclose(w.sum(-1), torch.ones(1, 4, 16), atol=1e-5)
+
+
+def test_mask_aware_alpha_equals_paper_alpha_for_dense_causal():
+    A = torch.softmax(torch.randn(2, 3, 8, 8).masked_fill(~torch.tril(torch.ones(8, 8, dtype=torch.bool)), -1e9), -1)
+    visible = masks.visible_counts(torch.tril(torch.ones(8, 8, dtype=torch.bool)))
+    assert torch.allclose(metrics.mask_aware_importance(A.sum(-2), visible), metrics.importance_scores(A), atol=1e-6)
+
+
+def test_mask_aware_alpha_by_hand_on_a_window_of_two():
+    # T = 4, window 2: row i sees keys i-1, i. Column 1 (k=1) is seen by queries 1 and 2 only.
+    A = torch.tensor([[1.0, 0, 0, 0], [0.8, 0.2, 0, 0], [0, 0.6, 0.4, 0], [0, 0, 0.3, 0.7]])
+    visible = masks.visible_counts(masks.dense_mask(masks.sliding_window(2), 4, 4))
+    assert visible.tolist() == [2, 2, 2, 1]
+    aware = metrics.mask_aware_importance(A.sum(-2), visible)
+    paper = metrics.importance_scores(A)
+    assert torch.allclose(aware, torch.tensor([0.9, 0.4, 0.35, 0.7]))       # (1+.8)/2, (.2+.6)/2, (.4+.3)/2, .7
+    assert torch.allclose(paper, torch.tensor([1.8 / 4, 0.8 / 3, 0.7 / 2, 0.7]))  # the paper divides by T-k+1
+
+
+def test_measure_reports_mask_aware_sink_for_sparse_models():
+    torch.manual_seed(0)
+    model = SinkLM(preset("tiny", sparse="local_global", sparse_window=8))
+    from sinklab.measure.run import measure
+
+    r = measure(model, probe="random", n=3, T=32, progress=False)
+    assert set(r.summary["sink_mask_aware"]) == set(r.summary["sink"])
+    dense = measure(SinkLM(preset("tiny")), probe="random", n=3, T=32, progress=False)
+    assert dense.summary["sink_mask_aware"] is None  # plain causal: identical to the paper's alpha
+
+
+def test_bad_sparse_values_name_the_field():
+    with pytest.raises(SinklabError, match="sparse_block=5 does not divide max_seq_len=256"):
+        preset("tiny", sparse="moba", sparse_block=5)
+    with pytest.raises(SinklabError, match="sparse_topk=9 is larger than the 4 blocks"):
+        preset("tiny", sparse="moba", sparse_block=64, sparse_topk=9)
+    with pytest.raises(SinklabError, match="sparse"):
+        preset("tiny", sparse="bigbird")
