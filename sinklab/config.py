@@ -25,7 +25,7 @@ CHOICES = {
     "kernel": ("elu1", "identity", "mlp"),
     "kernel_normalizer": ("sum", "max_abs_sum", "none"),
     "gate": ("none", "elementwise", "headwise"),
-    "sparse": ("none", "local_global", "strided", "moba"),
+    "sparse": ("none", "local_global", "strided", "moba", "nsa"),
 }
 
 
@@ -76,7 +76,8 @@ class ModelConfig:
     sparse_stride: int = 128                # strided: band and stride
     sparse_block: int = 64                  # moba: key block size
     sparse_topk: int = 3                    # moba: past blocks selected per query
-    force_first_block: bool = False         # moba: always select block 0 (NSA hard-codes it)
+    force_first_block: bool = False         # moba / nsa: always select block 0 (NSA hard-codes it)
+    branch_gate: str | None = None          # nsa: "sigmoid" (default) or "softmax" mixing of its 3 branches
     # init and embeddings
     tie_embeddings: bool = False
     init_std: float = 0.02
@@ -132,7 +133,14 @@ class ModelConfig:
         for name in ("sparse_window", "sparse_globals", "sparse_stride", "sparse_block"):
             if self.sparse != "none" and int(getattr(self, name)) < 1:
                 raise SinklabError(f"config field {name} must be at least 1 (got {getattr(self, name)})")
-        if self.sparse == "moba":
+        if self.branch_gate is not None and self.sparse != "nsa":
+            raise SinklabError(f"config field branch_gate={self.branch_gate!r} applies only to sparse='nsa' "
+                               f"(got sparse={self.sparse!r})")
+        if self.branch_gate not in (None, "sigmoid", "softmax"):
+            raise SinklabError(f"config field branch_gate={self.branch_gate!r} is not one of: sigmoid, softmax")
+        if self.sparse == "nsa" and (self.score != "softmax" or self.n_extra_keys or self.sink_token):
+            raise SinklabError("config field sparse='nsa' needs score='softmax' without extra keys or a sink token")
+        if self.sparse in ("moba", "nsa"):
             if self.sparse_topk < 0:
                 raise SinklabError(f"config field sparse_topk must be >= 0 (got {self.sparse_topk})")
             if self.max_seq_len % self.sparse_block:

@@ -4,7 +4,7 @@ import torch
 
 from sinklab.config import preset
 from sinklab.errors import SinklabError
-from sinklab.measure import capture, metrics
+from sinklab.measure import metrics
 from sinklab.model import masks
 from sinklab.model.decoder import SinkLM
 
@@ -12,7 +12,10 @@ PATTERNS = {"local_global": dict(sparse="local_global", sparse_window=4, sparse_
             "strided": dict(sparse="strided", sparse_stride=4),
             "moba": dict(sparse="moba", sparse_block=4, sparse_topk=1),
             "moba_sink_token": dict(sparse="moba", sparse_block=4, sparse_topk=1, sink_token=True),
-            "moba_forced": dict(sparse="moba", sparse_block=4, sparse_topk=1, force_first_block=True)}
+            "moba_forced": dict(sparse="moba", sparse_block=4, sparse_topk=1, force_first_block=True),
+            "nsa": dict(sparse="nsa", sparse_block=4, sparse_topk=1, sparse_window=4),
+            "nsa_forced_softmax_gate": dict(sparse="nsa", sparse_block=4, sparse_topk=1, sparse_window=4,
+                                            force_first_block=True, branch_gate="softmax")}
 
 
 def brute_static(kind, T, **p):
@@ -87,7 +90,7 @@ def test_every_pattern_trains_and_is_causal(name):
         assert torch.allclose(model(ids)[:, :-1], model(changed)[:, :-1], atol=1e-6)
 
 
-@pytest.mark.parametrize("name", sorted(PATTERNS))
+@pytest.mark.parametrize("name", sorted(n for n in PATTERNS if not n.startswith("nsa")))
 def test_attention_outside_the_pattern_is_exactly_zero(name):
     torch.manual_seed(0)
     cfg = preset("tiny", **PATTERNS[name])
@@ -139,3 +142,38 @@ def test_bad_sparse_values_name_the_field():
         preset("tiny", sparse="moba", sparse_block=64, sparse_topk=9)
     with pytest.raises(SinklabError, match="sparse"):
         preset("tiny", sparse="bigbird")
+
+
+@pytest.mark.parametrize("force_first", [False, True])
+def test_nsa_selection_never_sees_the_future_and_forces_block_zero(force_first):
+    torch.manual_seed(0)
+    p_cmp = torch.softmax(torch.randn(2, 3, 18, 4), -1)  # 18 tokens, 4 complete blocks of 4
+    sel = masks.nsa_block_selection(p_cmp, 4, 18, topk=1, force_first=force_first)
+    assert not (sel & ~torch.tril(torch.ones(18, 18, dtype=torch.bool))).any()
+    # the partial last block (tokens 16, 17) is its own queries' block, causally
+    assert torch.equal(sel[..., 16:, 16:], torch.tril(torch.ones(2, 2, dtype=torch.bool)).expand(2, 3, 2, 2))
+    if force_first:
+        assert sel[..., 4:, 0].all()
+    # own block + at most one selected past block
+    per_query_blocks = sel.view(2, 3, 18, 18)[..., :16].reshape(2, 3, 18, 4, 4).any(-1).sum(-1)
+    assert per_query_blocks.max() <= 2
+
+
+def test_nsa_branches_are_recorded_with_zero_outside_their_masks():
+    from sinklab.measure import capture
+    from sinklab.measure.run import measure
+
+    torch.manual_seed(0)
+    model = SinkLM(preset("tiny", sparse="nsa", sparse_block=8, sparse_topk=2, sparse_window=8)).eval()
+    rec = capture.AttentionRecorder()
+    with torch.no_grad():
+        model.hidden_states(torch.randint(0, 256, (2, 32)), recorder=rec)
+    assert set(rec.branches) == {"window", "compressed"} and len(rec.layers) == 2
+    assert rec.branches["compressed"][0].alpha.shape[-1] == 4  # one position per compressed block
+    r = measure(model, probe="random", n=2, T=32, progress=False)
+    assert set(r.summary["sink_by_branch"]) == {"selected", "window", "compressed"}
+
+
+def test_branch_gate_needs_nsa():
+    with pytest.raises(SinklabError, match="branch_gate='sigmoid' applies only to sparse='nsa'"):
+        preset("tiny", sparse="moba", branch_gate="sigmoid")

@@ -44,11 +44,13 @@ class AttentionRecorder:
     budget_elems: int = 1 << 23        # one block of attention weights: 32 MB in float32
     layers: dict[int, LayerCapture] = field(default_factory=dict)
     hidden_ratio: dict[int, float] = field(default_factory=dict)
+    branches: dict[str, dict[int, LayerCapture]] = field(default_factory=dict)  # e.g. NSA's compressed / window
     _calls: int = 0
 
     def reset(self) -> None:
         self.layers.clear()
         self.hidden_ratio.clear()
+        self.branches.clear()
         self._calls = 0
 
     def next_layer_index(self) -> int:
@@ -57,19 +59,21 @@ class AttentionRecorder:
 
     def observe(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                 weights_for_rows: metrics.WeightsForRows, n_extra: int = 0,
-                visible: torch.Tensor | None = None) -> None:
+                visible: torch.Tensor | None = None, branch: str | None = None) -> None:
         """Reduce one layer. q, k: (batch, heads, T, d) with k expanded to the query heads.
 
         `weights_for_rows(i0, i1)` gives (batch, heads, i1-i0, n_extra + T) attention weights (or the
         paper's proxy scores); the first `n_extra` columns are added keys seen by every query.
         `visible`: how many queries see each real key under a sparse pattern (broadcastable to
         (batch, heads, T)); it gives the mask-aware alpha. None means plain causal (T - k + 1).
+        `branch` files the layer under an extra attention branch (NSA) instead of the main one.
         """
         B, H, T, _ = q.shape
+        n_keys = k.shape[-2]
         with torch.no_grad():
-            rows = metrics.row_block_size(T, T + n_extra, B * H, self.budget_elems)
-            col = metrics.column_sums_by_row_blocks(weights_for_rows, T, rows)  # (B, H, n_extra+T)
-            alpha = col[..., n_extra:] / metrics.causal_query_counts(T, col.device)
+            rows = metrics.row_block_size(T, n_keys + n_extra, B * H, self.budget_elems)
+            col = metrics.column_sums_by_row_blocks(weights_for_rows, T, rows)  # (B, H, n_extra+keys)
+            alpha = col[..., n_extra:] / metrics.causal_query_counts(n_keys, col.device)
             alpha_mask_aware = None
             if visible is not None:
                 alpha_mask_aware = metrics.mask_aware_importance(col[..., n_extra:], visible)
@@ -77,12 +81,13 @@ class AttentionRecorder:
             amap = None
             if self.keep_map_upto and T <= self.keep_map_upto:
                 amap = weights_for_rows(0, T)[0, :, :, n_extra:].float().cpu()
-            self.layers[layer] = LayerCapture(
+            target = self.layers if branch is None else self.branches.setdefault(branch, {})
+            target[layer] = LayerCapture(
                 alpha=alpha.cpu(),
                 alpha_extra=alpha_extra.cpu() if alpha_extra is not None else None,
                 key_ratio=metrics.first_token_norm_ratio(k).item(),
                 value_ratio=metrics.first_token_norm_ratio(v).item(),
-                qk=metrics.qk_split(q, k),
+                qk=metrics.qk_split(q, k) if n_keys == T else {},  # compressed keys have no token pairing
                 attention_map=amap,
                 alpha_mask_aware=alpha_mask_aware.cpu() if alpha_mask_aware is not None else None,
             )

@@ -33,6 +33,7 @@ class _Accumulator:
     first_k: list = field(default_factory=list)   # per batch (B, L, H, K)
     extra: list = field(default_factory=list)     # per batch (B, L, H, n_extra)
     first_k_mask_aware: list = field(default_factory=list)  # per batch (B, L, H, K), sparse patterns only
+    branch_first: dict = field(default_factory=dict)  # NSA branch -> per batch (B, L, H) alpha of position 1
     diag_sum: dict = field(default_factory=dict)  # name -> (L,) weighted by samples
     attention_maps: torch.Tensor | None = None    # (L, H, T, T) of sample 0
 
@@ -50,6 +51,10 @@ class _Accumulator:
         if rec.layers[layers[0]].alpha_mask_aware is not None:
             ma = torch.stack([rec.layers[l].alpha_mask_aware.expand_as(rec.layers[l].alpha) for l in layers], dim=1)
             self.first_k_mask_aware.append(ma[..., : self.K].float())
+        for name, by_layer in rec.branches.items():
+            alphas = [(c.alpha_mask_aware if c.alpha_mask_aware is not None else c.alpha).expand_as(c.alpha)[..., 0]
+                      for _, c in sorted(by_layer.items())]
+            self.branch_first.setdefault(name, []).append(torch.stack(alphas, dim=1).float())
         if rec.layers[layers[0]].alpha_extra is not None:
             self.extra.append(torch.stack([rec.layers[l].alpha_extra for l in layers], dim=1).float())
         per_layer = {
@@ -243,6 +248,9 @@ def _tabulate(loaded, probe, bos, accs, epss, load_s, measure_s, device, dtype, 
         "mean_alpha_1": round(f["mean_alpha"][0].item(), 6),
         "sink_mask_aware": ({r["position"]: r["sink_pct_mask_aware"] for r in first_rows if "sink_pct_mask_aware" in r}
                             or None),
+        "sink_by_branch": ({"selected": next(r["sink_pct_mask_aware"] for r in first_rows if r["position"] == "1"),
+                            **{name: round(metrics.sink_rate(torch.cat(v), epss[0]).item(), 4)
+                               for name, v in acc.branch_first.items()}} if acc.branch_first else None),
         "largest_sink": {"position": f["largest"] + 1, "sink_pct": round(f["sink_all"][0, f["largest"]].item(), 4),
                          "searched": f"k <= T/2 = {max(1, first_T // 2)}"},
         "sink_star": ({r["position"]: r["sink_pct"] for r in first_rows if r["position"].startswith("sink*")}

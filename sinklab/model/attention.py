@@ -64,6 +64,8 @@ class Attention(nn.Module):
             self.kernel_mlp = nn.Sequential(nn.Linear(hd, hd), nn.GELU(), nn.Linear(hd, hd))
         if cfg.gate != "none":
             self.gate_proj = nn.Linear(d, H * hd if cfg.gate == "elementwise" else H, bias=True)
+        if cfg.sparse == "nsa":  # per-head mix of the compressed, selected and window branches
+            self.branch_gate_proj = nn.Linear(d, H * 3, bias=True)
         # named hook points (TransformerLens style): forward hooks here see q, k (after RoPE) and v
         self.hook_q, self.hook_k, self.hook_v = nn.Identity(), nn.Identity(), nn.Identity()
 
@@ -140,6 +142,9 @@ class Attention(nn.Module):
         q, k, v = self.hook_q(q.transpose(1, 2)), self.hook_k(k.transpose(1, 2)), self.hook_v(v.transpose(1, 2))
         k_full = k if Hkv == H else k.repeat_interleave(H // Hkv, dim=1)
         v_full = v if Hkv == H else v.repeat_interleave(H // Hkv, dim=1)
+        if cfg.sparse == "nsa":
+            out = self._nsa(x, q, k_full, v_full, recorder)
+            return self._finish(x, out)
         dyn = None
         if cfg.sparse == "moba":  # blocks over the real tokens; a sink token stays visible to all
             dyn = masks.moba_mask(q[:, :, n_prefix:], k_full[:, :, n_prefix:], cfg.sparse_block, cfg.sparse_topk,
@@ -152,6 +157,13 @@ class Attention(nn.Module):
             out = self._attend_dynamic(q, k_full, v_full, pos_bias, mask_fn, dyn)
         else:
             out = self._attend(q, k, v, k_full, v_full, pos_bias, mask_fn, plain_causal, block_mask)
+        return self._finish(x, out)
+
+    def _finish(self, x, out):
+        """Value bias, output gate, head combination and the output projection."""
+        cfg = self.cfg
+        B, T, _ = x.shape
+        H, hd = self.n_heads, self.head_dim
         if cfg.attn_bias == "v":
             out = out + self.v_out_bias.to(out.dtype)[None, :, None, :]
         out = out.transpose(1, 2)  # (B, T, H, hd)
@@ -187,6 +199,37 @@ class Attention(nn.Module):
         allowed = torch.cat([allowed.new_ones(T, 1), allowed], dim=1)
         out = F.scaled_dot_product_attention(q, k_ext, v_ext, attn_mask=allowed, scale=self.scale)
         return out * self.cfg.score_scale if self.cfg.score == "scaled_softmax" else out
+
+    def _nsa(self, x, q, k, v, recorder=None):
+        """NSA-style attention: compressed blocks, selected blocks and a local window, mixed by a gate.
+
+        Blocks are compressed by mean-pooling keys and values (NSA learns an MLP for this). The
+        selection reuses the compressed attention as block importance, as NSA does.
+        """
+        cfg = self.cfg
+        B, H, T, D = q.shape
+        l, qf = cfg.sparse_block, q.float()
+        nb = T // l  # complete blocks only
+        pos = torch.arange(T, device=q.device)
+        kc = k[:, :, : nb * l].float().reshape(B, H, nb, l, D).mean(3)
+        vc = v[:, :, : nb * l].float().reshape(B, H, nb, l, D).mean(3)
+        cmp_valid = ((torch.arange(nb, device=q.device) + 1) * l - 1)[None, :] <= pos[:, None]   # (T, nb)
+        p_cmp = _masked_softmax((qf @ kc.transpose(-1, -2)) * self.scale, cmp_valid)
+        sel_mask = masks.nsa_block_selection(p_cmp, l, T, cfg.sparse_topk, cfg.force_first_block)
+        win_mask = masks.dense_mask(masks.sliding_window(cfg.sparse_window), T, T, device=q.device)
+        logits = (qf @ k.float().transpose(-1, -2)) * self.scale
+        p_sel, p_win = _masked_softmax(logits, sel_mask), _masked_softmax(logits, win_mask)
+        if recorder is not None:
+            for branch, w, mask, keys in (("selected", p_sel, sel_mask, k), ("window", p_win, win_mask, k),
+                                          ("compressed", p_cmp, cmp_valid, kc)):
+                if keys.shape[-2] == 0:
+                    continue  # T shorter than one block: no compressed branch to measure
+                recorder.observe(self.layer_idx, q, keys, v, lambda i0, i1, w=w: w[:, :, i0:i1],
+                                 visible=masks.visible_counts(mask), branch=None if branch == "selected" else branch)
+        g = self.branch_gate_proj(x).float().view(B, T, H, 3).permute(0, 2, 1, 3)
+        g = torch.softmax(g, -1) if cfg.branch_gate == "softmax" else torch.sigmoid(g)
+        out = g[..., 0:1] * (p_cmp @ vc) + g[..., 1:2] * (p_sel @ v.float()) + g[..., 2:3] * (p_win @ v.float())
+        return out.to(q.dtype)
 
     def _attend_dynamic(self, q, k, v, pos_bias, mask_fn, dyn):
         """A data-dependent pattern: one SDPA call with the boolean mask for plain softmax, else dense."""
@@ -248,6 +291,12 @@ class Attention(nn.Module):
             visible = masks.visible_counts(allowed[..., n_prefix:, n_prefix:])  # queries that see each real key
         qr, kr, vr = q[:, :, n_prefix:], k[:, :, n_prefix:], v[:, :, n_prefix:]
         recorder.observe(self.layer_idx, qr, kr, vr, rows, n_extra=n_extra, visible=visible)
+
+
+def _masked_softmax(s: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """Softmax over the allowed entries; a row with none allowed gives zeros (not NaN)."""
+    s = s.masked_fill(~allowed, float("-inf"))
+    return torch.nan_to_num(torch.softmax(s, dim=-1), nan=0.0)
 
 
 def score_function(cfg: ModelConfig, s: torch.Tensor, allowed: torch.Tensor, T: int) -> torch.Tensor:

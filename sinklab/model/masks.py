@@ -120,6 +120,30 @@ def moba_mask(q: torch.Tensor, k: torch.Tensor, block: int, topk: int, force_fir
         return token & dense_mask(causal(), T, T, device=q.device)
 
 
+def nsa_block_selection(p_compressed: torch.Tensor, block: int, T: int, topk: int, force_first: bool) -> torch.Tensor:
+    """NSA-style selection: (B, H, T, T) token mask from compressed-attention block importances.
+
+    p_compressed: (B, H, T, nb) attention of each query on the compressed (complete, past) blocks.
+    Each query keeps its own block (causally) plus the `topk` most attended past blocks; with
+    `force_first`, block 0 is always kept, as NSA does.
+    """
+    nb = -(-T // block)  # a last partial block is selectable only as a query's own block
+    with torch.no_grad():
+        q_block = torch.arange(T, device=p_compressed.device) // block
+        blocks = torch.arange(nb, device=p_compressed.device)
+        past = blocks[None, :] < q_block[:, None]
+        pad = nb - p_compressed.shape[-1]
+        score = torch.nn.functional.pad(p_compressed.float(), (0, pad)).masked_fill(~past, float("-inf"))
+        if force_first:
+            score[..., 0] = torch.where(past[:, 0], torch.tensor(float("inf"), device=score.device), score[..., 0])
+        chosen = torch.zeros_like(score, dtype=torch.bool)
+        if topk > 0 and nb > 1:
+            chosen.scatter_(-1, score.topk(min(topk, nb), dim=-1).indices, True)
+        chosen = (chosen & past) | (blocks[None, :] == q_block[:, None])
+        token = chosen.repeat_interleave(block, dim=-1)[..., :T]
+        return token & dense_mask(causal(), T, T, device=p_compressed.device)
+
+
 def visible_counts(mask: torch.Tensor) -> torch.Tensor:
     """How many queries see each key: column sums of a (..., Tq, Tk) boolean mask."""
     return mask.float().sum(-2)

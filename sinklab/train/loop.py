@@ -421,6 +421,8 @@ def measure_sink(model: SinkLM, probe_ids: torch.Tensor, mc: ModelConfig) -> dic
            "massive_activation": round(max(hr), 3) if hr else None}
     if s.get("sink_star"):
         out["sink_star"] = s["sink_star"]
+    if s.get("sink_by_branch"):
+        out["sink_by_branch"] = s["sink_by_branch"]
     return out
 
 
