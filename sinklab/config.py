@@ -25,7 +25,7 @@ CHOICES = {
     "kernel": ("elu1", "identity", "mlp"),
     "kernel_normalizer": ("sum", "max_abs_sum", "none"),
     "gate": ("none", "elementwise", "headwise"),
-    "sparse": ("none", "local_global", "strided", "moba", "nsa"),
+    "sparse": ("none", "local_global", "strided", "moba", "nsa", "dsa"),
 }
 
 
@@ -78,6 +78,9 @@ class ModelConfig:
     sparse_topk: int = 3                    # moba: past blocks selected per query
     force_first_block: bool = False         # moba / nsa: always select block 0 (NSA hard-codes it)
     branch_gate: str | None = None          # nsa: "sigmoid" (default) or "softmax" mixing of its 3 branches
+    dsa_tokens: int = 256                   # dsa: tokens each query keeps (its own included)
+    dsa_heads: int = 4                      # dsa: indexer heads
+    dsa_dim: int = 32                       # dsa: indexer width
     # init and embeddings
     tie_embeddings: bool = False
     init_std: float = 0.02
@@ -138,6 +141,8 @@ class ModelConfig:
                                f"(got sparse={self.sparse!r})")
         if self.branch_gate not in (None, "sigmoid", "softmax"):
             raise SinklabError(f"config field branch_gate={self.branch_gate!r} is not one of: sigmoid, softmax")
+        if self.sparse == "dsa" and min(self.dsa_tokens, self.dsa_heads, self.dsa_dim) < 1:
+            raise SinklabError("config fields dsa_tokens, dsa_heads and dsa_dim must be at least 1")
         if self.sparse == "nsa" and (self.score != "softmax" or self.n_extra_keys or self.sink_token):
             raise SinklabError("config field sparse='nsa' needs score='softmax' without extra keys or a sink token")
         if self.sparse in ("moba", "nsa"):

@@ -14,6 +14,7 @@ PATTERNS = {"local_global": dict(sparse="local_global", sparse_window=4, sparse_
             "moba_sink_token": dict(sparse="moba", sparse_block=4, sparse_topk=1, sink_token=True),
             "moba_forced": dict(sparse="moba", sparse_block=4, sparse_topk=1, force_first_block=True),
             "nsa": dict(sparse="nsa", sparse_block=4, sparse_topk=1, sparse_window=4),
+            "dsa": dict(sparse="dsa", dsa_tokens=6),
             "nsa_forced_softmax_gate": dict(sparse="nsa", sparse_block=4, sparse_topk=1, sparse_window=4,
                                             force_first_block=True, branch_gate="softmax")}
 
@@ -90,7 +91,7 @@ def test_every_pattern_trains_and_is_causal(name):
         assert torch.allclose(model(ids)[:, :-1], model(changed)[:, :-1], atol=1e-6)
 
 
-@pytest.mark.parametrize("name", sorted(n for n in PATTERNS if not n.startswith("nsa")))
+@pytest.mark.parametrize("name", sorted(n for n in PATTERNS if not n.startswith(("nsa", "dsa"))))
 def test_attention_outside_the_pattern_is_exactly_zero(name):
     torch.manual_seed(0)
     cfg = preset("tiny", **PATTERNS[name])
@@ -177,3 +178,28 @@ def test_nsa_branches_are_recorded_with_zero_outside_their_masks():
 def test_branch_gate_needs_nsa():
     with pytest.raises(SinklabError, match="branch_gate='sigmoid' applies only to sparse='nsa'"):
         preset("tiny", sparse="moba", branch_gate="sigmoid")
+
+
+def test_dsa_top_k_tokens_are_causal_and_keep_the_query():
+    torch.manual_seed(0)
+    sel = masks.topk_tokens(torch.randn(2, 12, 12), 4)[:, 0]
+    assert not (sel & ~torch.tril(torch.ones(12, 12, dtype=torch.bool))).any()
+    assert sel.diagonal(dim1=-2, dim2=-1).all()
+    assert (sel.sum(-1) == torch.clamp(torch.arange(1, 13), max=4)).all()
+
+
+def test_dsa_keeping_every_token_is_dense_and_only_the_indexer_learns_from_its_loss():
+    torch.manual_seed(0)
+    dense = SinkLM(preset("tiny")).eval()
+    dsa = SinkLM(preset("tiny", sparse="dsa", dsa_tokens=64))
+    dsa.load_state_dict(dense.state_dict(), strict=False)
+    ids = torch.randint(0, 256, (2, 16))
+    with torch.no_grad():
+        assert torch.allclose(dense(ids), dsa.eval()(ids), atol=1e-5)
+    dsa.train()
+    for layer in dsa.layers:  # the KL objective alone: main weights must get no gradient from it
+        layer.attn._dsa_mask(layer.attn_norm(dsa.embed(ids)), torch.randn(2, 4, 16, 16), torch.randn(2, 4, 16, 16))
+    aux = sum(b.attn.aux_loss for b in dsa.layers)
+    aux.backward()
+    assert dsa.layers[0].attn.index_q.weight.grad.abs().sum() > 0
+    assert dsa.layers[0].attn.q_proj.weight.grad is None and dsa.embed.weight.grad is None

@@ -66,6 +66,11 @@ class Attention(nn.Module):
             self.gate_proj = nn.Linear(d, H * hd if cfg.gate == "elementwise" else H, bias=True)
         if cfg.sparse == "nsa":  # per-head mix of the compressed, selected and window branches
             self.branch_gate_proj = nn.Linear(d, H * 3, bias=True)
+        if cfg.sparse == "dsa":  # a small indexer that scores past tokens (DeepSeek-V3.2 style)
+            self.index_q = nn.Linear(d, cfg.dsa_heads * cfg.dsa_dim, bias=False)
+            self.index_k = nn.Linear(d, cfg.dsa_dim, bias=False)
+            self.index_w = nn.Linear(d, cfg.dsa_heads, bias=False)
+        self.aux_loss = None  # set during training by patterns with an auxiliary objective (dsa)
         # named hook points (TransformerLens style): forward hooks here see q, k (after RoPE) and v
         self.hook_q, self.hook_k, self.hook_v = nn.Identity(), nn.Identity(), nn.Identity()
 
@@ -146,6 +151,8 @@ class Attention(nn.Module):
             out = self._nsa(x, q, k_full, v_full, recorder)
             return self._finish(x, out)
         dyn = None
+        if cfg.sparse == "dsa":
+            dyn = self._dsa_mask(x, q, k_full)
         if cfg.sparse == "moba":  # blocks over the real tokens; a sink token stays visible to all
             dyn = masks.moba_mask(q[:, :, n_prefix:], k_full[:, :, n_prefix:], cfg.sparse_block, cfg.sparse_topk,
                                   cfg.force_first_block)
@@ -230,6 +237,27 @@ class Attention(nn.Module):
         g = torch.softmax(g, -1) if cfg.branch_gate == "softmax" else torch.sigmoid(g)
         out = g[..., 0:1] * (p_cmp @ vc) + g[..., 1:2] * (p_sel @ v.float()) + g[..., 2:3] * (p_win @ v.float())
         return out.to(q.dtype)
+
+    def index_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """I[i, j] = sum_h w_h(i) relu(q_h(i) . k(j)): (B, T, T), from the layer input."""
+        B, T, _ = x.shape
+        qi = self.index_q(x).view(B, T, self.cfg.dsa_heads, self.cfg.dsa_dim)
+        ki = self.index_k(x)
+        return torch.einsum("bth,bthj->btj", self.index_w(x), torch.relu(torch.einsum("bthd,bsd->bths", qi, ki)))
+
+    def _dsa_mask(self, x, q, k):
+        """Top-k tokens by the indexer. In training, the indexer learns (on detached inputs) to match
+        the main attention summed over heads, by KL divergence, as DeepSeek-V3.2 trains it."""
+        scores = self.index_scores(x.detach())
+        if self.training:
+            T = q.shape[-2]
+            causal_mask = masks.dense_mask(masks.causal(), T, T, device=q.device)
+            with torch.no_grad():
+                target = _masked_softmax((q.float() @ k.float().transpose(-1, -2)) * self.scale, causal_mask).mean(1)
+            log_p = torch.log_softmax(scores.float().masked_fill(~causal_mask, float("-inf")), -1)
+            kl = target * (torch.log(target.clamp_min(1e-9)) - log_p.masked_fill(~causal_mask, 0.0))
+            self.aux_loss = kl.sum(-1).mean()
+        return masks.topk_tokens(scores, self.cfg.dsa_tokens)
 
     def _attend_dynamic(self, q, k, v, pos_bias, mask_fn, dyn):
         """A data-dependent pattern: one SDPA call with the boolean mask for plain softmax, else dense."""

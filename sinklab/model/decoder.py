@@ -164,6 +164,10 @@ class SinkLM(nn.Module):
             return logits
         loss = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
         if loss_mask is None:
-            return loss.mean()
-        m = loss_mask.reshape(-1).float()
-        return (loss * m).sum() / m.sum().clamp_min(1.0)
+            loss = loss.mean()
+        else:
+            m = loss_mask.reshape(-1).float()
+            loss = (loss * m).sum() / m.sum().clamp_min(1.0)
+        if self.cfg.sparse == "dsa" and self.training:  # the indexers' KL objective (on detached inputs)
+            loss = loss + sum(b.attn.aux_loss for b in self.layers if b.attn.aux_loss is not None)
+        return loss

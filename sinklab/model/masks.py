@@ -144,6 +144,20 @@ def nsa_block_selection(p_compressed: torch.Tensor, block: int, T: int, topk: in
         return token & dense_mask(causal(), T, T, device=p_compressed.device)
 
 
+def topk_tokens(index_scores: torch.Tensor, k: int) -> torch.Tensor:
+    """DSA-style selection: each query keeps its `k` best-scored past tokens, itself included.
+
+    index_scores: (B, T, T) indexer scores. Returns a (B, 1, T, T) mask shared by all heads.
+    """
+    B, T, _ = index_scores.shape
+    with torch.no_grad():
+        causal_mask = dense_mask(causal(), T, T, device=index_scores.device)
+        s = index_scores.float().masked_fill(~causal_mask, float("-inf"))
+        s = s + torch.diag(torch.full((T,), float("inf"), device=s.device))  # the query's own token always
+        chosen = torch.zeros_like(s, dtype=torch.bool).scatter_(-1, s.topk(min(k, T), dim=-1).indices, True)
+        return (chosen & causal_mask).unsqueeze(1)
+
+
 def visible_counts(mask: torch.Tensor) -> torch.Tensor:
     """How many queries see each key: column sums of a (..., Tq, Tk) boolean mask."""
     return mask.float().sum(-2)
