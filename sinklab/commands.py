@@ -67,7 +67,13 @@ def cmd_train(args):
 def _report(sub):
     p = sub.add_parser("report", help="plot Sink_1 and loss against step for a training run")
     p.add_argument("run", help="training run folder (with metrics.jsonl)")
-    p.set_defaults(func=lambda a: print(f"report: {__import__('sinklab.report.training', fromlist=['x']).report_run(a.run)}"))
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args):
+    from .report.training import report_run
+
+    print(f"report: {report_run(args.run)}")
 
 
 def _stream(sub):
