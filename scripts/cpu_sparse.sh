@@ -8,7 +8,8 @@ OUT=${OUT:-runs/cpu_sparse}; STEPS=${STEPS:-1000}
 BASE="train.data=$DATA model.n_layers=4 model.d_model=128 model.d_ffn=512 model.n_heads=8 train.lr=1e-2
       train.fixed_token=[0,0] train.steps=$STEPS train.seq_len=128 train.measure_every=250 train.eval_every=250
       train.measure_T=128 train.ckpt_every=100000"
-for run in "moba model.sparse=moba model.sparse_block=16 model.sparse_topk=2" \
+for run in "dense" \
+           "moba model.sparse=moba model.sparse_block=16 model.sparse_topk=2" \
            "moba_forced model.sparse=moba model.sparse_block=16 model.sparse_topk=2 model.force_first_block=true" \
            "nsa model.sparse=nsa model.sparse_block=16 model.sparse_topk=2 model.sparse_window=32" \
            "nsa_forced model.sparse=nsa model.sparse_block=16 model.sparse_topk=2 model.sparse_window=32 model.force_first_block=true"; do
