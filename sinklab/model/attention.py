@@ -145,25 +145,27 @@ class Attention(nn.Module):
             cos, sin = rope[0][:, None, :], rope[1][:, None, :]
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         q, k, v = self.hook_q(q.transpose(1, 2)), self.hook_k(k.transpose(1, 2)), self.hook_v(v.transpose(1, 2))
-        k_full = k if Hkv == H else k.repeat_interleave(H // Hkv, dim=1)
-        v_full = v if Hkv == H else v.repeat_interleave(H // Hkv, dim=1)
+
+        def full(t):  # grouped-query K/V repeated for every query head; the SDPA fast path skips this
+            return t if Hkv == H else t.repeat_interleave(H // Hkv, dim=1)
+
         if cfg.sparse == "nsa":
-            out = self._nsa(x, q, k_full, v_full, recorder)
+            out = self._nsa(x, q, full(k), full(v), recorder)
             return self._finish(x, out)
         dyn = None
         if cfg.sparse == "dsa":
-            dyn = self._dsa_mask(x, q, k_full)
+            dyn = self._dsa_mask(x, q, full(k))
         if cfg.sparse == "moba":  # blocks over the real tokens; a sink token stays visible to all
-            dyn = masks.moba_mask(q[:, :, n_prefix:], k_full[:, :, n_prefix:], cfg.sparse_block, cfg.sparse_topk,
+            dyn = masks.moba_mask(q[:, :, n_prefix:], full(k)[:, :, n_prefix:], cfg.sparse_block, cfg.sparse_topk,
                                   cfg.force_first_block)
             if n_prefix:
                 dyn = F.pad(dyn, (n_prefix, 0, n_prefix, 0), value=True)
         if recorder is not None:
-            self._observe(recorder, q, k_full, v_full, pos_bias, mask_fn, n_prefix, dyn, plain_causal)
+            self._observe(recorder, q, full(k), full(v), pos_bias, mask_fn, n_prefix, dyn, plain_causal)
         if dyn is not None:
-            out = self._attend_dynamic(q, k_full, v_full, pos_bias, mask_fn, dyn)
+            out = self._attend_dynamic(q, full(k), full(v), pos_bias, mask_fn, dyn)
         else:
-            out = self._attend(q, k, v, k_full, v_full, pos_bias, mask_fn, plain_causal, block_mask)
+            out = self._attend(q, k, v, full, pos_bias, mask_fn, plain_causal, block_mask)
         return self._finish(x, out)
 
     def _finish(self, x, out):
@@ -181,7 +183,7 @@ class Attention(nn.Module):
         out = out.sum(2) if cfg.head_combine == "sum" else out.reshape(B, T, H * hd)
         return self.o_proj(out)
 
-    def _attend(self, q, k, v, k_full, v_full, pos_bias, mask_fn, plain_causal, block_mask):
+    def _attend(self, q, k, v, full, pos_bias, mask_fn, plain_causal, block_mask):
         cfg = self.cfg
         softmax_family = cfg.score in ("softmax", "scaled_softmax", "off_by_one")
         no_extra_key = cfg.attn_bias not in ("k", "kv")
@@ -191,10 +193,10 @@ class Attention(nn.Module):
             return out * cfg.score_scale if cfg.score == "scaled_softmax" else out
         learned_bias = pos_bias is not None and pos_bias.requires_grad  # flex can't backprop into it here
         if softmax_family and no_extra_key and block_mask is not None and q.is_cuda and not learned_bias:
-            return self._flex(q, k_full, v_full, pos_bias, block_mask)
+            return self._flex(q, full(k), full(v), pos_bias, block_mask)
         if cfg.score in ("softmax", "scaled_softmax") and not no_extra_key and not cfg.sink_logit and pos_bias is None:
-            return self._sdpa_extra_key(q, k_full, v_full, mask_fn)
-        return self._dense(q, k_full, v_full, pos_bias, mask_fn)
+            return self._sdpa_extra_key(q, full(k), full(v), mask_fn)
+        return self._dense(q, full(k), full(v), pos_bias, mask_fn)
 
     def _sdpa_extra_key(self, q, k, v, mask_fn):
         """K/KV bias: the bias key joins the keys (value: v_bias), seen by every query; one SDPA call."""
