@@ -1,8 +1,11 @@
 """GPU-only correctness: the FlexAttention and SDPA fast paths equal the dense reference path.
 
-    python benchmarks/gpu_checks.py
-Each variant runs once on the GPU (fast path) and once on the CPU (dense path), float32.
+    python benchmarks/gpu_checks.py [--out checks.jsonl]
+Each variant runs on the GPU (fast path: SDPA, FlexAttention with block masks, learned distance
+biases and softpick's two-pass form) and on the CPU (dense path), float32: logits and the gradient
+of every parameter must agree.
 """
+import argparse
 import json
 
 import torch
@@ -10,21 +13,60 @@ import torch
 from sinklab.config import preset
 from sinklab.model.decoder import SinkLM
 
-CHECKS = {"alibi": dict(position="alibi"), "sink_logit": dict(sink_logit=True), "off_by_one": dict(score="off_by_one"),
-          "window": dict(window=48), "prefix_lm": dict(prefix_len=40), "kv_bias": dict(attn_bias="kv"),
-          "sink_token_window": dict(sink_token=True, window=48), "scaled_softmax_window": dict(score="scaled_softmax", score_scale=0.5, window=64)}
+SPARSE = dict(sparse_block=32, sparse_topk=2)
+CHECKS = {"alibi": dict(position="alibi"), "relative": dict(position="relative"), "sink_logit": dict(sink_logit=True),
+          "off_by_one": dict(score="off_by_one"), "window": dict(window=48), "prefix_lm": dict(prefix_len=40),
+          "kv_bias": dict(attn_bias="kv"), "sink_token_window": dict(sink_token=True, window=48),
+          "scaled_softmax_window": dict(score="scaled_softmax", score_scale=0.5, window=64),
+          "softpick": dict(score="softpick"), "softpick_alibi_window": dict(score="softpick", position="alibi", window=40),
+          "heads_1_wide": dict(d_model=512, n_heads=1, d_ffn=512), "local_global": dict(sparse="local_global", sparse_window=48),
+          "strided": dict(sparse="strided", sparse_stride=16), "moba": dict(sparse="moba", **SPARSE),
+          "moba_forced": dict(sparse="moba", force_first_block=True, **SPARSE),
+          "moba_gated_sink_logit": dict(sparse="moba", gate="elementwise", sink_logit=True, **SPARSE),
+          "nsa": dict(sparse="nsa", sparse_window=64, **SPARSE),
+          "nsa_forced": dict(sparse="nsa", sparse_window=64, force_first_block=True, **SPARSE)}
 
-for name, change in CHECKS.items():
-    torch.manual_seed(0)
-    cpu = SinkLM(preset("tiny", max_seq_len=512, **change)).eval()
-    with torch.no_grad():
-        for p in cpu.parameters():
-            if p.dim() == 1 and p.abs().sum() == 0:
-                p.normal_()  # sink logits and biases start at zero: make them matter
-    gpu = SinkLM(cpu.cfg).cuda().eval()
-    gpu.load_state_dict(cpu.state_dict())
-    ids = torch.randint(0, 256, (2, 256))
-    with torch.no_grad():
-        ref = cpu(ids)
-        got = gpu(ids.cuda()).cpu()
-    print(json.dumps({"check": name, "max_abs_diff": float((ref - got).abs().max()), "ok": bool(torch.allclose(ref, got, atol=2e-4))}), flush=True)
+
+def grads(model, ids):
+    model.zero_grad()
+    model(ids[:, :-1], ids[:, 1:]).backward()
+    return {n: p.grad.detach().cpu() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", default=None)
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = False
+    for name, change in CHECKS.items():
+        if a.only and name not in a.only.split(","):
+            continue
+        try:
+            torch.manual_seed(0)
+            cpu = SinkLM(preset("tiny", max_seq_len=512, **change))
+            with torch.no_grad():
+                for n, p in cpu.named_parameters():
+                    if (p.dim() == 1 and p.abs().sum() == 0) or "relative_bias" in n:
+                        p.normal_()  # sink logits, biases and the relative table start at zero: make them matter
+            gpu = SinkLM(cpu.cfg).cuda()
+            gpu.load_state_dict(cpu.state_dict())
+            ids = torch.randint(0, 256, (2, 257))
+            with torch.no_grad():
+                ref, got = cpu(ids[:, :-1]), gpu(ids[:, :-1].cuda()).cpu()
+            g_ref, g_got = grads(cpu, ids), grads(gpu, ids.cuda())
+            grad_err = max(float((g_ref[n] - g_got[n]).abs().max() / g_ref[n].abs().max().clamp_min(1e-12))
+                           for n in g_ref)
+            logit_err = float((ref - got).abs().max())
+            row = {"check": name, "max_abs_logit_diff": logit_err, "max_rel_grad_diff": grad_err,
+                   "ok": bool(logit_err < 2e-4 and grad_err < 1e-3)}
+        except Exception as e:
+            row = {"check": name, "ok": False, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"}
+        print(json.dumps(row), flush=True)
+        if a.out:
+            with open(a.out, "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -26,16 +26,26 @@ VARIANTS = {
     "softpick": dict(score="softpick"), "sigmoid": dict(score="sigmoid"),
     "sigmoid_norm": dict(score="sigmoid", normalize=True), "elu1": dict(score="elu1"),
     "kernel_elu1": dict(score="kernel", kernel="elu1"),
+    # sparse patterns (issue 7); MoBA / NSA choose per query block unless sparse_select=token
+    "local_global": dict(sparse="local_global", sparse_window=256), "strided": dict(sparse="strided", sparse_stride=128),
+    "moba_64": dict(sparse="moba", sparse_block=64, sparse_topk=3), "moba_128": dict(sparse="moba", sparse_block=128, sparse_topk=2),
+    "moba_gated": dict(sparse="moba", sparse_block=128, sparse_topk=2, gate="elementwise"),
+    "moba_sink_token": dict(sparse="moba", sparse_block=128, sparse_topk=2, sink_token=True),
+    "nsa_64": dict(sparse="nsa", sparse_block=64, sparse_topk=3, sparse_window=256),
+    "nsa_128": dict(sparse="nsa", sparse_block=128, sparse_topk=2, sparse_window=256),
+    "dsa": dict(sparse="dsa", dsa_tokens=256),
+    # T = 16384: MoBA with top-k over 1/8 of the 128 blocks
+    "moba_16k": dict(sparse="moba", sparse_block=128, sparse_topk=16),
 }
-DENSE = {"softpick", "sigmoid", "sigmoid_norm", "elu1", "kernel_elu1", "relative"}
+DENSE = {"sigmoid", "sigmoid_norm", "elu1", "kernel_elu1", "dsa"}  # the dense path: smaller micro-batches
 
 
 def bench(name, vocab, T, batch, steps, warmup):
-    cfg = preset("paper-60m", vocab_size=vocab, **VARIANTS[name])
+    cfg = preset("paper-60m", vocab_size=vocab, max_seq_len=max(T, 2048), **VARIANTS[name])
     torch.manual_seed(0)
     model = SinkLM(cfg).cuda()
     opt = make_optimizer(model, TrainConfig(), fused=True)
-    micro = 4 if name in DENSE else batch
+    micro = min(8, batch) if name in DENSE else batch
     compiled = torch.compile(model)
     x = torch.randint(0, vocab, (batch, T + 1), device="cuda")
 

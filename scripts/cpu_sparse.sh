@@ -9,10 +9,10 @@ BASE="train.data=$DATA model.n_layers=4 model.d_model=128 model.d_ffn=512 model.
       train.fixed_token=[0,0] train.steps=$STEPS train.seq_len=128 train.measure_every=250 train.eval_every=250
       train.measure_T=128 train.ckpt_every=100000"
 for run in "dense" \
-           "moba model.sparse=moba model.sparse_block=16 model.sparse_topk=2" \
-           "moba_forced model.sparse=moba model.sparse_block=16 model.sparse_topk=2 model.force_first_block=true" \
-           "nsa model.sparse=nsa model.sparse_block=16 model.sparse_topk=2 model.sparse_window=32" \
-           "nsa_forced model.sparse=nsa model.sparse_block=16 model.sparse_topk=2 model.sparse_window=32 model.force_first_block=true"; do
+           "moba model.sparse=moba model.sparse_select=token model.sparse_block=16 model.sparse_topk=2" \
+           "moba_forced model.sparse=moba model.sparse_select=token model.sparse_block=16 model.sparse_topk=2 model.force_first_block=true" \
+           "nsa model.sparse=nsa model.sparse_select=token model.sparse_block=16 model.sparse_topk=2 model.sparse_window=32" \
+           "nsa_forced model.sparse=nsa model.sparse_select=token model.sparse_block=16 model.sparse_topk=2 model.sparse_window=32 model.force_first_block=true"; do
   set -- $run; name=$1; shift
   sinklab train tiny $BASE "$@" train.out=$OUT/$name
 done

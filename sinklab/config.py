@@ -26,6 +26,7 @@ CHOICES = {
     "kernel_normalizer": ("sum", "max_abs_sum", "none"),
     "gate": ("none", "elementwise", "headwise"),
     "sparse": ("none", "local_global", "strided", "moba", "nsa", "dsa"),
+    "sparse_select": ("block", "token"),
 }
 
 
@@ -76,6 +77,7 @@ class ModelConfig:
     sparse_stride: int = 128                # strided: band and stride
     sparse_block: int = 64                  # moba: key block size
     sparse_topk: int = 3                    # moba: past blocks selected per query
+    sparse_select: str = "block"            # moba / nsa: a query block chooses once (block-sparse, fast) or each token does (the papers' gate)
     force_first_block: bool = False         # moba / nsa: always select block 0 (NSA hard-codes it)
     branch_gate: str | None = None          # nsa: "sigmoid" (default) or "softmax" mixing of its 3 branches
     dsa_tokens: int = 256                   # dsa: tokens each query keeps (its own included)

@@ -13,6 +13,8 @@ PATTERNS = {"local_global": dict(sparse="local_global", sparse_window=4, sparse_
             "moba": dict(sparse="moba", sparse_block=4, sparse_topk=1),
             "moba_sink_token": dict(sparse="moba", sparse_block=4, sparse_topk=1, sink_token=True),
             "moba_forced": dict(sparse="moba", sparse_block=4, sparse_topk=1, force_first_block=True),
+            "moba_per_token": dict(sparse="moba", sparse_block=4, sparse_topk=1, sparse_select="token"),
+            "nsa_per_token": dict(sparse="nsa", sparse_block=4, sparse_topk=1, sparse_window=4, sparse_select="token"),
             "nsa": dict(sparse="nsa", sparse_block=4, sparse_topk=1, sparse_window=4),
             "dsa": dict(sparse="dsa", dsa_tokens=6),
             "nsa_forced_softmax_gate": dict(sparse="nsa", sparse_block=4, sparse_topk=1, sparse_window=4,
@@ -35,7 +37,7 @@ def test_static_masks_equal_brute_force():
     assert torch.equal(masks.dense_mask(masks.strided(4), 16, 16), brute_static("strided", 16, stride=4))
 
 
-def brute_moba(q, k, block, topk, force_first):
+def brute_moba(q, k, block, topk, force_first, per_block):
     B, H, T, D = q.shape
     out = torch.zeros(B, H, T, T, dtype=torch.bool)
     nb = -(-T // block)
@@ -45,7 +47,9 @@ def brute_moba(q, k, block, topk, force_first):
             for i in range(T):
                 own = i // block
                 past = list(range(own))
-                ranked = sorted(past, key=lambda j: -(q[b, h, i] @ pooled[j]).item())
+                # per block: the block chooses with the summed queries of the block before it
+                query = q[b, h, max(own - 1, 0) * block:own * block].sum(0) if per_block else q[b, h, i]
+                ranked = sorted(past, key=lambda j: -(query @ pooled[j]).item())
                 chosen = set(ranked[:topk])
                 if force_first and past:
                     chosen = set(([0] + [j for j in ranked if j != 0])[:topk]) if topk else set()
@@ -55,12 +59,13 @@ def brute_moba(q, k, block, topk, force_first):
     return out
 
 
+@pytest.mark.parametrize("per_block", [True, False])
 @pytest.mark.parametrize("force_first,T", [(False, 16), (True, 16), (False, 18)])
-def test_moba_mask_equals_brute_force_and_never_sees_the_future(force_first, T):
+def test_moba_mask_equals_brute_force_and_never_sees_the_future(force_first, T, per_block):
     torch.manual_seed(0)
     q, k = torch.randn(2, 3, T, 8), torch.randn(2, 3, T, 8)
-    got = masks.moba_mask(q, k, block=4, topk=2, force_first=force_first)
-    assert torch.equal(got, brute_moba(q, k, 4, 2, force_first))
+    got = masks.moba_mask(q, k, block=4, topk=2, force_first=force_first, per_block=per_block)
+    assert torch.equal(got, brute_moba(q, k, 4, 2, force_first, per_block))
     assert not (got & ~torch.tril(torch.ones(T, T, dtype=torch.bool))).any()
     if force_first:
         assert got[..., 4:, 0].all()  # every query past the first block sees token 0
@@ -145,11 +150,12 @@ def test_bad_sparse_values_name_the_field():
         preset("tiny", sparse="bigbird")
 
 
+@pytest.mark.parametrize("per_block", [True, False])
 @pytest.mark.parametrize("force_first", [False, True])
-def test_nsa_selection_never_sees_the_future_and_forces_block_zero(force_first):
+def test_nsa_selection_never_sees_the_future_and_forces_block_zero(force_first, per_block):
     torch.manual_seed(0)
     p_cmp = torch.softmax(torch.randn(2, 3, 18, 4), -1)  # 18 tokens, 4 complete blocks of 4
-    sel = masks.nsa_block_selection(p_cmp, 4, 18, topk=1, force_first=force_first)
+    sel = masks.nsa_block_selection(p_cmp, 4, 18, topk=1, force_first=force_first, per_block=per_block)
     assert not (sel & ~torch.tril(torch.ones(18, 18, dtype=torch.bool))).any()
     # the partial last block (tokens 16, 17) is its own queries' block, causally
     assert torch.equal(sel[..., 16:, 16:], torch.tril(torch.ones(2, 2, dtype=torch.bool)).expand(2, 3, 2, 2))
@@ -203,3 +209,53 @@ def test_dsa_keeping_every_token_is_dense_and_only_the_indexer_learns_from_its_l
     aux.backward()
     assert dsa.layers[0].attn.index_q.weight.grad.abs().sum() > 0
     assert dsa.layers[0].attn.q_proj.weight.grad is None and dsa.embed.weight.grad is None
+
+
+def _eager_flex(monkeypatch):
+    """Run the FlexAttention paths eagerly on CPU (forward only): they must equal the dense path."""
+    import warnings
+
+    from torch.nn.attention.flex_attention import flex_attention
+
+    from sinklab.model import attention
+    warnings.filterwarnings("ignore", message=".*flex_attention.*")
+    monkeypatch.setattr(attention, "_flex", flex_attention)
+
+
+@pytest.mark.parametrize("force_first", [False, True])
+def test_flex_block_mask_of_a_block_choice_equals_the_token_mask(monkeypatch, force_first):
+    _eager_flex(monkeypatch)
+    torch.manual_seed(0)
+    T, block = 64, 16
+    q, k, v = torch.randn(2, 3, T, 8), torch.randn(2, 3, T, 8), torch.randn(2, 3, T, 8)
+    chosen = masks.moba_blocks(q, k, block, topk=1, force_first=force_first)
+    bm = masks.flex_block_mask(chosen, block, T)
+    assert torch.equal(bm.to_dense().bool().repeat_interleave(block, -2).repeat_interleave(block, -1)
+                       & torch.tril(torch.ones(T, T, dtype=torch.bool)),
+                       masks.blocks_to_token_mask(chosen, block, T) | torch.eye(T, dtype=torch.bool))
+    from torch.nn.attention.flex_attention import flex_attention
+    got = flex_attention(q, k, v, block_mask=bm)
+    allowed = masks.blocks_to_token_mask(chosen, block, T)
+    want = torch.softmax((q @ k.transpose(-1, -2) / 8 ** 0.5).masked_fill(~allowed, float("-inf")), -1) @ v
+    assert torch.allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", [dict(position="relative"), dict(position="alibi"), dict(score="softpick"),
+                                     dict(score="softpick", position="alibi", window=5)])
+def test_flex_score_mods_equal_the_dense_path(monkeypatch, variant):
+    """The distance-bias score_mod and softpick's two-pass form, against the dense weights."""
+    _eager_flex(monkeypatch)
+    from torch.nn.attention.flex_attention import create_block_mask
+    torch.manual_seed(0)
+    model = SinkLM(preset("tiny", **variant)).eval()
+    if variant.get("position") == "relative":
+        torch.nn.init.normal_(model.relative_bias.table.weight, std=1.0)
+    attn, T = model.layers[0].attn, 32
+    ctx = model._context(T, torch.device("cpu"))
+    q, k, v = (torch.randn(2, attn.n_heads, T, attn.head_dim) * 2 for _ in range(3))
+    bm = create_block_mask(lambda b, h, qi, ki: ctx["mask_fn"](qi, ki), None, None, T, T, device="cpu", BLOCK_SIZE=16)
+    with torch.no_grad():
+        dense = attn._dense(q, k, v, ctx["pos_bias"], ctx["mask_fn"])
+        flex = (attn._flex_softpick(q, k, v, ctx["pos_bias"], bm) if attn.cfg.score == "softpick"
+                else attn._flex(q, k, v, ctx["pos_bias"], bm))
+    assert torch.allclose(flex, dense, atol=1e-5), (flex - dense).abs().max()

@@ -19,7 +19,7 @@ from torch import nn
 from ..config import ModelConfig
 from ..measure import metrics
 from . import masks
-from .position import apply_rope
+from .position import apply_rope, expand_distance_bias
 
 _flex = None
 
@@ -103,8 +103,9 @@ class Attention(nn.Module):
     def weights(self, q, k, pos_bias, mask_fn, i0: int, i1: int, dyn_mask=None) -> torch.Tensor:
         """Attention weights of query rows i0..i1-1: (B, H, rows, n_extra_keys + T), float32.
 
-        q, k: (B, H, T, d) with k expanded to the query heads. pos_bias: (H, T, T) additive or None.
-        dyn_mask: (B, H, T, T) data-dependent pattern (MoBA) that narrows `mask_fn`, or None.
+        q, k: (B, H, T, d) with k expanded to the query heads. pos_bias: (H, T) additive bias by
+        distance q - k, or None. dyn_mask: (B, H, T, T) data-dependent pattern (MoBA) that narrows
+        `mask_fn`, or None.
         """
         cfg = self.cfg
         qr = q[:, :, i0:i1].float()
@@ -114,7 +115,7 @@ class Attention(nn.Module):
         else:
             s = (qr @ k.float().transpose(-1, -2)) * self.scale
         if pos_bias is not None:
-            s = s + pos_bias[:, i0:i1].float()
+            s = s + expand_distance_bias(pos_bias.float(), i0, i1, T)
         extra = self._extra_logits(qr)
         allowed = masks.dense_mask(mask_fn, i1 - i0, T, device=q.device, q_offset=i0)
         if dyn_mask is not None:
@@ -134,7 +135,7 @@ class Attention(nn.Module):
 
     # -- forward ----------------------------------------------------------------------------------
     def forward(self, x, rope, pos_bias, mask_fn, plain_causal: bool, recorder=None, n_prefix: int = 0,
-                block_mask=None):
+                block_mask=None, window_block_mask=None):
         cfg = self.cfg
         B, T, _ = x.shape
         H, Hkv, hd = self.n_heads, self.n_kv, self.head_dim
@@ -150,14 +151,20 @@ class Attention(nn.Module):
             return t if Hkv == H else t.repeat_interleave(H // Hkv, dim=1)
 
         if cfg.sparse == "nsa":
-            out = self._nsa(x, q, full(k), full(v), recorder)
+            out = self._nsa(x, q, full(k), full(v), recorder, window_block_mask)
             return self._finish(x, out)
         dyn = None
         if cfg.sparse == "dsa":
             dyn = self._dsa_mask(x, q, full(k))
         if cfg.sparse == "moba":  # blocks over the real tokens; a sink token stays visible to all
-            dyn = masks.moba_mask(q[:, :, n_prefix:], full(k)[:, :, n_prefix:], cfg.sparse_block, cfg.sparse_topk,
-                                  cfg.force_first_block)
+            per_block = cfg.sparse_select == "block"
+            chosen = masks.moba_blocks(q[:, :, n_prefix:], full(k)[:, :, n_prefix:], cfg.sparse_block,
+                                       cfg.sparse_topk, cfg.force_first_block, per_block)
+            if recorder is None and self._flex_ok(q) and per_block and not n_prefix \
+                    and T % cfg.sparse_block == 0:
+                bm = masks.flex_block_mask(chosen, cfg.sparse_block, T)
+                return self._finish(x, self._flex(q, full(k), full(v), pos_bias, bm))
+            dyn = masks.blocks_to_token_mask(chosen, cfg.sparse_block, T - n_prefix, per_block)
             if n_prefix:
                 dyn = F.pad(dyn, (n_prefix, 0, n_prefix, 0), value=True)
         if recorder is not None:
@@ -183,17 +190,26 @@ class Attention(nn.Module):
         out = out.sum(2) if cfg.head_combine == "sum" else out.reshape(B, T, H * hd)
         return self.o_proj(out)
 
+    def _flex_ok(self, q) -> bool:
+        """FlexAttention computes this variant exactly: softmax family, no added key, on a GPU with
+        a head dimension its kernels take."""
+        cfg = self.cfg
+        return (q.is_cuda and self.head_dim <= 256 and cfg.attn_bias not in ("k", "kv")
+                and cfg.score in ("softmax", "scaled_softmax", "off_by_one"))
+
     def _attend(self, q, k, v, full, pos_bias, mask_fn, plain_causal, block_mask):
         cfg = self.cfg
         softmax_family = cfg.score in ("softmax", "scaled_softmax", "off_by_one")
         no_extra_key = cfg.attn_bias not in ("k", "kv")
+        fits_kernels = not q.is_cuda or self.head_dim <= 256  # flash / flex take head dims up to 256
         if softmax_family and no_extra_key and not cfg.sink_logit and cfg.score != "off_by_one" \
-                and pos_bias is None and plain_causal:
+                and pos_bias is None and plain_causal and fits_kernels:
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=k.shape[1] != q.shape[1])
             return out * cfg.score_scale if cfg.score == "scaled_softmax" else out
-        learned_bias = pos_bias is not None and pos_bias.requires_grad  # flex can't backprop into it here
-        if softmax_family and no_extra_key and block_mask is not None and q.is_cuda and not learned_bias:
+        if block_mask is not None and self._flex_ok(q):
             return self._flex(q, full(k), full(v), pos_bias, block_mask)
+        if cfg.score == "softpick" and block_mask is not None and q.is_cuda and no_extra_key and fits_kernels:
+            return self._flex_softpick(q, full(k), full(v), pos_bias, block_mask)
         if cfg.score in ("softmax", "scaled_softmax") and not no_extra_key and not cfg.sink_logit and pos_bias is None:
             return self._sdpa_extra_key(q, full(k), full(v), mask_fn)
         return self._dense(q, full(k), full(v), pos_bias, mask_fn)
@@ -209,7 +225,7 @@ class Attention(nn.Module):
         out = F.scaled_dot_product_attention(q, k_ext, v_ext, attn_mask=allowed, scale=self.scale)
         return out * self.cfg.score_scale if self.cfg.score == "scaled_softmax" else out
 
-    def _nsa(self, x, q, k, v, recorder=None):
+    def _nsa(self, x, q, k, v, recorder=None, window_block_mask=None):
         """NSA-style attention: compressed blocks, selected blocks and a local window, mixed by a gate.
 
         Blocks are compressed by mean-pooling keys and values (NSA learns an MLP for this). The
@@ -224,7 +240,15 @@ class Attention(nn.Module):
         vc = v[:, :, : nb * l].float().reshape(B, H, nb, l, D).mean(3)
         cmp_valid = ((torch.arange(nb, device=q.device) + 1) * l - 1)[None, :] <= pos[:, None]   # (T, nb)
         p_cmp = _masked_softmax((qf @ kc.transpose(-1, -2)) * self.scale, cmp_valid)
-        sel_mask = masks.nsa_block_selection(p_cmp, l, T, cfg.sparse_topk, cfg.force_first_block)
+        per_block = cfg.sparse_select == "block"
+        chosen = masks.nsa_blocks(p_cmp, l, T, cfg.sparse_topk, cfg.force_first_block, per_block)
+        g = self.branch_gate_proj(x).float().view(B, T, H, 3).permute(0, 2, 1, 3)
+        g = torch.softmax(g, -1) if cfg.branch_gate == "softmax" else torch.sigmoid(g)
+        if recorder is None and window_block_mask is not None and self._flex_ok(q) and per_block and T % l == 0:
+            o_sel = self._flex(q, k, v, None, masks.flex_block_mask(chosen, l, T)).float()
+            o_win = self._flex(q, k, v, None, window_block_mask).float()
+            return (g[..., 0:1] * (p_cmp @ vc) + g[..., 1:2] * o_sel + g[..., 2:3] * o_win).to(q.dtype)
+        sel_mask = masks.blocks_to_token_mask(chosen, l, T, per_block)
         win_mask = masks.dense_mask(masks.sliding_window(cfg.sparse_window), T, T, device=q.device)
         logits = (qf @ k.float().transpose(-1, -2)) * self.scale
         p_sel, p_win = _masked_softmax(logits, sel_mask), _masked_softmax(logits, win_mask)
@@ -235,8 +259,6 @@ class Attention(nn.Module):
                     continue  # T shorter than one block: no compressed branch to measure
                 recorder.observe(self.layer_idx, q, keys, v, lambda i0, i1, w=w: w[:, :, i0:i1],
                                  visible=masks.visible_counts(mask), branch=None if branch == "selected" else branch)
-        g = self.branch_gate_proj(x).float().view(B, T, H, 3).permute(0, 2, 1, 3)
-        g = torch.softmax(g, -1) if cfg.branch_gate == "softmax" else torch.sigmoid(g)
         out = g[..., 0:1] * (p_cmp @ vc) + g[..., 1:2] * (p_sel @ v.float()) + g[..., 2:3] * (p_win @ v.float())
         return out.to(q.dtype)
 
@@ -274,21 +296,34 @@ class Attention(nn.Module):
     def _flex(self, q, k, v, pos_bias, block_mask):
         """Softmax-family attention through FlexAttention; the sink logit rescales with the LSE."""
         cfg = self.cfg
-        def add_bias(score, b, h, q_idx, kv_idx):
-            return score + pos_bias[h, q_idx, kv_idx]
-
-        score_mod = add_bias if pos_bias is not None else None
-        out, lse = _flex_attention()(q, k, v, score_mod=score_mod, block_mask=block_mask, scale=self.scale,
-                                     return_lse=True)
+        out, lse = _flex_attention()(q, k, v, score_mod=_distance_bias_mod(pos_bias), block_mask=block_mask,
+                                     scale=self.scale, return_lse=True)
         if cfg.sink_logit or cfg.score == "off_by_one":
             sink = self.sink_logit.float() if cfg.sink_logit else torch.zeros(q.shape[1], device=q.device)
             # softmax over [sink, s] = softmax(s) * sum(e^s) / (e^sink + sum(e^s))
             out = out * torch.sigmoid(lse.float() - sink.view(1, -1, 1)).unsqueeze(-1).to(out.dtype)
         return out * cfg.score_scale if cfg.score == "scaled_softmax" else out
 
+    def _flex_softpick(self, q, k, v, pos_bias, block_mask):
+        """Softpick through two FlexAttention passes. With x the logits,
+        softpick = relu(e^x - 1) / sum|e^x - 1| = softmax_P(log(e^x - 1)) * S_P / (S_P + S_N + eps),
+        where P are the x > 0, N the x < 0, S_P = sum_P (e^x - 1) and S_N = sum_N (1 - e^x): the
+        first pass gives the softmax over P and log S_P as its LSE, the second log S_N."""
+        pos = _distance_bias_mod(pos_bias, _log_expm1)
+        neg = _distance_bias_mod(pos_bias, _log_one_minus_exp)
+        o_pos, lse_pos = _flex_attention()(q, k, v, score_mod=pos, block_mask=block_mask, scale=self.scale,
+                                           return_lse=True)
+        _, lse_neg = _flex_attention()(q, k, v, score_mod=neg, block_mask=block_mask, scale=self.scale,
+                                       return_lse=True)
+        lse_pos, lse_neg = lse_pos.float(), lse_neg.float()
+        log_den = torch.logsumexp(torch.stack([lse_pos, lse_neg, torch.full_like(lse_pos, math.log(1e-6))]), 0)
+        share = torch.exp(lse_pos - log_den)  # 0 for rows without positive logits (lse_pos = -inf)
+        return (torch.nan_to_num(o_pos.float(), nan=0.0) * share.unsqueeze(-1)).to(q.dtype)
+
     def _dense(self, q, k, v, pos_bias, mask_fn, dyn_mask=None):
         T = q.shape[-2]
-        rows = metrics.row_block_size(T, T + 2, q.shape[0] * q.shape[1], budget_elems=1 << 27)
+        # whole rows on a GPU (the compiled graph fuses the score function); row blocks elsewhere
+        rows = T if q.is_cuda else metrics.row_block_size(T, T + 2, q.shape[0] * q.shape[1], budget_elems=1 << 27)
         outs = []
         n_extra = len(self._extra_logits(q[:, :, :1]))
         v_extra = self._extra_values(q)
@@ -321,6 +356,35 @@ class Attention(nn.Module):
             visible = masks.visible_counts(allowed[..., n_prefix:, n_prefix:])  # queries that see each real key
         qr, kr, vr = q[:, :, n_prefix:], k[:, :, n_prefix:], v[:, :, n_prefix:]
         recorder.observe(self.layer_idx, qr, kr, vr, rows, n_extra=n_extra, visible=visible)
+
+
+_TINY = 1e-6  # |x| below this contributes at most 1e-6 to softpick's sums: left out of both passes
+
+
+def _log_expm1(x):
+    """log(e^x - 1) for x > 0, -inf elsewhere (safe gradients on both sides of the where)."""
+    keep = x > _TINY
+    xs = torch.where(keep, x, torch.ones_like(x))
+    return torch.where(keep, xs + torch.log(-torch.expm1(-xs)), torch.full_like(x, float("-inf")))
+
+
+def _log_one_minus_exp(x):
+    """log(1 - e^x) for x < 0, -inf elsewhere."""
+    keep = x < -_TINY
+    xs = torch.where(keep, x, -torch.ones_like(x))
+    return torch.where(keep, torch.log(-torch.expm1(xs)), torch.full_like(x, float("-inf")))
+
+
+def _distance_bias_mod(pos_bias, transform=None):
+    """A FlexAttention score_mod: add the (H, T) distance bias (learned or fixed), then transform."""
+    if pos_bias is None and transform is None:
+        return None
+
+    def score_mod(score, b, h, q_idx, kv_idx):
+        if pos_bias is not None:
+            score = score + pos_bias[h, torch.where(q_idx >= kv_idx, q_idx - kv_idx, 0)]
+        return transform(score) if transform is not None else score
+    return score_mod
 
 
 def _masked_softmax(s: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ from ..config import ModelConfig
 from . import masks
 from .attention import Attention
 from .ffn import FeedForward
-from .position import RelativeBias, alibi_bias, rope_cache, sinusoidal
+from .position import RelativeBias, alibi_by_distance, rope_cache, sinusoidal
 
 
 class RMSNorm(nn.Module):
@@ -104,10 +104,10 @@ class SinkLM(nn.Module):
     def _context(self, T_total: int, device) -> dict:
         cfg = self.cfg
         rope = self._rope(T_total, device) if cfg.position == "rope" else None
-        if cfg.position == "alibi":
-            pos_bias = alibi_bias(cfg.n_heads, T_total, T_total, device)
+        if cfg.position == "alibi":  # position biases are (H, T) by distance q - k
+            pos_bias = alibi_by_distance(cfg.n_heads, T_total, device)
         elif cfg.position == "relative":
-            pos_bias = self.relative_bias(T_total, T_total)
+            pos_bias = self.relative_bias.by_distance(T_total)
         else:
             pos_bias = None
         prefix = cfg.prefix_len + self.n_prefix if cfg.prefix_len else None
@@ -115,18 +115,20 @@ class SinkLM(nn.Module):
                               sparse_window=cfg.sparse_window, sparse_globals=cfg.sparse_globals,
                               sparse_stride=cfg.sparse_stride)
         plain = masks.is_plain_causal(cfg.window, prefix, T_total, cfg.sparse)
-        block_mask = None
-        needs_flex = not plain or pos_bias is not None or cfg.sink_logit or cfg.score == "off_by_one"
+        block_mask = window_block_mask = None
+        needs_flex = not plain or pos_bias is not None or cfg.sink_logit or cfg.score in ("off_by_one", "softpick")
         if device.type == "cuda" and needs_flex:
             block_mask = self._block_mask(mask_fn, T_total, device)
+        if device.type == "cuda" and cfg.sparse == "nsa":
+            window_block_mask = self._block_mask(masks.sliding_window(cfg.sparse_window), T_total, device, "nsa")
         return dict(rope=rope, pos_bias=pos_bias, mask_fn=mask_fn, plain_causal=plain,
-                    n_prefix=self.n_prefix, block_mask=block_mask)
+                    n_prefix=self.n_prefix, block_mask=block_mask, window_block_mask=window_block_mask)
 
     def _rope(self, T, device):
         return self.rope_cos[:T], self.rope_sin[:T]
 
-    def _block_mask(self, mask_fn, T, device):
-        key = (T, str(device))
+    def _block_mask(self, mask_fn, T, device, name="main"):
+        key = (name, T, str(device))
         if key not in self._block_masks:
             from torch.nn.attention.flex_attention import create_block_mask
 

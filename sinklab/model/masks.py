@@ -89,59 +89,110 @@ def strided(stride: int) -> MaskFn:
     return lambda q, k: (k <= q) & ((q - k < stride) | ((q - k) % stride == 0))
 
 
-def moba_mask(q: torch.Tensor, k: torch.Tensor, block: int, topk: int, force_first: bool = False) -> torch.Tensor:
-    """MoBA-style dynamic block selection: (B, H, T, T) boolean mask.
+def select_blocks(scores: torch.Tensor, block: int, topk: int, force_first: bool = False,
+                  per_block: bool = True) -> torch.Tensor:
+    """Top-k past key blocks from per-token scores: (B, H, rows, nb) boolean, own block included.
 
-    Keys are split into blocks; each query attends causally within its own block plus the `topk`
-    past blocks whose mean-pooled key scores highest against it. No parameters are added. With
-    `force_first`, block 0 is always among the selected (as NSA hard-codes the initial block).
-    A last partial block (T not a multiple of `block`) is pooled over the keys it has.
+    scores: (B, H, T, nb), how much each query token wants each key block. With `per_block`, each
+    query block chooses once (rows = query blocks), which makes the pattern block-sparse for
+    FlexAttention. It chooses by the summed scores of the block *before* it: its own later tokens
+    would leak the future into the choice of its earlier ones. Otherwise every token chooses
+    (rows = T), as the MoBA and NSA papers gate. With `force_first`, block 0 is always chosen, as
+    NSA hard-codes.
     """
-    B, H, T, D = q.shape
+    B, H, T, nb = scores.shape
+    device = scores.device
+    with torch.no_grad():
+        s = scores.float()
+        if per_block:
+            n_rows = -(-T // block)
+            s = torch.nn.functional.pad(s, (0, 0, 0, n_rows * block - T)).view(B, H, n_rows, block, nb).sum(3)
+            s = torch.nn.functional.pad(s, (0, 0, 1, 0))[..., :n_rows, :]           # lag by one block
+            row_block = torch.arange(n_rows, device=device)
+        else:
+            row_block = torch.arange(T, device=device) // block
+        blocks = torch.arange(nb, device=device)
+        past = blocks[None, :] < row_block[:, None]                               # (rows, nb)
+        s = s.masked_fill(~past, float("-inf"))
+        if force_first:
+            s[..., 0] = torch.where(past[:, 0], torch.tensor(float("inf"), device=device), s[..., 0])
+        chosen = torch.zeros_like(s, dtype=torch.bool)
+        if topk > 0 and nb > 1:
+            chosen.scatter_(-1, s.topk(min(topk, nb), dim=-1).indices, True)
+        return (chosen & past) | (blocks[None, :] == row_block[:, None])
+
+
+def blocks_to_token_mask(chosen: torch.Tensor, block: int, T: int, per_block: bool = True) -> torch.Tensor:
+    """(B, H, T, T) token mask of a block choice from `select_blocks`, intersected with causal."""
+    token = chosen.repeat_interleave(block, dim=-2)[..., :T, :] if per_block else chosen
+    token = token.repeat_interleave(block, dim=-1)[..., :T]
+    return token & dense_mask(causal(), T, T, device=chosen.device)
+
+
+def flex_block_mask(chosen: torch.Tensor, block: int, T: int):
+    """A FlexAttention BlockMask for a per-query-block choice (T a multiple of `block`).
+
+    Chosen past blocks are full tiles; the own block is the one partial (causal) tile, so the
+    kernel skips every tile that was not chosen. The mask_mod states the whole pattern, so the
+    eager (reference) FlexAttention, which ignores tiles, computes the same.
+    """
+    from torch.nn.attention.flex_attention import BlockMask
+
+    B, H, n, _ = chosen.shape
+    idx = torch.arange(n, device=chosen.device)
+    full = chosen & (idx[None, :] < idx[:, None])
+    full_num = full.sum(-1).to(torch.int32)
+    full_idx = torch.argsort(full.to(torch.int8), dim=-1, descending=True, stable=True).to(torch.int32)
+    own_num = torch.ones(B, H, n, dtype=torch.int32, device=chosen.device)
+    own_idx = idx.to(torch.int32).view(1, 1, n, 1).expand(B, H, n, n).contiguous()
+    def mask_mod(b, h, q, k):
+        return (k <= q) & chosen[b, h, q // block, k // block]
+
+    return BlockMask.from_kv_blocks(own_num, own_idx, full_num, full_idx.contiguous(), BLOCK_SIZE=block,
+                                    mask_mod=mask_mod, seq_lengths=(T, T))
+
+
+def block_means(x: torch.Tensor, block: int) -> torch.Tensor:
+    """Mean over each block of positions: (B, H, T, D) -> (B, H, nb, D); a last partial block
+    is pooled over the positions it has."""
+    B, H, T, D = x.shape
     nb = -(-T // block)
+    padded = torch.nn.functional.pad(x.float(), (0, 0, 0, nb * block - T))
+    sizes = torch.full((nb,), float(block), device=x.device)
+    sizes[-1] = T - (nb - 1) * block
+    return padded.view(B, H, nb, block, D).sum(3) / sizes[:, None]
+
+
+def moba_blocks(q: torch.Tensor, k: torch.Tensor, block: int, topk: int, force_first: bool = False,
+                per_block: bool = True) -> torch.Tensor:
+    """MoBA-style dynamic block selection (no parameters): queries score each key block by its
+    mean-pooled key, and keep their own block plus the `topk` best past blocks."""
     with torch.no_grad():
-        padded = torch.nn.functional.pad(k.float(), (0, 0, 0, nb * block - T))
-        sizes = torch.full((nb,), float(block), device=k.device)
-        sizes[-1] = T - (nb - 1) * block
-        pooled = padded.view(B, H, nb, block, D).sum(3) / sizes[:, None]          # (B, H, nb, D)
-        scores = q.float() @ pooled.transpose(-1, -2)                            # (B, H, T, nb)
-        q_block = torch.arange(T, device=q.device) // block
-        blocks = torch.arange(nb, device=q.device)
-        past = blocks[None, :] < q_block[:, None]                                # (T, nb)
-        scores = scores.masked_fill(~past, float("-inf"))
-        if force_first:
-            scores[..., 0] = torch.where(past[:, 0], torch.tensor(float("inf"), device=q.device), scores[..., 0])
-        chosen = torch.zeros_like(scores, dtype=torch.bool)
-        if topk > 0 and nb > 1:
-            idx = scores.topk(min(topk, nb), dim=-1).indices
-            chosen.scatter_(-1, idx, True)
-        chosen = (chosen & past) | (blocks[None, :] == q_block[:, None])          # own block always
-        token = chosen.repeat_interleave(block, dim=-1)[..., :T]                 # (B, H, T, T)
-        return token & dense_mask(causal(), T, T, device=q.device)
+        scores = q.float() @ block_means(k, block).transpose(-1, -2)           # (B, H, T, nb)
+    return select_blocks(scores, block, topk, force_first, per_block)
 
 
-def nsa_block_selection(p_compressed: torch.Tensor, block: int, T: int, topk: int, force_first: bool) -> torch.Tensor:
-    """NSA-style selection: (B, H, T, T) token mask from compressed-attention block importances.
+def moba_mask(q: torch.Tensor, k: torch.Tensor, block: int, topk: int, force_first: bool = False,
+              per_block: bool = True) -> torch.Tensor:
+    """MoBA-style dynamic block selection as a (B, H, T, T) boolean token mask."""
+    return blocks_to_token_mask(moba_blocks(q, k, block, topk, force_first, per_block), block, q.shape[-2],
+                                per_block)
 
-    p_compressed: (B, H, T, nb) attention of each query on the compressed (complete, past) blocks.
-    Each query keeps its own block (causally) plus the `topk` most attended past blocks; with
-    `force_first`, block 0 is always kept, as NSA does.
-    """
+
+def nsa_blocks(p_compressed: torch.Tensor, block: int, T: int, topk: int, force_first: bool,
+               per_block: bool = True) -> torch.Tensor:
+    """NSA-style selection: block importance is the compressed attention (B, H, T, nb_complete);
+    each query (block) keeps its own block plus the `topk` most attended past blocks."""
     nb = -(-T // block)  # a last partial block is selectable only as a query's own block
-    with torch.no_grad():
-        q_block = torch.arange(T, device=p_compressed.device) // block
-        blocks = torch.arange(nb, device=p_compressed.device)
-        past = blocks[None, :] < q_block[:, None]
-        pad = nb - p_compressed.shape[-1]
-        score = torch.nn.functional.pad(p_compressed.float(), (0, pad)).masked_fill(~past, float("-inf"))
-        if force_first:
-            score[..., 0] = torch.where(past[:, 0], torch.tensor(float("inf"), device=score.device), score[..., 0])
-        chosen = torch.zeros_like(score, dtype=torch.bool)
-        if topk > 0 and nb > 1:
-            chosen.scatter_(-1, score.topk(min(topk, nb), dim=-1).indices, True)
-        chosen = (chosen & past) | (blocks[None, :] == q_block[:, None])
-        token = chosen.repeat_interleave(block, dim=-1)[..., :T]
-        return token & dense_mask(causal(), T, T, device=p_compressed.device)
+    scores = torch.nn.functional.pad(p_compressed.float(), (0, nb - p_compressed.shape[-1]))
+    return select_blocks(scores, block, topk, force_first, per_block)
+
+
+def nsa_block_selection(p_compressed: torch.Tensor, block: int, T: int, topk: int, force_first: bool,
+                        per_block: bool = True) -> torch.Tensor:
+    """NSA-style selection as a (B, H, T, T) token mask."""
+    return blocks_to_token_mask(nsa_blocks(p_compressed, block, T, topk, force_first, per_block), block, T,
+                                per_block)
 
 
 def topk_tokens(index_scores: torch.Tensor, k: int) -> torch.Tensor:

@@ -52,6 +52,19 @@ def alibi_bias(n_heads: int, n_queries: int, n_keys: int, device=None, q_offset:
     return -alibi_slopes(n_heads).to(device)[:, None, None] * (q - k).clamp_min(0).float()
 
 
+def alibi_by_distance(n_heads: int, T: int, device=None) -> torch.Tensor:
+    """(H, T) ALiBi bias for distances 0..T-1: the same values as `alibi_bias`, indexed by q - k."""
+    return -alibi_slopes(n_heads).to(device)[:, None] * torch.arange(T, device=device, dtype=torch.float32)
+
+
+def expand_distance_bias(by_distance: torch.Tensor, q0: int, q1: int, n_keys: int) -> torch.Tensor:
+    """(H, q1-q0, n_keys) additive bias from a per-distance (H, T) bias; future keys get distance 0
+    (they are masked anyway)."""
+    q = torch.arange(q0, q1, device=by_distance.device)[:, None]
+    k = torch.arange(n_keys, device=by_distance.device)[None, :]
+    return by_distance[:, (q - k).clamp_min(0)]
+
+
 def relative_bucket(distance: torch.Tensor, n_buckets: int, max_distance: int) -> torch.Tensor:
     """T5's causal (unidirectional) buckets: exact for small distances, log-spaced beyond."""
     d = distance.clamp_min(0)
@@ -76,3 +89,9 @@ class RelativeBias(nn.Module):
         k = torch.arange(n_keys, device=device)[None, :]
         buckets = relative_bucket(q - k, self.n_buckets, self.max_distance)
         return self.table(buckets).permute(2, 0, 1)  # (H, Tq, Tk)
+
+    def by_distance(self, T: int) -> torch.Tensor:
+        """(H, T): the bias of distances 0..T-1. Attention adds it by q - k, so a kernel reads an
+        (H, T) vector instead of an (H, T, T) matrix, and its gradient stays that small."""
+        d = torch.arange(T, device=self.table.weight.device)
+        return self.table(relative_bucket(d, self.n_buckets, self.max_distance)).t()

@@ -294,12 +294,15 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
                                                      "data_manifest": train_data.manifest}, indent=1))
 
     step_model = model
-    if tc.compile and device.type == "cuda":
-        step_model = torch.compile(model)
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        step_model = DDP(step_model, device_ids=[local])
+        # DDP first, then compile: dynamo splits the graph at DDP's buckets so each bucket's
+        # all-reduce overlaps the rest of the backward (a compiled module inside DDP would hand
+        # DDP every gradient at once, at the very end)
+        step_model = DDP(step_model, device_ids=[local], gradient_as_bucket_view=True)
+    if tc.compile and device.type == "cuda":
+        step_model = torch.compile(step_model)
     autocast = torch.autocast("cuda", dtype=getattr(torch, tc.dtype)) if device.type == "cuda" else contextlib.nullcontext()
     accum = tc.global_batch // (tc.micro_batch * world)
     tokens_per_step = tc.global_batch * tc.seq_len
