@@ -42,6 +42,7 @@ def main():
     for name, change in CHECKS.items():
         if a.only and name not in a.only.split(","):
             continue
+        torch._dynamo.reset()  # each check compiles FlexAttention afresh (no recompile limit, no eager fallback)
         try:
             torch.manual_seed(0)
             cpu = SinkLM(preset("tiny", max_seq_len=512, **change))

@@ -128,6 +128,8 @@ def _run_parallel(todo: list[Run], preset: str, n_gpus: int, torchrun: int) -> N
     slots = [list(range(i, i + per)) for i in range(0, max(n_gpus, per), per)][: max(1, n_gpus // per)]
     queue, active = list(todo), {}
     env_base = dict(os.environ, NCCL_NVLS_ENABLE="0", TORCH_SYMM_MEM_DISABLE_MULTICAST="1", NVSHMEM_DISABLE_NVLS="1")
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")  # slots index the GPUs this process was given
+    physical = visible.split(",") if visible else [str(i) for i in range(max(n_gpus, per))]
     failed = []
     while queue or active:
         for i, gpus in enumerate(slots):
@@ -137,7 +139,7 @@ def _run_parallel(todo: list[Run], preset: str, n_gpus: int, torchrun: int) -> N
                 cmd = _cmd(r) + (["--resume"] if run_state(r) == "partial" else [])
                 if torchrun:
                     cmd = ["torchrun", "--standalone", f"--nproc_per_node={per}", "-m", "sinklab.cli", *cmd[3:]]
-                env = dict(env_base, CUDA_VISIBLE_DEVICES=",".join(map(str, gpus)), SINKLAB_NO_PROGRESS="1")
+                env = dict(env_base, CUDA_VISIBLE_DEVICES=",".join(physical[g] for g in gpus), SINKLAB_NO_PROGRESS="1")
                 log = open(r.folder / "train.log", "a")
                 active[i] = (r, subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log)
                 print(f"GPU {','.join(map(str, gpus))}: {r.suite}/{r.change}", flush=True)

@@ -22,6 +22,9 @@ from . import masks
 from .position import apply_rope, expand_distance_bias
 
 _flex = None
+FLEX_TILE = 128  # FlexAttention's kernels tile by 128: block masks from a block choice must align to it
+# Learned biases add a gradient buffer to the backward kernel; its default tiles overflow shared memory
+LEARNED_BIAS_KERNEL_OPTIONS = {"BLOCK_M1": 32, "BLOCK_N1": 64, "BLOCK_M2": 64, "BLOCK_N2": 32}
 
 
 def _flex_attention():
@@ -161,7 +164,7 @@ class Attention(nn.Module):
             chosen = masks.moba_blocks(q[:, :, n_prefix:], full(k)[:, :, n_prefix:], cfg.sparse_block,
                                        cfg.sparse_topk, cfg.force_first_block, per_block)
             if recorder is None and self._flex_ok(q) and per_block and not n_prefix \
-                    and T % cfg.sparse_block == 0:
+                    and T % cfg.sparse_block == 0 and cfg.sparse_block % FLEX_TILE == 0:
                 bm = masks.flex_block_mask(chosen, cfg.sparse_block, T)
                 return self._finish(x, self._flex(q, full(k), full(v), pos_bias, bm))
             dyn = masks.blocks_to_token_mask(chosen, cfg.sparse_block, T - n_prefix, per_block)
@@ -244,7 +247,8 @@ class Attention(nn.Module):
         chosen = masks.nsa_blocks(p_cmp, l, T, cfg.sparse_topk, cfg.force_first_block, per_block)
         g = self.branch_gate_proj(x).float().view(B, T, H, 3).permute(0, 2, 1, 3)
         g = torch.softmax(g, -1) if cfg.branch_gate == "softmax" else torch.sigmoid(g)
-        if recorder is None and window_block_mask is not None and self._flex_ok(q) and per_block and T % l == 0:
+        if recorder is None and window_block_mask is not None and self._flex_ok(q) and per_block and T % l == 0 \
+                and l % FLEX_TILE == 0:
             o_sel = self._flex(q, k, v, None, masks.flex_block_mask(chosen, l, T)).float()
             o_win = self._flex(q, k, v, None, window_block_mask).float()
             return (g[..., 0:1] * (p_cmp @ vc) + g[..., 1:2] * o_sel + g[..., 2:3] * o_win).to(q.dtype)
@@ -297,7 +301,7 @@ class Attention(nn.Module):
         """Softmax-family attention through FlexAttention; the sink logit rescales with the LSE."""
         cfg = self.cfg
         out, lse = _flex_attention()(q, k, v, score_mod=_distance_bias_mod(pos_bias), block_mask=block_mask,
-                                     scale=self.scale, return_lse=True)
+                                     scale=self.scale, return_lse=True, kernel_options=_kernel_options(pos_bias))
         if cfg.sink_logit or cfg.score == "off_by_one":
             sink = self.sink_logit.float() if cfg.sink_logit else torch.zeros(q.shape[1], device=q.device)
             # softmax over [sink, s] = softmax(s) * sum(e^s) / (e^sink + sum(e^s))
@@ -311,14 +315,18 @@ class Attention(nn.Module):
         first pass gives the softmax over P and log S_P as its LSE, the second log S_N."""
         pos = _distance_bias_mod(pos_bias, _log_expm1)
         neg = _distance_bias_mod(pos_bias, _log_one_minus_exp)
+        opts = _kernel_options(pos_bias)
         o_pos, lse_pos = _flex_attention()(q, k, v, score_mod=pos, block_mask=block_mask, scale=self.scale,
-                                           return_lse=True)
-        _, lse_neg = _flex_attention()(q, k, v, score_mod=neg, block_mask=block_mask, scale=self.scale,
-                                       return_lse=True)
+                                           return_lse=True, kernel_options=opts)
+        o_neg, lse_neg = _flex_attention()(q, k, v, score_mod=neg, block_mask=block_mask, scale=self.scale,
+                                           return_lse=True, kernel_options=opts)
         lse_pos, lse_neg = lse_pos.float(), lse_neg.float()
         log_den = torch.logsumexp(torch.stack([lse_pos, lse_neg, torch.full_like(lse_pos, math.log(1e-6))]), 0)
         share = torch.exp(lse_pos - log_den)  # 0 for rows without positive logits (lse_pos = -inf)
-        return (torch.nan_to_num(o_pos.float(), nan=0.0) * share.unsqueeze(-1)).to(q.dtype)
+        out = torch.nan_to_num(o_pos.float(), nan=0.0) * share.unsqueeze(-1)
+        # only the second pass's LSE is needed; using its output (times 0) gives the compiled
+        # backward a gradient tensor for it instead of None, which inductor's flex lowering requires
+        return (out + 0.0 * o_neg.float()).to(q.dtype)
 
     def _dense(self, q, k, v, pos_bias, mask_fn, dyn_mask=None):
         T = q.shape[-2]
@@ -373,6 +381,10 @@ def _log_one_minus_exp(x):
     keep = x < -_TINY
     xs = torch.where(keep, x, -torch.ones_like(x))
     return torch.where(keep, torch.log(-torch.expm1(xs)), torch.full_like(x, float("-inf")))
+
+
+def _kernel_options(pos_bias):
+    return LEARNED_BIAS_KERNEL_OPTIONS if pos_bias is not None and pos_bias.requires_grad else None
 
 
 def _distance_bias_mod(pos_bias, transform=None):
