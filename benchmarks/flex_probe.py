@@ -1,5 +1,6 @@
-"""Which FlexAttention kernel options compile and how fast, for the learned-bias and softpick
-score_mods at the paper-60m shape (B 32, H 8, T 2048, d 96, bf16), forward + backward.
+"""Which FlexAttention kernel options compile and how fast, for a learned distance bias (T5
+relative) and softpick's positive pass as score_mods, at the paper-60m shape (B 32, H 8, T 2048,
+d 96, bf16), forward + backward of one layer. Both were too slow to use (BENCHMARKS.md section 3).
 
     python benchmarks/flex_probe.py
 """
@@ -8,7 +9,21 @@ import time
 
 import torch
 
-from sinklab.model.attention import _distance_bias_mod, _log_expm1, _flex_attention
+from sinklab.model.attention import _flex_attention
+
+
+def log_expm1(x):  # softpick's positive pass: log(e^x - 1) for x > 0, -inf elsewhere
+    keep = x > 1e-6
+    xs = torch.where(keep, x, torch.ones_like(x))
+    return torch.where(keep, xs + torch.log(-torch.expm1(-xs)), torch.full_like(x, float("-inf")))
+
+
+def distance_mod(bias, transform=None):
+    def mod(score, b, h, q_idx, kv_idx):
+        if transform is not None:
+            return transform(score)
+        return score + bias[h, torch.where(q_idx >= kv_idx, q_idx - kv_idx, 0)]
+    return mod
 
 OPTIONS = [None, {"BLOCK_M1": 32, "BLOCK_N1": 64, "BLOCK_M2": 64, "BLOCK_N2": 32},
            {"BLOCK_M1": 32, "BLOCK_N1": 32, "BLOCK_M2": 32, "BLOCK_N2": 32}, {"num_stages": 1}]
@@ -18,7 +33,7 @@ for kind in ("relative", "softpick_pos"):
         torch._dynamo.reset()
         q, k, v = (torch.randn(B, H, T, D, device="cuda", dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
         bias = torch.randn(H, T, device="cuda", requires_grad=kind == "relative")
-        mod = _distance_bias_mod(bias, None if kind == "relative" else _log_expm1)
+        mod = distance_mod(bias, None if kind == "relative" else log_expm1)
         from torch.nn.attention.flex_attention import create_block_mask
         bm = create_block_mask(lambda b, h, qi, ki: ki <= qi, None, None, T, T)
         try:

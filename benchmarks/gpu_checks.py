@@ -1,8 +1,8 @@
 """GPU-only correctness: the FlexAttention and SDPA fast paths equal the dense reference path.
 
     python benchmarks/gpu_checks.py [--out checks.jsonl]
-Each variant runs on the GPU (fast path: SDPA, FlexAttention with block masks, learned distance
-biases and softpick's two-pass form) and on the CPU (dense path), float32: logits and the gradient
+Each variant runs on the GPU (fast path: SDPA, FlexAttention with block masks and distance
+biases) and on the CPU (dense path), float32: logits and the gradient
 of every parameter must agree.
 """
 import argparse

@@ -37,7 +37,7 @@ VARIANTS = {
     # T = 16384: MoBA with top-k over 1/8 of the 128 blocks
     "moba_16k": dict(sparse="moba", sparse_block=128, sparse_topk=16),
 }
-DENSE = {"sigmoid", "sigmoid_norm", "elu1", "kernel_elu1", "dsa"}  # the dense path: smaller micro-batches
+DENSE = {"sigmoid", "sigmoid_norm", "elu1", "kernel_elu1", "dsa", "softpick", "relative"}  # the dense path: smaller micro-batches
 
 
 def bench(name, vocab, T, batch, steps, warmup):

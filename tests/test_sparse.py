@@ -240,22 +240,31 @@ def test_flex_block_mask_of_a_block_choice_equals_the_token_mask(monkeypatch, fo
     assert torch.allclose(got, want, atol=1e-5)
 
 
-@pytest.mark.parametrize("variant", [dict(position="relative"), dict(position="alibi"), dict(score="softpick"),
-                                     dict(score="softpick", position="alibi", window=5)])
-def test_flex_score_mods_equal_the_dense_path(monkeypatch, variant):
-    """The distance-bias score_mod and softpick's two-pass form, against the dense weights."""
+def test_flex_distance_bias_equals_the_dense_path(monkeypatch):
+    """ALiBi as an (H, T) bias indexed by q - k in a FlexAttention score_mod, against dense weights."""
     _eager_flex(monkeypatch)
     from torch.nn.attention.flex_attention import create_block_mask
     torch.manual_seed(0)
-    model = SinkLM(preset("tiny", **variant)).eval()
-    if variant.get("position") == "relative":
-        torch.nn.init.normal_(model.relative_bias.table.weight, std=1.0)
+    model = SinkLM(preset("tiny", position="alibi", window=5)).eval()
     attn, T = model.layers[0].attn, 32
     ctx = model._context(T, torch.device("cpu"))
     q, k, v = (torch.randn(2, attn.n_heads, T, attn.head_dim) * 2 for _ in range(3))
     bm = create_block_mask(lambda b, h, qi, ki: ctx["mask_fn"](qi, ki), None, None, T, T, device="cpu", BLOCK_SIZE=16)
     with torch.no_grad():
         dense = attn._dense(q, k, v, ctx["pos_bias"], ctx["mask_fn"])
-        flex = (attn._flex_softpick(q, k, v, ctx["pos_bias"], bm) if attn.cfg.score == "softpick"
-                else attn._flex(q, k, v, ctx["pos_bias"], bm))
+        flex = attn._flex(q, k, v, ctx["pos_bias"], bm)
     assert torch.allclose(flex, dense, atol=1e-5), (flex - dense).abs().max()
+
+
+def test_distance_bias_expansion_equals_indexing_and_its_gradient():
+    from sinklab.model.position import expand_distance_bias
+    b = torch.randn(3, 10, requires_grad=True)
+    q = torch.arange(2, 7)[:, None]
+    k = torch.arange(10)[None, :]
+    want = b[:, (q - k).clamp_min(0)]
+    got = expand_distance_bias(b, 2, 7, 10)
+    assert torch.equal(got, want)
+    w = torch.randn_like(want)
+    g_want, = torch.autograd.grad((want * w).sum(), b)
+    g_got, = torch.autograd.grad((got * w).sum(), b)
+    assert torch.allclose(g_got, g_want, atol=1e-6)

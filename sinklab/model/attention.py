@@ -23,8 +23,6 @@ from .position import apply_rope, expand_distance_bias
 
 _flex = None
 FLEX_TILE = 128  # FlexAttention's kernels tile by 128: block masks from a block choice must align to it
-# Learned biases add a gradient buffer to the backward kernel; its default tiles overflow shared memory
-LEARNED_BIAS_KERNEL_OPTIONS = {"BLOCK_M1": 32, "BLOCK_N1": 64, "BLOCK_M2": 64, "BLOCK_N2": 32}
 
 
 def _flex_attention():
@@ -209,10 +207,11 @@ class Attention(nn.Module):
                 and pos_bias is None and plain_causal and fits_kernels:
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=k.shape[1] != q.shape[1])
             return out * cfg.score_scale if cfg.score == "scaled_softmax" else out
-        if block_mask is not None and self._flex_ok(q):
+        # a learned bias (T5 relative) stays on the dense path: flex scatters its gradient with
+        # atomics, 60 ms per layer at the paper-60m shape (benchmarks/flex_probe.py)
+        learned_bias = pos_bias is not None and pos_bias.requires_grad
+        if block_mask is not None and self._flex_ok(q) and not learned_bias:
             return self._flex(q, full(k), full(v), pos_bias, block_mask)
-        if cfg.score == "softpick" and block_mask is not None and q.is_cuda and no_extra_key and fits_kernels:
-            return self._flex_softpick(q, full(k), full(v), pos_bias, block_mask)
         if cfg.score in ("softmax", "scaled_softmax") and not no_extra_key and not cfg.sink_logit and pos_bias is None:
             return self._sdpa_extra_key(q, full(k), full(v), mask_fn)
         return self._dense(q, full(k), full(v), pos_bias, mask_fn)
@@ -301,32 +300,12 @@ class Attention(nn.Module):
         """Softmax-family attention through FlexAttention; the sink logit rescales with the LSE."""
         cfg = self.cfg
         out, lse = _flex_attention()(q, k, v, score_mod=_distance_bias_mod(pos_bias), block_mask=block_mask,
-                                     scale=self.scale, return_lse=True, kernel_options=_kernel_options(pos_bias))
+                                     scale=self.scale, return_lse=True)
         if cfg.sink_logit or cfg.score == "off_by_one":
             sink = self.sink_logit.float() if cfg.sink_logit else torch.zeros(q.shape[1], device=q.device)
             # softmax over [sink, s] = softmax(s) * sum(e^s) / (e^sink + sum(e^s))
             out = out * torch.sigmoid(lse.float() - sink.view(1, -1, 1)).unsqueeze(-1).to(out.dtype)
         return out * cfg.score_scale if cfg.score == "scaled_softmax" else out
-
-    def _flex_softpick(self, q, k, v, pos_bias, block_mask):
-        """Softpick through two FlexAttention passes. With x the logits,
-        softpick = relu(e^x - 1) / sum|e^x - 1| = softmax_P(log(e^x - 1)) * S_P / (S_P + S_N + eps),
-        where P are the x > 0, N the x < 0, S_P = sum_P (e^x - 1) and S_N = sum_N (1 - e^x): the
-        first pass gives the softmax over P and log S_P as its LSE, the second log S_N."""
-        pos = _distance_bias_mod(pos_bias, _log_expm1)
-        neg = _distance_bias_mod(pos_bias, _log_one_minus_exp)
-        opts = _kernel_options(pos_bias)
-        o_pos, lse_pos = _flex_attention()(q, k, v, score_mod=pos, block_mask=block_mask, scale=self.scale,
-                                           return_lse=True, kernel_options=opts)
-        o_neg, lse_neg = _flex_attention()(q, k, v, score_mod=neg, block_mask=block_mask, scale=self.scale,
-                                           return_lse=True, kernel_options=opts)
-        lse_pos, lse_neg = lse_pos.float(), lse_neg.float()
-        log_den = torch.logsumexp(torch.stack([lse_pos, lse_neg, torch.full_like(lse_pos, math.log(1e-6))]), 0)
-        share = torch.exp(lse_pos - log_den)  # 0 for rows without positive logits (lse_pos = -inf)
-        out = torch.nan_to_num(o_pos.float(), nan=0.0) * share.unsqueeze(-1)
-        # only the second pass's LSE is needed; using its output (times 0) gives the compiled
-        # backward a gradient tensor for it instead of None, which inductor's flex lowering requires
-        return (out + 0.0 * o_neg.float()).to(q.dtype)
 
     def _dense(self, q, k, v, pos_bias, mask_fn, dyn_mask=None):
         T = q.shape[-2]
@@ -366,36 +345,13 @@ class Attention(nn.Module):
         recorder.observe(self.layer_idx, qr, kr, vr, rows, n_extra=n_extra, visible=visible)
 
 
-_TINY = 1e-6  # |x| below this contributes at most 1e-6 to softpick's sums: left out of both passes
-
-
-def _log_expm1(x):
-    """log(e^x - 1) for x > 0, -inf elsewhere (safe gradients on both sides of the where)."""
-    keep = x > _TINY
-    xs = torch.where(keep, x, torch.ones_like(x))
-    return torch.where(keep, xs + torch.log(-torch.expm1(-xs)), torch.full_like(x, float("-inf")))
-
-
-def _log_one_minus_exp(x):
-    """log(1 - e^x) for x < 0, -inf elsewhere."""
-    keep = x < -_TINY
-    xs = torch.where(keep, x, -torch.ones_like(x))
-    return torch.where(keep, torch.log(-torch.expm1(xs)), torch.full_like(x, float("-inf")))
-
-
-def _kernel_options(pos_bias):
-    return LEARNED_BIAS_KERNEL_OPTIONS if pos_bias is not None and pos_bias.requires_grad else None
-
-
-def _distance_bias_mod(pos_bias, transform=None):
-    """A FlexAttention score_mod: add the (H, T) distance bias (learned or fixed), then transform."""
-    if pos_bias is None and transform is None:
+def _distance_bias_mod(pos_bias):
+    """A FlexAttention score_mod adding a fixed (H, T) bias by distance q - k (ALiBi)."""
+    if pos_bias is None:
         return None
 
     def score_mod(score, b, h, q_idx, kv_idx):
-        if pos_bias is not None:
-            score = score + pos_bias[h, torch.where(q_idx >= kv_idx, q_idx - kv_idx, 0)]
-        return transform(score) if transform is not None else score
+        return score + pos_bias[h, torch.where(q_idx >= kv_idx, q_idx - kv_idx, 0)]
     return score_mod
 
 

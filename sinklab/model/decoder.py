@@ -116,7 +116,7 @@ class SinkLM(nn.Module):
                               sparse_stride=cfg.sparse_stride)
         plain = masks.is_plain_causal(cfg.window, prefix, T_total, cfg.sparse)
         block_mask = window_block_mask = None
-        needs_flex = not plain or pos_bias is not None or cfg.sink_logit or cfg.score in ("off_by_one", "softpick")
+        needs_flex = not plain or pos_bias is not None or cfg.sink_logit or cfg.score == "off_by_one"
         if device.type == "cuda" and needs_flex:
             block_mask = self._block_mask(mask_fn, T_total, device)
         if device.type == "cuda" and cfg.sparse == "nsa":

@@ -60,9 +60,11 @@ def alibi_by_distance(n_heads: int, T: int, device=None) -> torch.Tensor:
 def expand_distance_bias(by_distance: torch.Tensor, q0: int, q1: int, n_keys: int) -> torch.Tensor:
     """(H, q1-q0, n_keys) additive bias from a per-distance (H, T) bias; future keys get distance 0
     (they are masked anyway)."""
-    q = torch.arange(q0, q1, device=by_distance.device)[:, None]
-    k = torch.arange(n_keys, device=by_distance.device)[None, :]
-    return by_distance[:, (q - k).clamp_min(0)]
+    # M[i, j] = g[i - j + n_keys - 1] is a Toeplitz matrix: row i is a reversed window of g, so it
+    # is a view (unfold) plus a flip, and its gradient is a windowed sum, not a scatter over T^2
+    m = torch.arange(q1 + n_keys - 1, device=by_distance.device)
+    g = by_distance[:, (m - (n_keys - 1)).clamp(0, by_distance.shape[1] - 1)]
+    return g.unfold(-1, n_keys, 1)[:, q0:q1].flip(-1)
 
 
 def relative_bucket(distance: torch.Tensor, n_buckets: int, max_distance: int) -> torch.Tensor:
