@@ -15,7 +15,7 @@ COMMON="train.data=/tmp/py8k train.measure_every=200 train.eval_every=200 train.
 (CUDA_VISIBLE_DEVICES=2 timeout 200 python3 -m sinklab.cli train quick-60m $COMMON train.out=/tmp/single;
  CUDA_VISIBLE_DEVICES=2 timeout $(($(left) - 10)) $SW moba_gated) > "$OUT/g2.log" 2>&1 &
 (CUDA_VISIBLE_DEVICES=0,1 timeout 200 torchrun --standalone --nproc_per_node 2 -m sinklab.cli train quick-60m $COMMON train.micro_batch=16 train.out=/tmp/ddp;
- CUDA_VISIBLE_DEVICES=0 timeout $(($(left) - 10)) $SW moba_forced_first & CUDA_VISIBLE_DEVICES=1 timeout $(($(left) - 10)) $SW local_global; wait) > "$OUT/g01.log" 2>&1 &
+ CUDA_VISIBLE_DEVICES=0 timeout $(($(left) - 10)) $SW moba_forced_first & CUDA_VISIBLE_DEVICES=1 timeout $(($(left) - 10)) $SW sparse_local_global; wait) > "$OUT/g01.log" 2>&1 &
 wait
 cp /tmp/single/metrics.jsonl "$OUT/single_metrics.jsonl"; cp /tmp/ddp/metrics.jsonl "$OUT/ddp_metrics.jsonl"
 tar czf "$OUT/sparse_runs.tgz" runs/sweeps/quick-60m/*/metrics.jsonl runs/sweeps/quick-60m/*/ckpt/sinklab.json runs/sweeps/quick-60m/*/train.log 2>/dev/null
