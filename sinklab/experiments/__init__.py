@@ -66,14 +66,23 @@ def plan(suite_names_: list[str], preset: str, out: Path, data: str, only: list[
             ov = {**base, **_flatten("model", ch.get("model")), **_flatten("train", ch.get("train")),
                   "train.data": data, **(extra or {})}
             mc, tc = resolve_configs(preset, ov)
-            resolved = {"model": mc.to_dict(), "train": {k: v for k, v in dataclasses.asdict(tc).items()
-                                                         if k not in ("out", "data")}}
-            key = hashlib.sha1(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:10]
+            key = config_key(mc, tc)
             folder = out / preset / f"{ch['name']}-{key}"
             runs.append(Run(name, ch["name"], ov, ch.get("paper") or {}, ch.get("setting"), folder, preset))
     if only and not runs:
         raise SinklabError(f"--only {','.join(only)} matches no change of {', '.join(suite_names_)}")
     return runs
+
+
+def config_key(mc, tc) -> str:
+    """A hash of what differs from the defaults, so a new config field (with a default that keeps
+    the old behaviour) leaves the keys, and the finished runs they name, as they were."""
+    def changed(cfg, skip=()):
+        default = dataclasses.asdict(type(cfg)())
+        return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in skip and default.get(k) != v}
+
+    resolved = {"model": changed(mc), "train": changed(tc, ("out", "data"))}
+    return hashlib.sha1(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
 def _unique(runs: list[Run]) -> list[Run]:

@@ -15,6 +15,13 @@ def _last(rows: list[dict], key: str) -> dict | None:
     return hits[-1] if hits else None
 
 
+def _steady_tokens_per_s(rows: list[dict]) -> int | None:
+    """Median of the logged training throughput after compile warm-up (evaluation and the sink
+    measurement fall between logging intervals, so they are not in it)."""
+    tps = sorted(r["tokens_per_s"] for r in rows if r.get("tokens_per_s") and r["step"] > 20)
+    return tps[len(tps) // 2] if tps else None
+
+
 def run_row(run: Run, preset: str) -> dict:
     path = run.folder / "metrics.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
@@ -29,7 +36,10 @@ def run_row(run: Run, preset: str) -> dict:
         "sink_1": m["sink_1"] if m else None, "sink_star": star,
         "largest_sink_position": m.get("largest_sink_position") if m else None,
         "largest_sink": m.get("largest_sink") if m else None,
+        "sink_1_mask_aware": m.get("sink_1_mask_aware") if m else None,
+        "massive_activation": m.get("massive_activation") if m else None,
         "val_loss": v["val_loss"] if v else None,
+        "tokens_per_s": _steady_tokens_per_s(rows),
         "paper": paper_sink, "paper_metric": which, "paper_sink_star": p.get("sink_star"),
         "paper_loss": p.get("loss"), "paper_source": p.get("table", ""), "paper_note": p.get("note", ""),
         "_history": [r for r in rows if "sink_1" in r],
@@ -111,7 +121,8 @@ def scorecard(suite_names_: list[str], preset: str, out: str, report_dir: str | 
         visible = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows.values()]
         all_rows += visible
         figs = [_suite_figure(name, suite, list(rows.values()), report / f"{name}_sink.png"),
-                _history_figure(name, list(rows.values()), report / f"{name}_steps.png")]
+                _history_figure(name, list(rows.values()), report / f"{name}_steps.png"),
+                _metrics_figure(name, list(rows.values()), report / f"{name}_metrics.png")]
         sections.append(f"<h2>{html.escape(suite['title'])} <small>({html.escape(suite.get('source', ''))})</small></h2>"
                         + _table(visible) + _table(claims) + "".join(_img(f) for f in figs if f))
     write_csv(all_rows, report / "scorecard.csv")
@@ -161,16 +172,43 @@ def _history_figure(name, rows, path):
     return _save(fig, path)
 
 
+def _metrics_figure(name, rows, path):
+    """Per run: Sink_1 beside the largest Sink_k, validation loss, massive activation, tokens/s."""
+    have = [r for r in rows if r["sink_1"] is not None]
+    if not have:
+        return None
+    fig, axes = plt.subplots(1, 4, figsize=(max(10, 1.2 * len(have) * 2), 3.4))
+    x = list(range(len(have)))
+    labels = [str(r["setting"]) for r in have]
+    axes[0].bar([i - 0.2 for i in x], [r["sink_1"] for r in have], 0.4, label="Sink_1", color="#4477aa")
+    axes[0].bar([i + 0.2 for i in x], [r["largest_sink"] or 0 for r in have], 0.4, label="largest Sink_k", color="#ee6677")
+    axes[0].legend(fontsize=7)
+    axes[0].set_ylabel("%")
+    for ax, key, title in ((axes[1], "val_loss", "validation loss"), (axes[2], "massive_activation", "massive activation (x median)"),
+                           (axes[3], "tokens_per_s", "training tokens/s")):
+        ax.bar(x, [r[key] or 0 for r in have], color="#228833")
+        ax.set_title(title, fontsize=9)
+    axes[0].set_title("Sink_1 and the largest Sink_k", fontsize=9)
+    for ax in axes:
+        ax.set_xticks(x)
+        ax.set_xticklabels(labels, rotation=40, ha="right", fontsize=7)
+    fig.suptitle(name)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def markdown(result: dict) -> str:
-    lines = ["| suite | change | step | our Sink_1 % | our Sink* % | largest at | val loss | paper | source |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| suite | change | step | our Sink_1 % | our Sink* % | largest at | largest % | massive act. | val loss "
+             "| tokens/s | paper | source |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     f = lambda v: "" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))
     for r in result["rows"]:
         paper = (f"{r['paper_metric']} {r['paper']}" if r["paper"] is not None else "") + \
                 (f", Sink* {r['paper_sink_star']}" if r["paper_sink_star"] is not None else "") + \
                 (f" ({r['paper_note']})" if r["paper_note"] else "")
         lines.append(f"| {r['suite']} | {r['change']} | {f(r['step'])} | {f(r['sink_1'])} | {f(r['sink_star'])} | "
-                     f"{f(r['largest_sink_position'])} | {f(r['val_loss'])} | {paper} | {r['paper_source']} |")
+                     f"{f(r['largest_sink_position'])} | {f(r['largest_sink'])} | {f(r['massive_activation'])} | "
+                     f"{f(r['val_loss'])} | {f(r['tokens_per_s'])} | {paper} | {r['paper_source']} |")
     lines += ["", "| suite | claim | verdict | evidence |", "|---|---|---|---|"]
     lines += [f"| {c['suite']} | {c['claim']} | {c['verdict']} | {c['evidence']} |" for c in result["claims"]]
     return "\n".join(lines)
