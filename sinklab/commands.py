@@ -1,6 +1,8 @@
 """Subcommands beyond `measure`: data, train, report. Each adds one subparser to the CLI."""
 from __future__ import annotations
 
+import os
+
 
 def _data(sub):
     p = sub.add_parser("data", help="prepare token shards for training")
@@ -61,7 +63,8 @@ def cmd_train(args):
         print("final: " + ", ".join(f"{k}={v}" for k, v in row.items() if k in ("step", "loss", "val_loss", "sink_1")))
     from .report.training import report_run
 
-    print(f"report: {report_run(tc.out)}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one report
+        print(f"report: {report_run(tc.out)}")
 
 
 def _report(sub):

@@ -29,8 +29,12 @@ def _flex_attention():
     """FlexAttention, compiled once (it is slow and memory-hungry uncompiled)."""
     global _flex
     if _flex is None:
+        import torch._dynamo
         from torch.nn.attention.flex_attention import flex_attention
 
+        # block masks, grad mode (training, evaluation) and shapes each compile a variant; past the
+        # default limit of 8, dynamo would run flex eagerly (dense scores: slow, memory-hungry)
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
         _flex = torch.compile(flex_attention, dynamic=False)
     return _flex
 

@@ -48,6 +48,7 @@ class TrainConfig:
     dtype: str = "bfloat16"         # autocast dtype on GPU; CPU runs in float32
     compile: bool = True
     device: str = "auto"
+    parallel: str = "ddp"           # several GPUs: ddp (replicas) or fsdp (parameters, gradients and optimizer state sharded)
     log_every: int = 10
     eval_every: int = 250
     eval_batches: int = 8
@@ -66,6 +67,8 @@ class TrainConfig:
         if self.global_batch % (self.micro_batch * world):
             raise SinklabError(f"global_batch={self.global_batch} is not divisible by micro_batch={self.micro_batch}"
                                f" x {world} GPU(s)")
+        if self.parallel not in ("ddp", "fsdp"):
+            raise SinklabError(f"train field parallel={self.parallel!r} is not one of: ddp, fsdp")
         if self.schedule not in ("constant", "cosine"):
             raise SinklabError(f"train field schedule={self.schedule!r} is not one of: constant, cosine")
         if self.data_fraction is not None and not 0 < self.data_fraction <= 1:
@@ -80,6 +83,9 @@ TRAIN_PRESETS = {
                  measure_every=50, measure_n=32, measure_T=64, ckpt_every=100, compile=False),
     "paper-60m": dict(steps=20000, seq_len=2048, global_batch=512, micro_batch=16, lr=4e-4, warmup=100,
                       eval_every=1000, measure_every=1000, ckpt_every=1000),
+    # the paper's 1B model with the 60M recipe; FSDP when run under torchrun
+    "paper-1b": dict(steps=20000, seq_len=2048, global_batch=512, micro_batch=8, lr=4e-4, warmup=100,
+                     eval_every=1000, measure_every=1000, ckpt_every=1000, parallel="fsdp"),
     "quick-60m": dict(steps=5000, seq_len=2048, global_batch=32, micro_batch=32, lr=4e-4, warmup=100,
                       eval_every=500, measure_every=500, ckpt_every=1000),
 }
@@ -205,15 +211,32 @@ def peak_flops(device: torch.device) -> float | None:
 
 # -- checkpoints ------------------------------------------------------------------------------------
 
-def save_checkpoint(folder: Path, model: SinkLM, opt, step: int, tc: TrainConfig, extra: dict) -> None:
-    """Atomic: written to ckpt.tmp, then renamed over ckpt. A kill mid-write leaves the last one whole."""
+def full_states(model: SinkLM, opt, sharded: bool) -> tuple:
+    """(weights, optimizer state) whole on this rank. Under FSDP this is a collective: every rank
+    must call it, and rank 0 receives the gathered tensors (on the CPU)."""
+    if not sharded:
+        return model, opt.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
+
+    o = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_model_state_dict(model, options=o), get_optimizer_state_dict(model, opt, options=o)
+
+
+def save_checkpoint(folder: Path, model, opt_state: dict, step: int, tc: TrainConfig, extra: dict,
+                    cfg: ModelConfig | None = None) -> None:
+    """Atomic: written to ckpt.tmp, then renamed over ckpt. A kill mid-write leaves the last one whole.
+    `model` is the module, or its full state dict (gathered from FSDP shards) with `cfg`."""
     from safetensors.torch import save_model
 
+    if isinstance(model, dict):  # a whole state dict: save through a CPU model (handles tied weights)
+        whole = SinkLM(cfg)
+        whole.load_state_dict(model)
+        model = whole
     tmp, final = folder / "ckpt.tmp", folder / "ckpt"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_model(model, str(tmp / "model.safetensors"))
-    torch.save(opt.state_dict(), tmp / "optimizer.pt")
+    torch.save(opt_state, tmp / "optimizer.pt")
     # batches are seeded per step; only torch's generator carries state across steps
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -256,7 +279,7 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
     if not tc.data:
         raise SinklabError("train needs data: train.data=FOLDER (from `sinklab data prepare`)")
     if world > 1:
-        torch.distributed.init_process_group("nccl")
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() and tc.device != "cpu" else "gloo")
     if tc.device == "auto":
         device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
     else:
@@ -274,14 +297,24 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
 
     torch.manual_seed(tc.seed)
     model = SinkLM(mc).to(device)
-    opt = make_optimizer(model, tc, fused=device.type == "cuda")
     start = 0
     ck = latest_checkpoint(out) if resume else None
     if ck is not None:
         from safetensors.torch import load_model
 
         load_model(model, str(ck / "model.safetensors"))
-        opt.load_state_dict(torch.load(ck / "optimizer.pt", weights_only=True, map_location=device))
+    sharded = world > 1 and tc.parallel == "fsdp"
+    if sharded:
+        _shard(model, device)
+    opt = make_optimizer(model, tc, fused=device.type == "cuda")
+    if ck is not None:
+        opt_state = torch.load(ck / "optimizer.pt", weights_only=True, map_location="cpu" if sharded else device)
+        if sharded:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+            set_optimizer_state_dict(model, opt, opt_state, options=StateDictOptions(full_state_dict=True))
+        else:
+            opt.load_state_dict(opt_state)
         rng = torch.load(ck / "rng.pt", weights_only=True)
         torch.set_rng_state(rng["torch"])
         start = json.loads((ck / "sinklab.json").read_text())["step"]
@@ -294,13 +327,14 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
                                                      "data_manifest": train_data.manifest}, indent=1))
 
     step_model = model
-    if world > 1:
+    if world > 1 and not sharded:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         # DDP first, then compile: dynamo splits the graph at DDP's buckets so each bucket's
         # all-reduce overlaps the rest of the backward (a compiled module inside DDP would hand
         # DDP every gradient at once, at the very end)
-        step_model = DDP(step_model, device_ids=[local], gradient_as_bucket_view=True)
+        step_model = DDP(step_model, device_ids=[local] if device.type == "cuda" else None,
+                         gradient_as_bucket_view=True)
     if tc.compile and device.type == "cuda":
         step_model = torch.compile(step_model)
     autocast = torch.autocast("cuda", dtype=getattr(torch, tc.dtype)) if device.type == "cuda" else contextlib.nullcontext()
@@ -329,7 +363,9 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
             if tc.prefix_loss and mc.prefix_len:
                 mask = interventions.prefix_loss_mask(x.shape[0], tc.seq_len, mc.prefix_len).to(device)
             sync = world == 1 or micro == accum - 1
-            ctx = step_model.no_sync() if (world > 1 and not sync) else contextlib.nullcontext()
+            if sharded:  # FSDP: reduce-scatter gradients only on the last micro-batch
+                model.set_requires_gradient_sync(sync)
+            ctx = step_model.no_sync() if (world > 1 and not sync and not sharded) else contextlib.nullcontext()
             with ctx, autocast:
                 loss = step_model(x[:, :-1], x[:, 1:], loss_mask=mask) / accum
             loss.backward()
@@ -366,8 +402,10 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
                             **({"mfu": f"{row['mfu']:.0%}"} if peak else {}))
         if done % tc.eval_every == 0 or done == tc.steps:
             row["val_loss"] = round(evaluate(model, tc, device, autocast), 5)
-        if rank == 0 and (done % tc.measure_every == 0 or done == tc.steps):
-            row.update(measure_sink(model, probe_ids, mc))
+        if (rank == 0 or sharded) and (done % tc.measure_every == 0 or done == tc.steps):
+            sink = measure_sink(model, probe_ids, mc)  # under FSDP every rank runs it (the shards gather)
+            if rank == 0:
+                row.update(sink)
         if row is not None and t_steady is not None and done > steady_from:
             # everything since warm-up, evaluation and sink measurement included
             overall = (done - steady_from) * tokens_per_step / (time.perf_counter() - t_steady)
@@ -378,8 +416,10 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
             logger.log(row)
             result = row
             t_last, steps_since = time.perf_counter(), 0
-        if rank == 0 and (done % tc.ckpt_every == 0 or done == tc.steps):
-            save_checkpoint(out, model, opt, done, tc, {"data_manifest": train_data.manifest})
+        if (rank == 0 or sharded) and (done % tc.ckpt_every == 0 or done == tc.steps):
+            weights, opt_state = full_states(model, opt, sharded)
+            if rank == 0:
+                save_checkpoint(out, weights, opt_state, done, tc, {"data_manifest": train_data.manifest}, mc)
             last_good = done
         bar.update(1)
     bar.close()
@@ -387,6 +427,19 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
     if world > 1:
         torch.distributed.destroy_process_group()
     return result
+
+
+def _shard(model: SinkLM, device) -> None:
+    """FSDP2: each block is one unit of all-gather / reduce-scatter, the root holds the rest. On a
+    GPU, weights are gathered and used in bf16 and gradients reduced in float32."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard, register_fsdp_forward_method
+
+    mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if device.type == "cuda" \
+        else MixedPrecisionPolicy()
+    for block in model.layers:
+        fully_shard(block, mp_policy=mp)
+    fully_shard(model, mp_policy=mp)
+    register_fsdp_forward_method(model, "hidden_states")  # the measurement calls it directly
 
 
 def _probe(tc: TrainConfig, manifest: dict) -> torch.Tensor:
