@@ -11,7 +11,58 @@ def jl(path):
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
+res = root / "benchmarks" / "results"
+# session 2: every variant after the RoPE, dense-path and flex changes (runs A, B, C: three GPU calls)
+rows = jl(res / "variants_h200_s2.jsonl")
+soft = next(r for r in rows if r["variant"] == "softmax" and r["vocab"] == 8192 and r["run"] == "A")
+print("| variant | vocab | run | micro-batch | tokens/s | TFLOP/s | MFU | MFU / softmax MFU | >= 50 % | peak GB |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+latest = {}
+for r in rows:  # the last working measurement of each (variant, vocab); failed attempts are listed below
+    if "error" not in r:
+        latest[(r["variant"], r["vocab"])] = r
+for r in latest.values():
+    ratio = r["mfu"] / soft["mfu"]
+    ok = "yes" if ratio >= 0.5 else "**no**"
+    print(f"| {r['variant']} | {r['vocab']} | {r['run']} | {r['micro_batch']} | {r['tokens_per_s']:,} | {r['tflops']} | "
+          f"{r['mfu']:.1%} | {ratio:.0%} | {ok} | {r['peak_mem_gb']} |")
+print("\nfailed attempts:")
+for r in rows:
+    if "error" in r:
+        print(f"- {r['variant']} (run {r['run']}): {r['error'][:110]}")
+print()
+print("| pattern | run | tokens/s | MFU (dense FLOPs) | MFU / softmax MFU | peak GB | compile s |")
+print("|---|---|---|---|---|---|---|")
+sp = [r for r in jl(res / "sparse_h200_s2.jsonl")]
+soft_sp = next(r for r in sp if r["variant"] == "softmax")
+for r in sp:
+    if "error" in r:
+        print(f"| {r['variant']} | {r['run']} | failed: {r['error'][:60]} | | | | |")
+    else:
+        print(f"| {r['variant']} | {r['run']} | {r['tokens_per_s']:,} | {r['mfu']:.1%} | {r['mfu'] / soft_sp['mfu']:.0%} | "
+              f"{r['peak_mem_gb']} | {r['warmup_s']} |")
+print()
+print("| T | batch | block | top-k / blocks | causal-block density | SDPA (flash) ms | MoBA (flex) ms | MoBA speed-up |")
+print("|---|---|---|---|---|---|---|---|")
+for r in jl(res / "sparse_attention_h200.jsonl"):
+    print(f"| {r['T']} | {r['batch']} | {r['block']} | {r['topk']} / {r['blocks']} | {r['causal_block_density']:.1%} | "
+          f"{r['sdpa_ms']} | {r['moba_flex_ms']} | {r['moba_speedup']}x |")
+print()
+print("| check | max abs logit diff | max rel grad diff | ok |")
+print("|---|---|---|---|")
+for r in jl(res / "gpu_checks_h200_s2.jsonl"):
+    print(f"| {r['check']} | {r.get('max_abs_logit_diff', 0):.1e} | {r.get('max_rel_grad_diff', 0):.1e} | {r['ok']} |")
+print()
+for name in ("single", "ddp"):
+    m = jl(root / "experiments" / "results" / "ddp_s2" / f"{name}_metrics.jsonl")
+    st = sorted(r["tokens_per_s"] for r in m if r["step"] > 20 and "val_loss" not in r and "sink_1" not in r)
+    last = m[-1]
+    print(f"{name}: steady median {st[len(st) // 2]:,} tokens/s; incl. eval + measurement {last['tokens_per_s_overall']:,}; "
+          f"val loss {[ (r['step'], r['val_loss']) for r in m if 'val_loss' in r]}")
+print()
+
 bench = [r for p in sorted((root / "benchmarks" / "results").glob("bench_g*.jsonl")) for r in jl(p)]
+print("session 1 table (before the RoPE change):")
 soft = next(r for r in bench if r["variant"] == "softmax" and r["vocab"] == 8192)
 print("| variant | vocab | micro-batch | tokens/s | TFLOP/s | MFU | vs softmax (same run) | >= 50 % | peak GB |")
 print("|---|---|---|---|---|---|---|---|---|")
