@@ -20,4 +20,10 @@ sink_and_loss_figure({"softmax (1 GPU)": rows(q / "softmax_metrics.jsonl"),
                       "softmax (2 GPUs, torchrun)": rows(q / "ddp_metrics.jsonl")}, root / "docs" / "quick60m_emergence.png")
 sink_and_loss_figure({"tiny, fixed first token": rows(res / "cpu_fixed_first_token_metrics.jsonl")},
                      root / "docs" / "cpu_emergence.png")
-print("wrote docs/quick60m_emergence.png, docs/cpu_emergence.png")
+sw = res / "sweeps" / "quick-60m"
+sparse = {"dense": "baseline", "local 256": "sparse_local", "local 256 + global 1": "sparse_local_global",
+          "MoBA": "moba", "MoBA + block 0": "moba_forced_first", "MoBA + gate": "moba_gated",
+          "NSA": "nsa", "NSA + block 0": "nsa_forced_first"}
+sink_and_loss_figure({label: rows(next(sw.glob(f"{name}-*")) / "metrics.jsonl") for label, name in sparse.items()},
+                     root / "docs" / "sparse_quick60m.png")
+print("wrote docs/quick60m_emergence.png, docs/cpu_emergence.png, docs/sparse_quick60m.png")

@@ -20,20 +20,23 @@ def read_metrics(run: Path) -> list[dict]:
 
 def sink_and_loss_figure(runs: dict[str, list[dict]], path: Path) -> Path:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    many = len(runs) > 3  # many runs: validation loss only, from step 200, so the curves stay apart
     for label, rows in runs.items():
         m = [r for r in rows if "sink_1" in r]
-        a1.plot([r["step"] for r in m], [r["sink_1"] for r in m], marker="o", ms=3, label=label)
+        line, = a1.plot([r["step"] for r in m], [r["sink_1"] for r in m], marker="o", ms=3, label=label)
         lv = [r for r in rows if "loss" in r]
-        a2.plot([r["step"] for r in lv], [r["loss"] for r in lv], lw=0.8, label=f"{label} train")
-        vv = [r for r in rows if "val_loss" in r]
+        if not many:
+            a2.plot([r["step"] for r in lv], [r["loss"] for r in lv], lw=0.8, label=f"{label} train")
+        vv = [r for r in rows if "val_loss" in r and (not many or r["step"] >= 200)]
         if vv:
-            a2.plot([r["step"] for r in vv], [r["val_loss"] for r in vv], marker="s", ms=3, label=f"{label} val")
+            a2.plot([r["step"] for r in vv], [r["val_loss"] for r in vv], marker="s", ms=3, color=line.get_color(),
+                    label=f"{label} val" if not many else label)
     a1.set_xlabel("step")
     a1.set_ylabel("Sink_1 (%), eps=0.3")
     a1.set_title("Sink against training step")
     a2.set_xlabel("step")
     a2.set_ylabel("loss")
-    a2.set_title("loss")
+    a2.set_title("validation loss" if many else "loss")
     for a in (a1, a2):
         a.legend(fontsize=8)
     return _save(fig, path)
