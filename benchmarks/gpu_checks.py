@@ -6,9 +6,9 @@ biases) and on the CPU (dense path), float32: logits and the gradient
 of every parameter must agree.
 """
 import argparse
-import json
 
 import torch
+from _common import emit, error_text
 
 from sinklab.config import preset
 from sinklab.model.decoder import SinkLM
@@ -62,11 +62,8 @@ def main():
             row = {"check": name, "max_abs_logit_diff": logit_err, "max_rel_grad_diff": grad_err,
                    "ok": bool(logit_err < 2e-4 and grad_err < 1e-3)}
         except Exception as e:
-            row = {"check": name, "ok": False, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"}
-        print(json.dumps(row), flush=True)
-        if a.out:
-            with open(a.out, "a") as f:
-                f.write(json.dumps(row) + "\n")
+            row = {"check": name, "ok": False, "error": error_text(e)}
+        emit(row, a.out)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,9 @@ FlexAttention block mask against dense causal SDPA (flash). One H200, bf16.
 MoBA's time includes the block selection (mean-pooled keys, top-k) and building the block mask.
 """
 import argparse
-import json
 
 import torch
+from _common import emit
 import torch.nn.functional as F
 
 from sinklab.model import masks
@@ -59,10 +59,7 @@ def main():
                "blocks": nb, "causal_block_density": round(density, 4), "sdpa_ms": round(t_sdpa, 3),
                "moba_flex_ms": round(t_moba, 3), "moba_speedup": round(t_sdpa / t_moba, 3),
                "gpu": torch.cuda.get_device_name()}
-        print(json.dumps(row), flush=True)
-        if a.out:
-            with open(a.out, "a") as f:
-                f.write(json.dumps(row) + "\n")
+        emit(row, a.out)
 
 
 if __name__ == "__main__":

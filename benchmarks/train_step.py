@@ -6,10 +6,10 @@ One step = forward, backward, clip and fused AdamW, bf16 autocast, torch.compile
 Variants that take the dense attention path use smaller micro-batches with the same tokens per step.
 """
 import argparse
-import json
 import time
 
 import torch
+from _common import emit, error_text
 
 from sinklab.config import preset
 from sinklab.model.decoder import SinkLM
@@ -96,12 +96,9 @@ def main():
             try:
                 row = bench(name, vocab, a.T, a.batch, a.steps, a.warmup)
             except Exception as e:  # record the failure and go on: one variant must not sink the sweep
-                row = {"variant": name, "vocab": vocab, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
+                row = {"variant": name, "vocab": vocab, "error": error_text(e, 200)}
             torch._dynamo.reset()
-            print(json.dumps(row), flush=True)
-            if a.out:
-                with open(a.out, "a") as f:
-                    f.write(json.dumps(row) + "\n")
+            emit(row, a.out)
 
 
 if __name__ == "__main__":
