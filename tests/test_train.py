@@ -202,3 +202,17 @@ def test_fsdp_equals_ddp_on_two_cpu_processes_and_resumes_exactly(corpus, tmp_pa
     from sinklab.model.checkpoint import load_model
     model = load_model(tmp_path / "fsdp" / "ckpt")
     assert model(torch.randint(0, 256, (1, 16))).isfinite().all()
+
+
+def test_sparse_models_are_also_measured_on_a_probe_longer_than_their_pattern(corpus, tmp_path):
+    cmd = _train_cmd(corpus, tmp_path / "run", 2, ["model.sparse=local_global", "model.sparse_window=8",
+                                                 "train.measure_T=16", "train.measure_every=2"])
+    cmd = [c for c in cmd if not c.startswith("train.seq_len")] + ["train.seq_len=48"]
+    subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
+    last = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()][-1]
+    assert last["measure_T_long"] == 48 and "sink_1_long" in last and "sink_1_mask_aware_long" in last
+    from sinklab.config import preset
+    from sinklab.train.loop import TrainConfig, long_probe_T
+    assert long_probe_T(TrainConfig(seq_len=2048), preset("tiny"), 10**6) == 0          # dense: no long probe
+    assert long_probe_T(TrainConfig(seq_len=2048), preset("tiny", window=32), 10**6) == 1024
+    assert long_probe_T(TrainConfig(seq_len=2048, measure_T_long=0), preset("tiny", window=32), 10**6) == 0

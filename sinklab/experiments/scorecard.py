@@ -37,6 +37,8 @@ def run_row(run: Run, preset: str) -> dict:
         "largest_sink_position": m.get("largest_sink_position") if m else None,
         "largest_sink": m.get("largest_sink") if m else None,
         "sink_1_mask_aware": m.get("sink_1_mask_aware") if m else None,
+        "sink_1_long": m.get("sink_1_long") if m else None,  # sparse / windowed: on a probe spanning the pattern
+        "measure_T_long": m.get("measure_T_long") if m else None,
         "massive_activation": m.get("massive_activation") if m else None,
         "val_loss": v["val_loss"] if v else None,
         "tokens_per_s": _steady_tokens_per_s(rows),
@@ -198,16 +200,18 @@ def _metrics_figure(name, rows, path):
 
 
 def markdown(result: dict) -> str:
-    lines = ["| suite | change | step | our Sink_1 % | our Sink* % | largest at | largest % | massive act. | val loss "
-             "| tokens/s | paper | source |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| suite | change | step | our Sink_1 % | our Sink* % | largest at | largest % | Sink_1 % at long T "
+             "| massive act. | val loss | tokens/s | paper | source |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     f = lambda v: "" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))
     for r in result["rows"]:
         paper = (f"{r['paper_metric']} {r['paper']}" if r["paper"] is not None else "") + \
                 (f", Sink* {r['paper_sink_star']}" if r["paper_sink_star"] is not None else "") + \
                 (f" ({r['paper_note']})" if r["paper_note"] else "")
         lines.append(f"| {r['suite']} | {r['change']} | {f(r['step'])} | {f(r['sink_1'])} | {f(r['sink_star'])} | "
-                     f"{f(r['largest_sink_position'])} | {f(r['largest_sink'])} | {f(r['massive_activation'])} | "
+                     f"{f(r['largest_sink_position'])} | {f(r['largest_sink'])} | "
+                     f"{f(r['sink_1_long']) + (' (T=%d)' % r['measure_T_long'] if r['measure_T_long'] else '')} | "
+                     f"{f(r['massive_activation'])} | "
                      f"{f(r['val_loss'])} | {f(r['tokens_per_s'])} | {paper} | {r['paper_source']} |")
     lines += ["", "| suite | claim | verdict | evidence |", "|---|---|---|---|"]
     lines += [f"| {c['suite']} | {c['claim']} | {c['verdict']} | {c['evidence']} |" for c in result["claims"]]

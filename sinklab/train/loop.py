@@ -55,6 +55,9 @@ class TrainConfig:
     measure_every: int = 250
     measure_n: int = 64
     measure_T: int = 64
+    # also measure at a long T, so the probe spans several blocks or windows of a sparse pattern;
+    # None: min(seq_len, 1024) for sparse and windowed models, off otherwise; 0: off
+    measure_T_long: int | None = None
     ckpt_every: int = 500
     # data interventions (batch time)
     random_tokens: tuple[int, int] | None = None    # positions [a, b)
@@ -344,6 +347,8 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
     peak = peak_flops(device)
     peak = peak * world if peak else None  # MFU of the whole job: tokens/s counts every GPU
     probe_ids = _probe(tc, train_data.manifest)
+    T_long = long_probe_T(tc, mc, train_data.manifest["tokens"]["val"])
+    probe_long = _probe(tc, train_data.manifest, T_long) if T_long else None
     logger = _Logger(out, tc, rank == 0)
     from tqdm.auto import tqdm
 
@@ -404,6 +409,9 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
             row["val_loss"] = round(evaluate(model, tc, device, autocast), 5)
         if (rank == 0 or sharded) and (done % tc.measure_every == 0 or done == tc.steps):
             sink = measure_sink(model, probe_ids, mc)  # under FSDP every rank runs it (the shards gather)
+            if probe_long is not None:
+                long = measure_sink(model, probe_long, mc)
+                sink.update({f"{k}_long": long[k] for k in LONG_KEYS if k in long}, measure_T_long=T_long)
             if rank == 0:
                 row.update(sink)
         if row is not None and t_steady is not None and done > steady_from:
@@ -442,11 +450,26 @@ def _shard(model: SinkLM, device) -> None:
     register_fsdp_forward_method(model, "hidden_states")  # the measurement calls it directly
 
 
-def _probe(tc: TrainConfig, manifest: dict) -> torch.Tensor:
+def _probe(tc: TrainConfig, manifest: dict, T: int | None = None) -> torch.Tensor:
     """Fixed held-out windows for the sink measurement (interventions applied as in training)."""
-    val = Batches(tc.data, "val", tc.measure_T - 1, seed=12345)
-    x = val.get(tc.measure_n, 0)[:, : tc.measure_T]
+    T = T or tc.measure_T
+    val = Batches(tc.data, "val", T - 1, seed=12345)
+    x = val.get(tc.measure_n, 0)[:, :T]
     return apply_interventions(x, tc, manifest["vocab_size"], -1, 0, 0)
+
+
+def long_probe_T(tc: TrainConfig, mc: ModelConfig, val_tokens: int) -> int:
+    """The long probe's T (0: none). Auto only for sparse or windowed models, where T = 64 sits
+    inside one block or window and so measures dense attention."""
+    if tc.measure_T_long is not None:
+        return tc.measure_T_long
+    if mc.sparse == "none" and not mc.window:
+        return 0
+    T = min(tc.seq_len, 1024, val_tokens - 2)
+    return T if T > tc.measure_T else 0
+
+
+LONG_KEYS = ("sink_1", "largest_sink_position", "largest_sink", "sink_1_mask_aware", "sink_by_branch")
 
 
 @torch.no_grad()
