@@ -216,3 +216,19 @@ def test_sparse_models_are_also_measured_on_a_probe_longer_than_their_pattern(co
     assert long_probe_T(TrainConfig(seq_len=2048), preset("tiny"), 10**6) == 0          # dense: no long probe
     assert long_probe_T(TrainConfig(seq_len=2048), preset("tiny", window=32), 10**6) == 1024
     assert long_probe_T(TrainConfig(seq_len=2048, measure_T_long=0), preset("tiny", window=32), 10**6) == 0
+
+
+def test_prepare_reads_hugging_face_datasets_from_local_paths(tmp_path):
+    """A `save_to_disk` folder (a DatasetDict) and a folder of .jsonl files both tokenise; the text
+    field is chosen by name; a missing field is one clear error."""
+    datasets = pytest.importorskip("datasets")
+    texts = [f"document number {i} " * 20 for i in range(30)]
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict({"body": texts})}).save_to_disk(str(tmp_path / "saved"))
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "part.jsonl").write_text("".join(json.dumps({"body": t}) + "\n" for t in texts))
+    for name in ("saved", "raw"):
+        m = prepare([str(tmp_path / name)], tmp_path / f"out_{name}", "bytes", text_field="body", progress=False)
+        assert m["documents"] == 30 and m["tokens"]["train"] + m["tokens"]["val"] == sum(len(t) + 1 for t in texts)
+    with pytest.raises(SinklabError, match="text"):
+        prepare([str(tmp_path / "saved")], tmp_path / "o3", "bytes", progress=False)

@@ -24,10 +24,11 @@ def shard_dtype(vocab_size: int, dtype: str | None = None) -> np.dtype:
 
 
 def iter_documents(inputs: list[str], text_field: str = "text") -> Iterator[str]:
-    """Text files and globs (one document per file), .jsonl (one per line), or a local HF dataset folder."""
+    """Text files and globs (one document per file), .jsonl (one per line), or a Hugging Face dataset:
+    a folder (from `save_to_disk`, or of data files) or a hub name."""
     paths: list[str] = []
     for spec in inputs:
-        if os.path.isdir(spec) and (Path(spec) / "dataset_info.json").exists() or (Path(spec) / "state.json").exists():
+        if os.path.isdir(spec):
             yield from _hf_dataset(spec, text_field)
             continue
         matched = sorted(glob.glob(spec, recursive=True))
@@ -62,11 +63,16 @@ def _hf_dataset(spec: str, text_field: str) -> Iterator[str]:
     except ImportError:
         raise SinklabError(f"input {spec!r} is not a file; reading HF datasets needs `pip install datasets`") from None
     try:
-        ds = datasets.load_from_disk(spec) if os.path.isdir(spec) else datasets.load_dataset(spec, split="train")
+        saved = any(os.path.exists(os.path.join(spec, f)) for f in ("state.json", "dataset_dict.json"))
+        # a folder from `save_to_disk`, else a folder of data files or a hub name (load_dataset)
+        ds = datasets.load_from_disk(spec) if saved else datasets.load_dataset(spec, split="train")
     except Exception as e:
         raise SinklabError(f"cannot load dataset {spec!r}: {str(e).splitlines()[0][:120]}") from None
     if isinstance(ds, datasets.DatasetDict):
-        ds = ds["train"]
+        ds = ds["train"] if "train" in ds else next(iter(ds.values()))
+    if text_field not in ds.column_names:
+        raise SinklabError(f"dataset {spec!r} has no {text_field!r} field (columns: {', '.join(ds.column_names)}); "
+                           f"choose one with --text-field")
     for row in ds:
         yield str(row[text_field])
 
