@@ -268,3 +268,33 @@ def test_distance_bias_expansion_equals_indexing_and_its_gradient():
     g_want, = torch.autograd.grad((want * w).sum(), b)
     g_got, = torch.autograd.grad((got * w).sum(), b)
     assert torch.allclose(g_got, g_want, atol=1e-6)
+
+
+@pytest.mark.parametrize("change", [dict(sparse="moba", sparse_topk=1), dict(sparse="moba", sparse_topk=1, gate="elementwise"),
+                                    dict(sparse="nsa", sparse_topk=1, sparse_window=64),
+                                    dict(sparse="nsa", sparse_topk=1, sparse_window=64, force_first_block=True)])
+def test_gpu_block_sparse_forward_equals_the_dense_path(monkeypatch, change):
+    """The GPU-only MoBA / NSA forward (block choice -> flex BlockMask -> FlexAttention, NSA's gate
+    mix), run on CPU with eager flex, equals the dense path of the same model."""
+    _eager_flex(monkeypatch)
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    from sinklab.model.attention import Attention
+    torch.manual_seed(0)
+    model = SinkLM(preset("tiny", sparse_block=128, **change)).eval()
+    ids = torch.randint(0, 256, (2, 256))
+    with torch.no_grad():
+        dense = model(ids)
+        monkeypatch.setattr(Attention, "_flex_ok", lambda self, q: True)
+        context = SinkLM._context
+
+        def with_cpu_block_masks(self, T, device):
+            ctx = context(self, T, device)
+            if self.cfg.sparse == "nsa":
+                w = self.cfg.sparse_window
+                ctx["window_block_mask"] = create_block_mask(lambda b, h, q, k: (k <= q) & (q - k < w), None, None,
+                                                             T, T, device="cpu", BLOCK_SIZE=128)
+            return ctx
+        monkeypatch.setattr(SinkLM, "_context", with_cpu_block_masks)
+        flex = model(ids)
+    assert torch.allclose(flex, dense, atol=1e-5), (flex - dense).abs().max()
