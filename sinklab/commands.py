@@ -59,12 +59,13 @@ def cmd_train(args):
 
     mc, tc = resolve_configs(args.config, parse_overrides(args.overrides))
     row = train(mc, tc, resume=args.resume)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run
+        return
     if row:
         print("final: " + ", ".join(f"{k}={v}" for k, v in row.items() if k in ("step", "loss", "val_loss", "sink_1")))
     from .report.training import report_run
 
-    if os.environ.get("RANK", "0") == "0":  # under torchrun, one report
-        print(f"report: {report_run(tc.out)}")
+    print(f"report: {report_run(tc.out)}")
 
 
 def _report(sub):

@@ -86,3 +86,18 @@ def test_claim_checks():
     assert check_claim({"text": "", "largest_at": ["a", 2]}, rows)[0] == "holds"
     assert check_claim({"text": "", "star_over_first": "a"}, rows)[0] == "holds"
     assert check_claim({"text": "", "greater": ["a", "missing"]}, rows)[0] == "not run"
+
+
+def test_sweep_launches_runs_through_torchrun(shards, tmp_path, monkeypatch):
+    """The torchrun mode of `sinklab sweep` (one 2-process group per run), here on CPU with gloo:
+    both runs finish, with the global batch split over the two ranks."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    extra = {**FAST, "train.global_batch": 4, "train.micro_batch": 2, "train.device": "cpu"}
+    runs = sweep(["weight_decay"], "tiny", str(tmp_path), shards, only=["baseline", "wd_0.5"], gpus=2, torchrun=2,
+                 extra=extra, progress=False)
+    assert len(runs) == 2 and all(run_state(r) == "done" for r in runs)
+    for r in runs:
+        log = (r.folder / "train.log").read_text()
+        assert log.count("final:") == 1 and log.count("report:") == 1  # rank 0 speaks for the run
+        assert json.loads((r.folder / "config.json").read_text())["world_size"] == 2

@@ -327,7 +327,8 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
         (out / "metrics.jsonl").unlink(missing_ok=True)
     if rank == 0:
         (out / "config.json").write_text(json.dumps({"model": mc.to_dict(), "train": dataclasses.asdict(tc),
-                                                     "data_manifest": train_data.manifest}, indent=1))
+                                                     "world_size": world, "data_manifest": train_data.manifest},
+                                                    indent=1))
 
     step_model = model
     if world > 1 and not sharded:
