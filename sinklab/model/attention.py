@@ -165,8 +165,7 @@ class Attention(nn.Module):
             per_block = cfg.sparse_select == "block"
             chosen = masks.moba_blocks(q[:, :, n_prefix:], full(k)[:, :, n_prefix:], cfg.sparse_block,
                                        cfg.sparse_topk, cfg.force_first_block, per_block)
-            if recorder is None and self._flex_ok(q) and per_block and not n_prefix \
-                    and T % cfg.sparse_block == 0 and cfg.sparse_block % FLEX_TILE == 0:
+            if recorder is None and not n_prefix and self._block_sparse_flex_ok(q, T):
                 bm = masks.flex_block_mask(chosen, cfg.sparse_block, T)
                 return self._finish(x, self._flex(q, full(k), full(v), pos_bias, bm))
             dyn = masks.blocks_to_token_mask(chosen, cfg.sparse_block, T - n_prefix, per_block)
@@ -201,6 +200,13 @@ class Attention(nn.Module):
         cfg = self.cfg
         return (q.is_cuda and self.head_dim <= 256 and cfg.attn_bias not in ("k", "kv")
                 and cfg.score in ("softmax", "scaled_softmax", "off_by_one"))
+
+    def _block_sparse_flex_ok(self, q, T: int) -> bool:
+        """A per-query-block choice (MoBA, NSA) maps onto FlexAttention tiles: blocks chosen once per
+        query block, aligned to the kernels' tile, covering T exactly."""
+        block = self.cfg.sparse_block
+        return (self._flex_ok(q) and self.cfg.sparse_select == "block" and T % block == 0
+                and block % FLEX_TILE == 0)
 
     def _attend(self, q, k, v, full, pos_bias, mask_fn, plain_causal, block_mask):
         cfg = self.cfg
@@ -250,8 +256,7 @@ class Attention(nn.Module):
         chosen = masks.nsa_blocks(p_cmp, l, T, cfg.sparse_topk, cfg.force_first_block, per_block)
         g = self.branch_gate_proj(x).float().view(B, T, H, 3).permute(0, 2, 1, 3)
         g = torch.softmax(g, -1) if cfg.branch_gate == "softmax" else torch.sigmoid(g)
-        if recorder is None and window_block_mask is not None and self._flex_ok(q) and per_block and T % l == 0 \
-                and l % FLEX_TILE == 0:
+        if recorder is None and window_block_mask is not None and self._block_sparse_flex_ok(q, T):
             o_sel = self._flex(q, k, v, None, masks.flex_block_mask(chosen, l, T)).float()
             o_win = self._flex(q, k, v, None, window_block_mask).float()
             return (g[..., 0:1] * (p_cmp @ vc) + g[..., 1:2] * o_sel + g[..., 2:3] * o_win).to(q.dtype)

@@ -45,15 +45,8 @@ def alibi_slopes(n_heads: int) -> torch.Tensor:
     return torch.tensor(power_of_2(closest) + power_of_2(2 * closest)[0::2][: n_heads - closest])
 
 
-def alibi_bias(n_heads: int, n_queries: int, n_keys: int, device=None, q_offset: int = 0) -> torch.Tensor:
-    """(H, Tq, Tk) additive bias -slope * (i - j)."""
-    q = torch.arange(q_offset, q_offset + n_queries, device=device)[:, None]
-    k = torch.arange(n_keys, device=device)[None, :]
-    return -alibi_slopes(n_heads).to(device)[:, None, None] * (q - k).clamp_min(0).float()
-
-
 def alibi_by_distance(n_heads: int, T: int, device=None) -> torch.Tensor:
-    """(H, T) ALiBi bias for distances 0..T-1: the same values as `alibi_bias`, indexed by q - k."""
+    """(H, T) ALiBi bias -slope * d for distances d = 0..T-1; attention adds it by q - k."""
     return -alibi_slopes(n_heads).to(device)[:, None] * torch.arange(T, device=device, dtype=torch.float32)
 
 
@@ -84,13 +77,6 @@ class RelativeBias(nn.Module):
         super().__init__()
         self.n_buckets, self.max_distance = n_buckets, max_distance
         self.table = nn.Embedding(n_buckets, n_heads)
-
-    def forward(self, n_queries: int, n_keys: int, q_offset: int = 0) -> torch.Tensor:
-        device = self.table.weight.device
-        q = torch.arange(q_offset, q_offset + n_queries, device=device)[:, None]
-        k = torch.arange(n_keys, device=device)[None, :]
-        buckets = relative_bucket(q - k, self.n_buckets, self.max_distance)
-        return self.table(buckets).permute(2, 0, 1)  # (H, Tq, Tk)
 
     def by_distance(self, T: int) -> torch.Tensor:
         """(H, T): the bias of distances 0..T-1. Attention adds it by q - k, so a kernel reads an

@@ -76,6 +76,8 @@ class TrainConfig:
             raise SinklabError(f"train field schedule={self.schedule!r} is not one of: constant, cosine")
         if self.data_fraction is not None and not 0 < self.data_fraction <= 1:
             raise SinklabError("train field data_fraction must lie in (0, 1]")
+        if self.measure_T_long is not None and self.measure_T_long < 0:
+            raise SinklabError(f"train field measure_T_long={self.measure_T_long} must be >= 0 (0: off)")
         if self.steps < 1 or self.seq_len < 2:
             raise SinklabError("train fields steps and seq_len must be positive")
         return self
@@ -297,6 +299,10 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
     if vocab > mc.vocab_size:
         raise SinklabError(f"data vocabulary {vocab} is larger than model.vocab_size={mc.vocab_size}")
     mc.check_length(tc.seq_len)
+    T_long = long_probe_T(tc, mc, train_data.manifest["tokens"]["val"])
+    if T_long > mc.max_seq_len or T_long + 2 > train_data.manifest["tokens"]["val"]:  # before anything is written
+        raise SinklabError(f"train field measure_T_long={T_long} is longer than model.max_seq_len={mc.max_seq_len} "
+                           f"or the {train_data.manifest['tokens']['val']}-token validation split")
 
     torch.manual_seed(tc.seed)
     model = SinkLM(mc).to(device)
@@ -348,7 +354,6 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
     peak = peak_flops(device)
     peak = peak * world if peak else None  # MFU of the whole job: tokens/s counts every GPU
     probe_ids = _probe(tc, train_data.manifest)
-    T_long = long_probe_T(tc, mc, train_data.manifest["tokens"]["val"])
     probe_long = _probe(tc, train_data.manifest, T_long) if T_long else None
     logger = _Logger(out, tc, rank == 0)
     from tqdm.auto import tqdm
