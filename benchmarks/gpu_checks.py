@@ -24,7 +24,11 @@ CHECKS = {"alibi": dict(position="alibi"), "relative": dict(position="relative")
           "moba_forced": dict(sparse="moba", force_first_block=True, **SPARSE),
           "moba_gated_sink_logit": dict(sparse="moba", gate="elementwise", sink_logit=True, **SPARSE),
           "nsa": dict(sparse="nsa", sparse_window=64, **SPARSE),
-          "nsa_forced": dict(sparse="nsa", sparse_window=64, force_first_block=True, **SPARSE)}
+          "nsa_forced": dict(sparse="nsa", sparse_window=64, force_first_block=True, **SPARSE),
+          # blocks of 128 (T = 256): the flex block-sparse paths; relative at T = 256 > its band of 128
+          "moba_128": dict(sparse="moba", sparse_block=128, sparse_topk=1),
+          "nsa_128": dict(sparse="nsa", sparse_block=128, sparse_topk=1, sparse_window=64),
+          "dsa": dict(sparse="dsa", dsa_tokens=64), "relative_sink_logit": dict(position="relative", sink_logit=True)}
 
 
 def grads(model, ids):

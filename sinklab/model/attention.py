@@ -23,6 +23,7 @@ from .position import apply_rope, expand_distance_bias
 
 _flex = None
 FLEX_TILE = 128  # FlexAttention's kernels tile by 128: block masks from a block choice must align to it
+DSA_KL_ROWS = 256  # query rows on which DSA's indexer objective is estimated
 
 
 def _flex_attention():
@@ -140,7 +141,7 @@ class Attention(nn.Module):
 
     # -- forward ----------------------------------------------------------------------------------
     def forward(self, x, rope, pos_bias, mask_fn, plain_causal: bool, recorder=None, n_prefix: int = 0,
-                block_mask=None, window_block_mask=None):
+                block_mask=None, window_block_mask=None, far_block_mask=None):
         cfg = self.cfg
         B, T, _ = x.shape
         H, Hkv, hd = self.n_heads, self.n_kv, self.head_dim
@@ -161,6 +162,11 @@ class Attention(nn.Module):
         dyn = None
         if cfg.sparse == "dsa":
             dyn = self._dsa_mask(x, q, full(k))
+            fixed_bias = pos_bias is None or not pos_bias.requires_grad
+            causal_only = not (n_prefix or cfg.window or cfg.prefix_len)  # the choice is the whole pattern
+            if recorder is None and causal_only and fixed_bias and self._flex_ok(q) and T % FLEX_TILE == 0:
+                bm = masks.flex_token_mask(dyn[:, 0], FLEX_TILE)  # tiles with no chosen token are skipped
+                return self._finish(x, self._flex(q, full(k), full(v), pos_bias, bm))
         if cfg.sparse == "moba":  # blocks over the real tokens; a sink token stays visible to all
             per_block = cfg.sparse_select == "block"
             chosen = masks.moba_blocks(q[:, :, n_prefix:], full(k)[:, :, n_prefix:], cfg.sparse_block,
@@ -176,7 +182,7 @@ class Attention(nn.Module):
         if dyn is not None:
             out = self._attend_dynamic(q, full(k), full(v), pos_bias, mask_fn, dyn)
         else:
-            out = self._attend(q, k, v, full, pos_bias, mask_fn, plain_causal, block_mask)
+            out = self._attend(q, k, v, full, pos_bias, mask_fn, plain_causal, block_mask, far_block_mask)
         return self._finish(x, out)
 
     def _finish(self, x, out):
@@ -208,7 +214,7 @@ class Attention(nn.Module):
         return (self._flex_ok(q) and self.cfg.sparse_select == "block" and T % block == 0
                 and block % FLEX_TILE == 0)
 
-    def _attend(self, q, k, v, full, pos_bias, mask_fn, plain_causal, block_mask):
+    def _attend(self, q, k, v, full, pos_bias, mask_fn, plain_causal, block_mask, far_block_mask=None):
         cfg = self.cfg
         softmax_family = cfg.score in ("softmax", "scaled_softmax", "off_by_one")
         no_extra_key = cfg.attn_bias not in ("k", "kv")
@@ -217,9 +223,11 @@ class Attention(nn.Module):
                 and pos_bias is None and plain_causal and fits_kernels:
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=k.shape[1] != q.shape[1])
             return out * cfg.score_scale if cfg.score == "scaled_softmax" else out
-        # a learned bias (T5 relative) stays on the dense path: flex scatters its gradient with
-        # atomics, 60 ms per layer at the paper-60m shape (benchmarks/flex_probe.py)
+        # a learned bias (T5 relative) must not enter a flex score_mod: flex scatters its gradient
+        # with atomics, 60 ms per layer at the paper-60m shape (benchmarks/flex_probe.py)
         learned_bias = pos_bias is not None and pos_bias.requires_grad
+        if learned_bias and far_block_mask is not None and plain_causal and self._flex_ok(q):
+            return self._band_and_far(q, full(k), full(v), pos_bias, far_block_mask)
         if block_mask is not None and self._flex_ok(q) and not learned_bias:
             return self._flex(q, full(k), full(v), pos_bias, block_mask)
         if cfg.score in ("softmax", "scaled_softmax") and not no_extra_key and not cfg.sink_logit and pos_bias is None:
@@ -283,15 +291,21 @@ class Attention(nn.Module):
 
     def _dsa_mask(self, x, q, k):
         """Top-k tokens by the indexer. In training, the indexer learns (on detached inputs) to match
-        the main attention summed over heads, by KL divergence, as DeepSeek-V3.2 trains it."""
+        the main attention summed over heads, by KL divergence, as DeepSeek-V3.2 trains it.
+
+        The KL is estimated on at most DSA_KL_ROWS evenly spaced query rows: its dense fp32 target
+        over all T rows cost more than the attention itself (B, H, T, T)."""
         scores = self.index_scores(x.detach())
         if self.training:
             T = q.shape[-2]
-            causal_mask = masks.dense_mask(masks.causal(), T, T, device=q.device)
+            stride = max(1, T // DSA_KL_ROWS)
+            rows = torch.arange(stride - 1, T, stride, device=q.device)
+            seen = rows[:, None] >= torch.arange(T, device=q.device)[None, :]       # causal, (rows, T)
             with torch.no_grad():
-                target = _masked_softmax((q.float() @ k.float().transpose(-1, -2)) * self.scale, causal_mask).mean(1)
-            log_p = torch.log_softmax(scores.float().masked_fill(~causal_mask, float("-inf")), -1)
-            kl = target * (torch.log(target.clamp_min(1e-9)) - log_p.masked_fill(~causal_mask, 0.0))
+                logits = (q[:, :, rows].float() @ k.float().transpose(-1, -2)) * self.scale
+                target = _masked_softmax(logits, seen).mean(1)
+            log_p = torch.log_softmax(scores[:, rows].float().masked_fill(~seen, float("-inf")), -1)
+            kl = target * (torch.log(target.clamp_min(1e-9)) - log_p.masked_fill(~seen, 0.0))
             self.aux_loss = kl.sum(-1).mean()
         return masks.topk_tokens(scores, self.cfg.dsa_tokens)
 
@@ -306,15 +320,55 @@ class Attention(nn.Module):
         return self._dense(q, k, v, pos_bias, mask_fn, dyn)
 
     def _flex(self, q, k, v, pos_bias, block_mask):
-        """Softmax-family attention through FlexAttention; the sink logit rescales with the LSE."""
-        cfg = self.cfg
+        """Softmax-family attention through FlexAttention."""
         out, lse = _flex_attention()(q, k, v, score_mod=_distance_bias_mod(pos_bias), block_mask=block_mask,
                                      scale=self.scale, return_lse=True)
+        return self._softmax_variant(out, lse)
+
+    def _softmax_variant(self, out, lse):
+        """Plain softmax output and its log-sum-exp -> the configured variant: a sink logit (or
+        off-by-one's zero logit) rescales by the LSE, scaled softmax by its alpha."""
+        cfg = self.cfg
         if cfg.sink_logit or cfg.score == "off_by_one":
-            sink = self.sink_logit.float() if cfg.sink_logit else torch.zeros(q.shape[1], device=q.device)
+            sink = self.sink_logit.float() if cfg.sink_logit else torch.zeros(out.shape[1], device=out.device)
             # softmax over [sink, s] = softmax(s) * sum(e^s) / (e^sink + sum(e^s))
             out = out * torch.sigmoid(lse.float() - sink.view(1, -1, 1)).unsqueeze(-1).to(out.dtype)
         return out * cfg.score_scale if cfg.score == "scaled_softmax" else out
+
+    def _band_and_far(self, q, k, v, bias, far_block_mask):
+        """Causal softmax with a learned (H, T) distance bias that is constant from distance W on
+        (T5's last bucket), exactly, at flash speed.
+
+        Distances below W: dense (tile, W + tile) blocks of scores along the diagonal, bias added.
+        Distances W and beyond: queries W.. against keys ..T-W-1 is plain causal attention, through
+        FlexAttention with no score_mod (the constant joins its LSE), so no bias gradient is
+        scattered in the kernel. The two parts combine by their log-sum-exps.
+        """
+        B, H, T, D = q.shape
+        t = FLEX_TILE
+        W = T - far_block_mask.seq_lengths[0]
+        nb = T // t
+        # query block i sees keys i*t - W .. i*t + t - 1 (front-padded with W zero keys)
+        k_win = F.pad(k, (0, 0, W, 0)).unfold(2, W + t, t)                     # (B, H, nb, D, W + t)
+        v_win = F.pad(v, (0, 0, W, 0)).unfold(2, W + t, t).transpose(-1, -2)   # (B, H, nb, W + t, D)
+        s = (q.reshape(B, H, nb, t, D) @ k_win).float() * self.scale
+        r = torch.arange(t, device=q.device)[:, None]
+        c = torch.arange(W + t, device=q.device)[None, :]
+        dist = r + W - c                                                       # q - k, (t, W + t)
+        first_key = torch.arange(nb, device=q.device)[:, None, None] * t - W  # padded keys are < 0
+        in_band = (dist >= 0) & (dist < W) & (first_key + c >= 0)              # (nb, t, W + t)
+        s = (s + bias.float()[:, dist.clamp(0, W - 1)][None, :, None]).masked_fill(~in_band, float("-inf"))
+        lse_near = torch.logsumexp(s, -1)                                      # finite: d = 0 is in band
+        o_near = (torch.exp(s - lse_near[..., None]).to(v.dtype) @ v_win).reshape(B, H, T, D)
+        lse_near = lse_near.reshape(B, H, T)
+        o_far, lse_far = _flex_attention()(q[:, :, W:], k[:, :, :T - W], v[:, :, :T - W],
+                                           block_mask=far_block_mask, scale=self.scale, return_lse=True)
+        lse_far = lse_far.float() + bias[:, W].float().view(1, H, 1)
+        lse_tail = torch.logaddexp(lse_near[:, :, W:], lse_far)
+        tail = (o_near[:, :, W:].float() * torch.exp(lse_near[:, :, W:] - lse_tail)[..., None]
+                + o_far.float() * torch.exp(lse_far - lse_tail)[..., None])
+        out = torch.cat([o_near[:, :, :W], tail.to(q.dtype)], dim=2)
+        return self._softmax_variant(out, torch.cat([lse_near[:, :, :W], lse_tail], dim=2))
 
     def _dense(self, q, k, v, pos_bias, mask_fn, dyn_mask=None):
         T = q.shape[-2]

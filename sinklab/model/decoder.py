@@ -7,9 +7,9 @@ from torch import nn
 
 from ..config import ModelConfig
 from . import masks
-from .attention import Attention
+from .attention import FLEX_TILE, Attention
 from .ffn import FeedForward
-from .position import RelativeBias, alibi_by_distance, rope_cache, sinusoidal
+from .position import RelativeBias, alibi_by_distance, relative_band, rope_cache, sinusoidal
 
 
 class RMSNorm(nn.Module):
@@ -119,10 +119,16 @@ class SinkLM(nn.Module):
         needs_flex = not plain or pos_bias is not None or cfg.sink_logit or cfg.score == "off_by_one"
         if device.type == "cuda" and needs_flex:
             block_mask = self._block_mask(mask_fn, T_total, device)
+        far_block_mask = None
+        if device.type == "cuda" and cfg.position == "relative" and plain:
+            band = relative_band(cfg.relative_max_distance, FLEX_TILE)
+            if T_total % FLEX_TILE == 0 and T_total > band:  # attention splits at the bias's last bucket
+                far_block_mask = self._block_mask(masks.causal(), T_total - band, device, "far")
         if device.type == "cuda" and cfg.sparse == "nsa":
             window_block_mask = self._block_mask(masks.sliding_window(cfg.sparse_window), T_total, device, "nsa")
         return dict(rope=rope, pos_bias=pos_bias, mask_fn=mask_fn, plain_causal=plain,
-                    n_prefix=self.n_prefix, block_mask=block_mask, window_block_mask=window_block_mask)
+                    n_prefix=self.n_prefix, block_mask=block_mask, window_block_mask=window_block_mask,
+                    far_block_mask=far_block_mask)
 
     def _rope(self, T, device):
         return self.rope_cos[:T], self.rope_sin[:T]

@@ -70,6 +70,12 @@ def relative_bucket(distance: torch.Tensor, n_buckets: int, max_distance: int) -
     return torch.where(d < exact, d, large)
 
 
+def relative_band(max_distance: int, tile: int = 128) -> int:
+    """The smallest multiple of `tile` from which every distance falls in the last bucket, so the
+    bias is one constant per head beyond it."""
+    return -(-max_distance // tile) * tile
+
+
 class RelativeBias(nn.Module):
     """A learned bias per head and distance bucket, shared by all layers as in T5."""
 
