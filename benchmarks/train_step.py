@@ -42,7 +42,7 @@ VARIANTS = {
 MICRO = {**{v: 8 for v in ("sigmoid", "sigmoid_norm", "elu1", "kernel_elu1", "softpick")}, "dsa": 16}
 
 
-def bench(name, vocab, T, batch, steps, warmup):
+def bench(name, vocab, T, batch, steps, warmup, profile=0):
     cfg = preset("paper-60m", vocab_size=vocab, max_seq_len=max(T, 2048), **VARIANTS[name])
     torch.manual_seed(0)
     model = SinkLM(cfg).cuda()
@@ -66,6 +66,12 @@ def bench(name, vocab, T, batch, steps, warmup):
         step()
     torch.cuda.synchronize()
     compile_s = time.perf_counter() - t0
+    if profile:  # where one step's GPU time goes, by kernel
+        from torch.profiler import ProfilerActivity
+        with torch.profiler.profile(activities=[ProfilerActivity.CUDA]) as prof:
+            step()
+            torch.cuda.synchronize()
+        print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=profile, max_name_column_width=70))
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     start.record()
     for _ in range(steps):
@@ -90,13 +96,14 @@ def main():
     ap.add_argument("--steps", type=int, default=15)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--profile", type=int, default=0, help="print the N costliest GPU kernels of one step")
     a = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = True
     for vocab in a.vocab:
         for name in a.variants.split(","):
             torch.cuda.reset_peak_memory_stats()
             try:
-                row = bench(name, vocab, a.T, a.batch, a.steps, a.warmup)
+                row = bench(name, vocab, a.T, a.batch, a.steps, a.warmup, a.profile)
             except Exception as e:  # record the failure and go on: one variant must not sink the sweep
                 row = {"variant": name, "vocab": vocab, "error": error_text(e, 200)}
             torch._dynamo.reset()

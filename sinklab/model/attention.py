@@ -282,12 +282,14 @@ class Attention(nn.Module):
         out = g[..., 0:1] * (p_cmp @ vc) + g[..., 1:2] * (p_sel @ v.float()) + g[..., 2:3] * (p_win @ v.float())
         return out.to(q.dtype)
 
-    def index_scores(self, x: torch.Tensor) -> torch.Tensor:
-        """I[i, j] = sum_h w_h(i) relu(q_h(i) . k(j)): (B, T, T), from the layer input."""
+    def index_scores(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """I[i, j] = sum_h w_h(i) relu(q_h(i) . k(j)) from the layer input: (B, T, T), or (B, R, T)
+        for the query rows `rows`."""
         B, T, _ = x.shape
-        qi = self.index_q(x).view(B, T, self.cfg.dsa_heads, self.cfg.dsa_dim)
+        xq = x if rows is None else x[:, rows]
+        qi = self.index_q(xq).view(B, xq.shape[1], self.cfg.dsa_heads, self.cfg.dsa_dim)
         ki = self.index_k(x)
-        return torch.einsum("bth,bthj->btj", self.index_w(x), torch.relu(torch.einsum("bthd,bsd->bths", qi, ki)))
+        return torch.einsum("bth,bthj->btj", self.index_w(xq), torch.relu(torch.einsum("bthd,bsd->bths", qi, ki)))
 
     def _dsa_mask(self, x, q, k):
         """Top-k tokens by the indexer. In training, the indexer learns (on detached inputs) to match
@@ -295,7 +297,9 @@ class Attention(nn.Module):
 
         The KL is estimated on at most DSA_KL_ROWS evenly spaced query rows: its dense fp32 target
         over all T rows cost more than the attention itself (B, H, T, T)."""
-        scores = self.index_scores(x.detach())
+        x = x.detach()
+        with torch.no_grad():  # the choice itself has no gradient; the KL rows below carry it
+            scores = self.index_scores(x)
         if self.training:
             T = q.shape[-2]
             stride = max(1, T // DSA_KL_ROWS)
@@ -304,7 +308,7 @@ class Attention(nn.Module):
             with torch.no_grad():
                 logits = (q[:, :, rows].float() @ k.float().transpose(-1, -2)) * self.scale
                 target = _masked_softmax(logits, seen).mean(1)
-            log_p = torch.log_softmax(scores[:, rows].float().masked_fill(~seen, float("-inf")), -1)
+            log_p = torch.log_softmax(self.index_scores(x, rows).float().masked_fill(~seen, float("-inf")), -1)
             kl = target * (torch.log(target.clamp_min(1e-9)) - log_p.masked_fill(~seen, 0.0))
             self.aux_loss = kl.sum(-1).mean()
         return masks.topk_tokens(scores, self.cfg.dsa_tokens)

@@ -224,7 +224,7 @@ def topk_tokens(index_scores: torch.Tensor, k: int) -> torch.Tensor:
         causal_mask = dense_mask(causal(), T, T, device=index_scores.device)
         s = index_scores.float().masked_fill(~causal_mask, float("-inf"))
         s = s + torch.diag(torch.full((T,), float("inf"), device=s.device))  # the query's own token always
-        chosen = torch.zeros_like(s, dtype=torch.bool).scatter_(-1, s.topk(min(k, T), dim=-1).indices, True)
+        chosen = torch.zeros_like(s, dtype=torch.bool).scatter_(-1, s.topk(min(k, T), dim=-1, sorted=False).indices, True)
         return (chosen & causal_mask).unsqueeze(1)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import json
 import math
 import os
@@ -390,6 +391,10 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
         if done == steady_from:
             if device.type == "cuda":
                 torch.cuda.synchronize()
+            # compiled graphs leave ~10^5 long-lived objects; a full collection over them stalls a
+            # step, and under DDP every rank waits for the slowest, so move them out of the GC's view
+            gc.collect()
+            gc.freeze()
             t_steady = time.perf_counter()
         log_now = done % tc.log_every == 0 or done == tc.steps or done == 1
         row = None
@@ -438,6 +443,7 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
         bar.update(1)
     bar.close()
     logger.close()
+    gc.unfreeze()  # the next run in this process (a sweep, a test) starts with a normal collector
     if world > 1:
         torch.distributed.destroy_process_group()
     return result
