@@ -157,6 +157,7 @@ def test_sink_is_measured_during_training(corpus, tmp_path):
     (["train", "tiny", "train.data=SHARDS", "model.n_head=4"], "did you mean 'n_heads'"),
     (["train", "tiny", "train.data=SHARDS", "train.global_batch=10", "train.micro_batch=4"], "not divisible"),
     (["train", "tiny", "train.data=SHARDS", "train.parallel=zero"], "parallel='zero' is not one of: ddp, fsdp"),
+    (["train", "tiny", "train.data=SHARDS", "train.ddp_graph=fused"], "ddp_graph='fused' is not one of: split, whole"),
     (["train", "tiny", "train.data=SHARDS", "train.measure_T_long=5000"], "measure_T_long=5000 is longer than"),
     (["train", "tiny", "train.data=SHARDS", "train.measure_T_long=-3"], "measure_T_long=-3 must be >= 0"),
 ])

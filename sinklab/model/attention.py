@@ -287,9 +287,11 @@ class Attention(nn.Module):
         for the query rows `rows`."""
         B, T, _ = x.shape
         xq = x if rows is None else x[:, rows]
-        qi = self.index_q(xq).view(B, xq.shape[1], self.cfg.dsa_heads, self.cfg.dsa_dim)
-        ki = self.index_k(x)
-        return torch.einsum("bth,bthj->btj", self.index_w(xq), torch.relu(torch.einsum("bthd,bsd->bths", qi, ki)))
+        R, Hi = xq.shape[1], self.cfg.dsa_heads
+        qi = self.index_q(xq).view(B, R * Hi, self.cfg.dsa_dim)
+        s = torch.relu(qi @ self.index_k(x).transpose(1, 2)).view(B, R, Hi, T)  # one GEMM, no permute
+        # the head mix as a fused multiply-and-sum (as a batched matmul it ran as a slow gemv)
+        return (s * self.index_w(xq).unsqueeze(-1)).sum(2)
 
     def _dsa_mask(self, x, q, k):
         """Top-k tokens by the indexer. In training, the indexer learns (on detached inputs) to match

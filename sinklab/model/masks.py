@@ -220,12 +220,17 @@ def topk_tokens(index_scores: torch.Tensor, k: int) -> torch.Tensor:
     index_scores: (B, T, T) indexer scores. Returns a (B, 1, T, T) mask shared by all heads.
     """
     B, T, _ = index_scores.shape
+    k = min(k, T)
     with torch.no_grad():
         causal_mask = dense_mask(causal(), T, T, device=index_scores.device)
-        s = index_scores.float().masked_fill(~causal_mask, float("-inf"))
-        s = s + torch.diag(torch.full((T,), float("inf"), device=s.device))  # the query's own token always
-        chosen = torch.zeros_like(s, dtype=torch.bool).scatter_(-1, s.topk(min(k, T), dim=-1, sorted=False).indices, True)
-        return (chosen & causal_mask).unsqueeze(1)
+        chosen = causal_mask.expand(B, T, T).clone()  # the first k queries see at most k tokens: all
+        if T > k:
+            own = torch.eye(T, dtype=torch.bool, device=index_scores.device)[k:]
+            s = index_scores[:, k:].float().masked_fill(~causal_mask[k:], float("-inf"))
+            s = s.masked_fill(own, float("inf"))  # the query's own token always
+            picked = torch.zeros_like(s, dtype=torch.bool).scatter_(-1, s.topk(k, dim=-1, sorted=False).indices, True)
+            chosen[:, k:] = picked & causal_mask[k:]
+        return chosen.unsqueeze(1)
 
 
 def visible_counts(mask: torch.Tensor) -> torch.Tensor:

@@ -50,6 +50,7 @@ class TrainConfig:
     compile: bool = True
     device: str = "auto"
     parallel: str = "ddp"           # several GPUs: ddp (replicas) or fsdp (parameters, gradients and optimizer state sharded)
+    ddp_graph: str = "split"        # compiled DDP: split (a graph per bucket, all-reduce overlaps backward) or whole (one graph, all-reduce after it)
     log_every: int = 10
     eval_every: int = 250
     eval_batches: int = 8
@@ -73,6 +74,8 @@ class TrainConfig:
                                f" x {world} GPU(s)")
         if self.parallel not in ("ddp", "fsdp"):
             raise SinklabError(f"train field parallel={self.parallel!r} is not one of: ddp, fsdp")
+        if self.ddp_graph not in ("split", "whole"):
+            raise SinklabError(f"train field ddp_graph={self.ddp_graph!r} is not one of: split, whole")
         if self.schedule not in ("constant", "cosine"):
             raise SinklabError(f"train field schedule={self.schedule!r} is not one of: constant, cosine")
         if self.data_fraction is not None and not 0 < self.data_fraction <= 1:
@@ -347,6 +350,9 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
         step_model = DDP(step_model, device_ids=[local] if device.type == "cuda" else None,
                          gradient_as_bucket_view=True)
     if tc.compile and device.type == "cuda":
+        # split: dynamo cuts the graph at DDP's buckets so all-reduces overlap the backward, at the
+        # price of fusion across the cuts; whole: one graph, one burst of all-reduces after it
+        torch._dynamo.config.optimize_ddp = tc.ddp_graph == "split"
         step_model = torch.compile(step_model)
     autocast = torch.autocast("cuda", dtype=getattr(torch, tc.dtype)) if device.type == "cuda" else contextlib.nullcontext()
     accum = tc.global_batch // (tc.micro_batch * world)
