@@ -19,7 +19,7 @@ from torch import nn
 from ..config import ModelConfig
 from ..measure import metrics
 from . import masks
-from .position import apply_rope, expand_distance_bias
+from .position import apply_rope, expand_distance_bias, rope_cache
 
 _flex = None
 FLEX_TILE = 128  # FlexAttention's kernels tile by 128: block masks from a block choice must align to it
@@ -287,9 +287,14 @@ class Attention(nn.Module):
         for the query rows `rows`."""
         B, T, _ = x.shape
         xq = x if rows is None else x[:, rows]
-        R, Hi = xq.shape[1], self.cfg.dsa_heads
-        qi = self.index_q(xq).view(B, R * Hi, self.cfg.dsa_dim)
-        s = torch.relu(qi @ self.index_k(x).transpose(1, 2)).view(B, R, Hi, T)  # one GEMM, no permute
+        R, Hi, D = xq.shape[1], self.cfg.dsa_heads, self.cfg.dsa_dim
+        # rotary positions, as DeepSeek's indexer has: without them it cannot express "recent
+        # tokens", and its KL to the (local, RoPE) main attention grew instead of falling
+        cos, sin = rope_cache(T, D, self.cfg.rope_theta, device=x.device)
+        q_rows = slice(None) if rows is None else rows
+        qi = apply_rope(self.index_q(xq).view(B, R, Hi, D), cos[q_rows][:, None], sin[q_rows][:, None])
+        ki = apply_rope(self.index_k(x), cos, sin)
+        s = torch.relu(qi.view(B, R * Hi, D) @ ki.transpose(1, 2)).view(B, R, Hi, T)  # one GEMM, no permute
         # the head mix as a fused multiply-and-sum (as a batched matmul it ran as a slow gemv)
         return (s * self.index_w(xq).unsqueeze(-1)).sum(2)
 
