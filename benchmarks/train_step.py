@@ -3,8 +3,7 @@
 One step = forward, backward, clip and fused AdamW, bf16 autocast, torch.compile. FLOPs are
 6N + 12 L d T per token, MFU against the measured bf16 peak (790 TFLOP/s on an H200).
     python benchmarks/train_step.py --variants softmax,sigmoid --vocab 8192 --out results.jsonl
-Variants that take the dense attention path (and DSA, whose indexer scores are (B, T, T)) use
-smaller micro-batches with the same tokens per step.
+Variants that take the dense attention path use smaller micro-batches with the same tokens per step.
 """
 import argparse
 import time
@@ -39,7 +38,7 @@ VARIANTS = {
     "moba_16k": dict(sparse="moba", sparse_block=128, sparse_topk=16),
 }
 # the dense attention path holds (B, H, T, T) scores: smaller micro-batches, same tokens per step
-MICRO = {**{v: 8 for v in ("sigmoid", "sigmoid_norm", "elu1", "kernel_elu1", "softpick")}, "dsa": 16}
+MICRO = {v: 8 for v in ("sigmoid", "sigmoid_norm", "elu1", "kernel_elu1", "softpick")}
 
 
 def bench(name, vocab, T, batch, steps, warmup, profile=0):

@@ -272,8 +272,7 @@ def test_distance_bias_expansion_equals_indexing_and_its_gradient():
 
 @pytest.mark.parametrize("change", [dict(sparse="moba", sparse_topk=1), dict(sparse="moba", sparse_topk=1, gate="elementwise"),
                                     dict(sparse="nsa", sparse_topk=1, sparse_window=64),
-                                    dict(sparse="nsa", sparse_topk=1, sparse_window=64, force_first_block=True),
-                                    dict(sparse="dsa", dsa_tokens=40)])
+                                    dict(sparse="nsa", sparse_topk=1, sparse_window=64, force_first_block=True)])
 def test_gpu_block_sparse_forward_equals_the_dense_path(monkeypatch, change):
     """The GPU-only MoBA / NSA forward (block choice -> flex BlockMask -> FlexAttention, NSA's gate
     mix), run on CPU with eager flex, equals the dense path of the same model."""

@@ -161,12 +161,10 @@ class Attention(nn.Module):
             return self._finish(x, out)
         dyn = None
         if cfg.sparse == "dsa":
+            # SDPA with the token mask, not a flex BlockMask of the choice: that path matched the
+            # dense one in an uncompiled fp32 check, but in compiled bf16 training the LM stopped
+            # learning (BENCHMARKS.md section 3b)
             dyn = self._dsa_mask(x, q, full(k))
-            fixed_bias = pos_bias is None or not pos_bias.requires_grad
-            causal_only = not (n_prefix or cfg.window or cfg.prefix_len)  # the choice is the whole pattern
-            if recorder is None and causal_only and fixed_bias and self._flex_ok(q) and T % FLEX_TILE == 0:
-                bm = masks.flex_token_mask(dyn[:, 0], FLEX_TILE)  # tiles with no chosen token are skipped
-                return self._finish(x, self._flex(q, full(k), full(v), pos_bias, bm))
         if cfg.sparse == "moba":  # blocks over the real tokens; a sink token stays visible to all
             per_block = cfg.sparse_select == "block"
             chosen = masks.moba_blocks(q[:, :, n_prefix:], full(k)[:, :, n_prefix:], cfg.sparse_block,

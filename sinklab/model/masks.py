@@ -152,25 +152,6 @@ def flex_block_mask(chosen: torch.Tensor, block: int, T: int):
                                     mask_mod=mask_mod, seq_lengths=(T, T))
 
 
-def flex_token_mask(selected: torch.Tensor, tile: int):
-    """A FlexAttention BlockMask for a per-token choice (DSA): selected (B, T, T), shared by heads.
-
-    Tiles holding no chosen token are skipped; the mask_mod reads the choice inside the others.
-    """
-    from torch.nn.attention.flex_attention import BlockMask
-
-    B, T, _ = selected.shape
-    n = T // tile
-    occupied = selected.view(B, n, tile, n, tile).any(4).any(2)                 # (B, n, n)
-    num = occupied.sum(-1, dtype=torch.int32)[:, None]
-    idx = torch.argsort(occupied.to(torch.int8), dim=-1, descending=True, stable=True).to(torch.int32)[:, None]
-
-    def mask_mod(b, h, q, k):
-        return selected[b, q, k]
-
-    return BlockMask.from_kv_blocks(num, idx.contiguous(), BLOCK_SIZE=tile, mask_mod=mask_mod, seq_lengths=(T, T))
-
-
 def block_means(x: torch.Tensor, block: int) -> torch.Tensor:
     """Mean over each block of positions: (B, H, T, D) -> (B, H, nb, D); a last partial block
     is pooled over the positions it has."""

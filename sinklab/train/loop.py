@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import gc
 import json
 import math
 import os
@@ -50,7 +49,7 @@ class TrainConfig:
     compile: bool = True
     device: str = "auto"
     parallel: str = "ddp"           # several GPUs: ddp (replicas) or fsdp (parameters, gradients and optimizer state sharded)
-    ddp_graph: str = "split"        # compiled DDP: split (a graph per bucket, all-reduce overlaps backward) or whole (one graph, all-reduce after it)
+    ddp_graph: str = "whole"        # compiled DDP: whole (one graph, all-reduce after it) or split (a graph per bucket, all-reduce overlaps backward)
     log_every: int = 10
     eval_every: int = 250
     eval_batches: int = 8
@@ -351,7 +350,8 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
                          gradient_as_bucket_view=True)
     if tc.compile and device.type == "cuda":
         # split: dynamo cuts the graph at DDP's buckets so all-reduces overlap the backward, at the
-        # price of fusion across the cuts; whole: one graph, one burst of all-reduces after it
+        # price of fusion across the cuts; whole: one graph, one burst of all-reduces after it. At
+        # quick-60m on 2 H200s whole measured 1.82x one GPU and split 1.78x (BENCHMARKS.md section 4)
         torch._dynamo.config.optimize_ddp = tc.ddp_graph == "split"
         step_model = torch.compile(step_model)
     autocast = torch.autocast("cuda", dtype=getattr(torch, tc.dtype)) if device.type == "cuda" else contextlib.nullcontext()
@@ -397,10 +397,6 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
         if done == steady_from:
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            # compiled graphs leave ~10^5 long-lived objects; a full collection over them stalls a
-            # step, and under DDP every rank waits for the slowest, so move them out of the GC's view
-            gc.collect()
-            gc.freeze()
             t_steady = time.perf_counter()
         log_now = done % tc.log_every == 0 or done == tc.steps or done == 1
         row = None
@@ -449,7 +445,6 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
         bar.update(1)
     bar.close()
     logger.close()
-    gc.unfreeze()  # the next run in this process (a sweep, a test) starts with a normal collector
     if world > 1:
         torch.distributed.destroy_process_group()
     return result
