@@ -26,6 +26,14 @@ VARIANTS = {
     "softpick": dict(score="softpick"), "sigmoid": dict(score="sigmoid"),
     "sigmoid_norm": dict(score="sigmoid", normalize=True), "elu1": dict(score="elu1"),
     "kernel_elu1": dict(score="kernel", kernel="elu1"),
+    # the remaining values of issue 3's fields (not yet measured on a GPU)
+    "sinusoidal": dict(position="sinusoidal"), "layernorm": dict(norm="layernorm"), "reglu": dict(ffn="reglu"),
+    "gelu": dict(ffn="gelu"), "swish": dict(ffn="swish"), "head_sum": dict(head_combine="sum"),
+    "gate_headwise": dict(gate="headwise"), "k_bias_shared": dict(attn_bias="k", attn_bias_shared=True),
+    "k_bias_d16": dict(attn_bias="k", attn_bias_dim=16), "value_bias_fixed": dict(attn_bias="k", value_bias_scale=1.0),
+    "sigmoid_logT": dict(score="sigmoid", sigmoid_bias="auto"), "elu1_norm": dict(score="elu1", normalize=True),
+    "kernel_identity": dict(score="kernel", kernel="identity"), "kernel_mlp": dict(score="kernel", kernel="mlp"),
+    "kernel_elu1_max_abs": dict(score="kernel", kernel="elu1", kernel_normalizer="max_abs_sum"),
     # sparse patterns (issue 7); MoBA / NSA choose per query block unless sparse_select=token
     "local_global": dict(sparse="local_global", sparse_window=256), "strided": dict(sparse="strided", sparse_stride=128),
     "moba_64": dict(sparse="moba", sparse_block=64, sparse_topk=3), "moba_128": dict(sparse="moba", sparse_block=128, sparse_topk=2),
@@ -38,7 +46,8 @@ VARIANTS = {
     "moba_16k": dict(sparse="moba", sparse_block=128, sparse_topk=16),
 }
 # the dense attention path holds (B, H, T, T) scores: smaller micro-batches, same tokens per step
-MICRO = {v: 8 for v in ("sigmoid", "sigmoid_norm", "elu1", "kernel_elu1", "softpick")}
+MICRO = {v: 8 for v in ("sigmoid", "sigmoid_norm", "elu1", "kernel_elu1", "softpick", "head_sum", "sigmoid_logT",
+                        "elu1_norm", "kernel_identity", "kernel_mlp", "kernel_elu1_max_abs")}
 
 
 def bench(name, vocab, T, batch, steps, warmup, profile=0):
