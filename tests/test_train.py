@@ -213,7 +213,7 @@ def test_sparse_models_are_also_measured_on_a_probe_longer_than_their_pattern(co
     cmd = [c for c in cmd if not c.startswith("train.seq_len")] + ["train.seq_len=48"]
     subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
     last = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()][-1]
-    assert last["measure_T_long"] == 48 and "sink_1_long" in last and "sink_1_mask_aware_long" in last
+    assert last["measure_T_long"] == 48 and "sink_1_long" in last and "sink_1_mask_aware_long" in last and "mean_alpha_1_long" in last
     from sinklab.config import preset
     from sinklab.train.loop import TrainConfig, long_probe_T
     assert long_probe_T(TrainConfig(seq_len=2048), preset("tiny"), 10**6) == 0          # dense: no long probe

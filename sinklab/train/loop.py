@@ -482,7 +482,7 @@ def long_probe_T(tc: TrainConfig, mc: ModelConfig, val_tokens: int) -> int:
     return T if T > tc.measure_T else 0
 
 
-LONG_KEYS = ("sink_1", "largest_sink_position", "largest_sink", "sink_1_mask_aware", "sink_by_branch")
+LONG_KEYS = ("sink_1", "mean_alpha_1", "largest_sink_position", "largest_sink", "sink_1_mask_aware", "sink_by_branch")
 
 
 @torch.no_grad()
