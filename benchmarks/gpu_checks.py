@@ -34,7 +34,7 @@ CHECKS = {"alibi": dict(position="alibi"), "relative": dict(position="relative")
 def grads(model, ids):
     model.zero_grad()
     model(ids[:, :-1], ids[:, 1:]).backward()
-    return {n: p.grad.detach().cpu().clone() for n, p in model.named_parameters() if p.grad is not None}
+    return {n: p.grad.detach().cpu() for n, p in model.named_parameters() if p.grad is not None}
 
 
 def main():

@@ -5,12 +5,8 @@
 # Phase B: GPU0 variant step times (relative: band + far, DSA: flex token mask); GPU1 MoBA and NSA
 #   with the long probe; GPU2 compiled GPU checks, then the T = 16384 training step.
 set -u
-export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD SINKLAB_NO_PROGRESS=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-OUT=${OUT:-results}; mkdir -p "$OUT"; t0=$(date +%s); DEADLINE=$((t0 + ${BUDGET_S:-570}))
-left() { echo $((DEADLINE - $(date +%s))); }
-SITE=$(python3 -c "import site;print(site.getsitepackages()[0])")
-python3 -m sinklab.cli data prepare "$SITE/**/*.py" --out /tmp/py8k --tokenizer bpe:8192 --max-chars 250000000 2>&1 | tail -1
-echo "data prepared at $(( $(date +%s) - t0 )) s"
+BUDGET=570; source scripts/gpu_env.sh; mkdir -p "$OUT"
+prepare_py8k
 EVAL="train.data=/tmp/py8k train.measure_every=200 train.eval_every=200 train.ckpt_every=100000"
 CUDA_VISIBLE_DEVICES=3 timeout $(($(left) - 20)) python3 -m sinklab.cli train quick-60m $EVAL train.steps=${SIG_STEPS:-2400} \
   model.score=sigmoid train.micro_batch=8 train.out=runs/sigmoid > "$OUT/sigmoid.log" 2>&1 &

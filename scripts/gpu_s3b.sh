@@ -1,16 +1,12 @@
 #!/usr/bin/env bash
 # Session 3's second GPU call (4x H200):   OUT=results bash scripts/gpu_s3b.sh
 # Phase A (no compiles besides these): quick-60m at global batch 32 on 1 GPU (micro 32), on 1 GPU
-#   with micro 16 x 2, and with DDP on 2 GPUs (micro 16 each), side by side, GC frozen after warm-up.
-# Phase B: GPU0 DSA step profile and times; GPU1 the sparse suite's DSA run; GPU2 the DSA GPU check,
+#   with micro 16 x 2, and with DDP on 2 GPUs (micro 16 each), side by side (that call's code froze the GC after warm-up; since removed).
+# Phase B: GPU0 DSA step profile and times; GPU1 the sparse suite's DSA run; GPU2 the DSA GPU check (since removed),
 #   then the dense baseline with the T = 1024 probe; GPU3 sigmoid without normalisation, b = -log T.
 set -u
-export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD SINKLAB_NO_PROGRESS=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-OUT=${OUT:-results}; mkdir -p "$OUT/r"; t0=$(date +%s); DEADLINE=$((t0 + ${BUDGET_S:-560}))
-left() { echo $((DEADLINE - $(date +%s))); }
-SITE=$(python3 -c "import site;print(site.getsitepackages()[0])")
-python3 -m sinklab.cli data prepare "$SITE/**/*.py" --out /tmp/py8k --tokenizer bpe:8192 --max-chars 250000000 2>&1 | tail -1
-echo "data prepared at $(( $(date +%s) - t0 )) s"
+BUDGET=560; source scripts/gpu_env.sh; mkdir -p "$OUT/r"
+prepare_py8k
 EVAL="train.data=/tmp/py8k train.measure_every=200 train.eval_every=200 train.ckpt_every=100000"
 COMMON="$EVAL train.steps=${DDP_STEPS:-400}"
 CUDA_VISIBLE_DEVICES=2 timeout 200 python3 -m sinklab.cli train quick-60m $COMMON train.out=runs/single > "$OUT/r/single.log" 2>&1 &

@@ -5,12 +5,8 @@
 # Phase B: GPU0 DSA through SDPA with the token mask (is the divergence in the flex path?); GPU1 DSA
 #   and softmax step times; GPU2 the sparse suite's strided run.
 set -u
-export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD SINKLAB_NO_PROGRESS=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-OUT=${OUT:-results}; mkdir -p "$OUT/r"; t0=$(date +%s); DEADLINE=$((t0 + ${BUDGET_S:-470}))
-left() { echo $((DEADLINE - $(date +%s))); }
-SITE=$(python3 -c "import site;print(site.getsitepackages()[0])")
-python3 -m sinklab.cli data prepare "$SITE/**/*.py" --out /tmp/py8k --tokenizer bpe:8192 --max-chars 250000000 2>&1 | tail -1
-echo "data prepared at $(( $(date +%s) - t0 )) s"
+BUDGET=470; source scripts/gpu_env.sh; mkdir -p "$OUT/r"
+prepare_py8k
 EVAL="train.data=/tmp/py8k train.measure_every=200 train.eval_every=200 train.ckpt_every=100000"
 COMMON="$EVAL train.steps=400"
 DSA="quick-60m train.data=/tmp/py8k train.steps=300 train.eval_every=50 train.measure_every=100 train.ckpt_every=100000 model.sparse=dsa model.dsa_tokens=256"

@@ -2,11 +2,9 @@
 # Session 3's last GPU call: DSA with the rotary indexer at quick-60m, 200 steps through FlexAttention
 # (GPU0) and through SDPA with the token mask (GPU1); DSA and softmax step times (GPU2).
 set -u
-export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD SINKLAB_NO_PROGRESS=1
-OUT=${OUT:-results}; mkdir -p "$OUT/r"
-SITE=$(python3 -c "import site;print(site.getsitepackages()[0])")
+source scripts/gpu_env.sh; mkdir -p "$OUT/r"
 (CUDA_VISIBLE_DEVICES=2 timeout 215 python3 benchmarks/train_step.py --steps 10 --variants softmax,dsa --out "$OUT/r/variants.jsonl") > "$OUT/r/g2.log" 2>&1 &
-python3 -m sinklab.cli data prepare "$SITE/**/*.py" --out /tmp/py8k --tokenizer bpe:8192 --max-chars 250000000 2>&1 | tail -1
+prepare_py8k
 DSA="quick-60m train.data=/tmp/py8k train.steps=200 train.eval_every=50 train.measure_every=100 train.ckpt_every=100000 model.sparse=dsa model.dsa_tokens=256"
 CUDA_VISIBLE_DEVICES=0 timeout 180 python3 -m sinklab.cli train $DSA train.out=runs/dsa_flex > "$OUT/r/dsa_flex.log" 2>&1 &
 (CUDA_VISIBLE_DEVICES=1 timeout 180 python3 -c "

@@ -1,0 +1,10 @@
+# Sourced by the GPU call scripts: environment, output folder, a deadline and the py8k corpus.
+#   BUDGET=<seconds> (the caller's default; BUDGET_S overrides it); then `prepare_py8k`.
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD SINKLAB_NO_PROGRESS=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+OUT=${OUT:-results}; t0=$(date +%s); DEADLINE=$((t0 + ${BUDGET_S:-${BUDGET:-540}}))
+left() { echo $((DEADLINE - $(date +%s))); }
+SITE=$(python3 -c "import site;print(site.getsitepackages()[0])")
+prepare_py8k() {  # the 8k BPE over the host's own site-packages (EXPERIMENTS.md section 4), ~35 s
+  python3 -m sinklab.cli data prepare "$SITE/**/*.py" --out /tmp/py8k --tokenizer bpe:8192 --max-chars 250000000 2>&1 | tail -1
+  echo "data prepared at $(( $(date +%s) - t0 )) s"
+}
