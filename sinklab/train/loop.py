@@ -343,9 +343,8 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
     if world > 1 and not sharded:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        # DDP first, then compile: dynamo splits the graph at DDP's buckets so each bucket's
-        # all-reduce overlaps the rest of the backward (a compiled module inside DDP would hand
-        # DDP every gradient at once, at the very end)
+        # DDP first, then compile, so dynamo sees DDP: with ddp_graph=split it cuts the graph at
+        # DDP's buckets (see below)
         step_model = DDP(step_model, device_ids=[local] if device.type == "cuda" else None,
                          gradient_as_bucket_view=True)
     if tc.compile and device.type == "cuda":
