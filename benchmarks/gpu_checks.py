@@ -28,7 +28,11 @@ CHECKS = {"alibi": dict(position="alibi"), "relative": dict(position="relative")
           # blocks of 128 (T = 256): the flex block-sparse paths; relative at T = 256 > its band of 128
           "moba_128": dict(sparse="moba", sparse_block=128, sparse_topk=1),
           "nsa_128": dict(sparse="nsa", sparse_block=128, sparse_topk=1, sparse_window=64),
-          "relative_sink_logit": dict(position="relative", sink_logit=True)}
+          "relative_sink_logit": dict(position="relative", sink_logit=True),
+          # MoBA + sink token: flex over the real tokens (still tile-aligned), the sink key joined by LSE
+          "moba_128_sink_token": dict(sparse="moba", sparse_block=128, sparse_topk=1, sink_token=True),
+          "moba_128_sink_token_logit": dict(sparse="moba", sparse_block=128, sparse_topk=1, sink_token=True,
+                                            sink_logit=True)}
 
 
 def grads(model, ids):

@@ -271,6 +271,8 @@ def test_distance_bias_expansion_equals_indexing_and_its_gradient():
 
 
 @pytest.mark.parametrize("change", [dict(sparse="moba", sparse_topk=1), dict(sparse="moba", sparse_topk=1, gate="elementwise"),
+                                    dict(sparse="moba", sparse_topk=1, sink_token=True),
+                                    dict(sparse="moba", sparse_topk=1, sink_token=True, sink_logit=True),
                                     dict(sparse="nsa", sparse_topk=1, sparse_window=64),
                                     dict(sparse="nsa", sparse_topk=1, sparse_window=64, force_first_block=True)])
 def test_gpu_block_sparse_forward_equals_the_dense_path(monkeypatch, change):
@@ -304,6 +306,43 @@ def test_gpu_block_sparse_forward_equals_the_dense_path(monkeypatch, change):
     assert torch.allclose(flex, dense, atol=1e-5), (flex - dense).abs().max()
 
 
+def reference_flex(q, k, v, score_mod=None, block_mask=None, scale=None, return_lse=False):
+    """FlexAttention's contract (output and LSE under the block mask's mask_mod), differentiable on
+    CPU, where flex has no backward; the compiled kernels are checked on the GPU (gpu_checks.py)."""
+    assert score_mod is None and return_lse
+    B, H = q.shape[:2]
+    qi, ki = torch.arange(q.shape[-2])[:, None], torch.arange(k.shape[-2])[None, :]
+    allowed = torch.stack([torch.stack([block_mask.mask_mod(torch.tensor(b), torch.tensor(h), qi, ki)
+                                        for h in range(H)]) for b in range(B)])
+    s = (q @ k.transpose(-1, -2) * scale).masked_fill(~allowed, float("-inf"))
+    lse = torch.logsumexp(s, -1)
+    return torch.exp(s - lse[..., None]) @ v, lse
+
+
+@pytest.mark.parametrize("change", [dict(), dict(sink_logit=True)])
+def test_moba_with_a_sink_token_on_flex_equals_the_dense_path_with_gradients(monkeypatch, change):
+    """MoBA + sink token on the GPU path: block-sparse flex over the real tokens (aligned to the
+    tiles), the sink key joined by LSE. Outputs and the gradients of q, k, v equal the dense path."""
+    from sinklab.model import attention
+    monkeypatch.setattr(attention, "_flex", reference_flex)
+    torch.manual_seed(0)
+    model = SinkLM(preset("tiny", sparse="moba", sparse_block=128, sparse_topk=1, sink_token=True, **change))
+    if model.cfg.sink_logit:
+        torch.nn.init.normal_(model.layers[0].attn.sink_logit)
+    attn, T, n = model.layers[0].attn, 257, 1
+    ctx = model._context(T, torch.device("cpu"))
+    q, k, v = (torch.randn(2, attn.n_heads, T, attn.head_dim, requires_grad=True) for _ in range(3))
+    chosen = masks.moba_blocks(q[:, :, n:], k[:, :, n:], 128, 1)
+    got = attn._flex_with_prefix_keys(q, k, v, n, masks.flex_block_mask(chosen, 128, T - n))
+    g_got = torch.autograd.grad(got.square().sum(), [q, k, v])
+    dyn = torch.nn.functional.pad(masks.blocks_to_token_mask(chosen, 128, T - n), (n, 0, n, 0), value=True)
+    want = attn._dense(q, k, v, None, ctx["mask_fn"], dyn)
+    g_want = torch.autograd.grad(want.square().sum(), [q, k, v])
+    assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
+    for a, b in zip(g_got, g_want):
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-4), (a - b).abs().max()
+
+
 @pytest.mark.parametrize("change", [dict(), dict(sink_logit=True), dict(relative_max_distance=200)])
 def test_relative_band_and_far_equals_the_dense_path_with_gradients(monkeypatch, change):
     """The GPU path of T5 relative bias (a dense band below the last bucket, flex beyond it, joined
@@ -314,12 +353,6 @@ def test_relative_band_and_far_equals_the_dense_path_with_gradients(monkeypatch,
 
     from sinklab.model import attention
 
-    def reference_flex(q, k, v, score_mod=None, block_mask=None, scale=None, return_lse=False):
-        assert score_mod is None
-        qi, ki = torch.arange(q.shape[-2])[:, None], torch.arange(k.shape[-2])[None, :]
-        s = (q @ k.transpose(-1, -2) * scale).masked_fill(~block_mask.mask_mod(0, 0, qi, ki), float("-inf"))
-        lse = torch.logsumexp(s, -1)
-        return torch.exp(s - lse[..., None]) @ v, lse
     monkeypatch.setattr(attention, "_flex", reference_flex)
 
     from sinklab.model.position import relative_band
