@@ -14,7 +14,6 @@ import json
 import torch
 
 from sinklab.data.shards import open_split
-from sinklab.measure import metrics
 from sinklab.model.checkpoint import load_model
 from sinklab.train.loop import TrainConfig, _probe
 
