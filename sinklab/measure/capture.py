@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -37,15 +37,20 @@ class LayerCapture:
     alpha_mask_aware: torch.Tensor | None = None  # (batch, heads, T): averaged over the queries that see k
 
 
-@dataclass
 class AttentionRecorder:
-    """Collects one `LayerCapture` per layer for the batch in flight."""
-    keep_map_upto: int = 0             # store sample 0's full attention when T <= this
-    budget_elems: int = 1 << 23        # one block of attention weights: 32 MB in float32
-    layers: dict[int, LayerCapture] = field(default_factory=dict)
-    hidden_ratio: dict[int, float] = field(default_factory=dict)
-    branches: dict[str, dict[int, LayerCapture]] = field(default_factory=dict)  # e.g. NSA's compressed / window
-    _calls: int = 0
+    """Collects one `LayerCapture` per layer for the batch in flight.
+
+    A plain class, not a dataclass: FSDP's mixed-precision input cast rebuilds dataclasses found in
+    a module's arguments, so the layers would record into a copy (Sink measured nothing under FSDP
+    on a GPU)."""
+
+    def __init__(self, keep_map_upto: int = 0, budget_elems: int = 1 << 23):
+        self.keep_map_upto = keep_map_upto        # store sample 0's full attention when T <= this
+        self.budget_elems = budget_elems          # one block of attention weights: 32 MB in float32
+        self.layers: dict[int, LayerCapture] = {}
+        self.hidden_ratio: dict[int, float] = {}
+        self.branches: dict[str, dict[int, LayerCapture]] = {}  # e.g. NSA's compressed / window
+        self._calls = 0
 
     def reset(self) -> None:
         self.layers.clear()
