@@ -289,3 +289,25 @@ def test_every_variant_is_causal(name):
     with torch.no_grad():
         a, b = model(ids), model(changed)
     assert torch.allclose(a[:, :-1], b[:, :-1], atol=1e-6)
+
+
+def test_flops_per_token_is_6n_plus_12_l_d_t_with_d_the_attention_width():
+    T = 2048
+    base = SinkLM(preset("paper-60m", vocab_size=8192))
+    n = sum(p.numel() for name, p in base.named_parameters() if not name.startswith("embed."))
+    assert base.flops_per_token(T) == 6 * n + 12 * 10 * 768 * T
+    summed = SinkLM(preset("tiny", head_combine="sum"))  # 4 heads, each d_model = 64 wide
+    n = sum(p.numel() for name, p in summed.named_parameters() if not name.startswith("embed."))
+    assert summed.flops_per_token(64) == 6 * n + 12 * 2 * (4 * 64) * 64
+
+
+def test_fsdp_input_cast_passes_the_recorder_through_uncopied():
+    """FSDP2 with a bf16 param dtype maps its cast over a block's arguments and rebuilds any
+    dataclass it meets; a copied recorder would collect nothing (what happened on the GPU)."""
+    from torch.distributed.utils import _apply_to_tensors
+
+    from sinklab.measure import capture
+    rec = capture.AttentionRecorder()
+    ctx = {"recorder": rec, "rope": (torch.ones(2), torch.ones(2))}
+    cast = _apply_to_tensors(lambda t: t.to(torch.bfloat16), ctx)
+    assert cast["recorder"] is rec and cast["rope"][0].dtype == torch.bfloat16

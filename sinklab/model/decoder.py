@@ -95,10 +95,13 @@ class SinkLM(nn.Module):
         return n
 
     def flops_per_token(self, T: int) -> float:
-        """6N + 12 L d T (the PaLM / nanoGPT count), N = all weights that multiply activations."""
+        """6N + 12 L d T (the PaLM / nanoGPT count), N = all weights that multiply activations.
+
+        d is the attention width, heads x head dim: d_model for every variant but the sum of heads,
+        whose heads are each d_model wide and so do n_heads times the q.k and p.v work."""
         cfg = self.cfg
         n = sum(p.numel() for n_, p in self.named_parameters() if not n_.startswith(("embed.", "pos_embed.")))
-        return 6 * n + 12 * cfg.n_layers * cfg.d_model * T
+        return 6 * n + 12 * cfg.n_layers * cfg.n_heads * cfg.head_dim * T
 
     # -- forward ----------------------------------------------------------------------------------
     def _context(self, T_total: int, device) -> dict:
