@@ -456,8 +456,11 @@ def _shard(model: SinkLM, device) -> None:
 
     mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if device.type == "cuda" \
         else MixedPrecisionPolicy()
+    # blocks get bf16 activations from the root; casting their other arguments would turn the shared
+    # RoPE tables and position biases to bf16, which the unsharded model keeps in float32
+    block_mp = dataclasses.replace(mp, cast_forward_inputs=False)
     for block in model.layers:
-        fully_shard(block, mp_policy=mp)
+        fully_shard(block, mp_policy=block_mp)
     fully_shard(model, mp_policy=mp)
     register_fsdp_forward_method(model, "hidden_states")  # the measurement calls it directly
 
