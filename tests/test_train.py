@@ -191,16 +191,32 @@ def _torchrun(corpus, out, parallel, steps, resume=False):
     subprocess.run(cmd + (["--resume"] if resume else []), check=True, env=env, cwd=ROOT, capture_output=True)
 
 
+def test_a_step_sees_the_same_sequences_whatever_the_gpus_and_micro_batches(corpus):
+    from sinklab.train.loop import Batches
+    data = Batches(str(corpus), "train", 16, seed=3)
+    one = data.get(8, step=5)
+    two_gpus = torch.cat([data.get(2, 5, micro, rank, world=2, accum=2) for micro in range(2) for rank in range(2)])
+    accumulated = torch.cat([data.get(4, 5, micro, accum=2) for micro in range(2)])
+    assert torch.equal(one, two_gpus) and torch.equal(one, accumulated)
+    assert not torch.equal(one, data.get(8, step=6))
+
+
 def test_fsdp_equals_ddp_on_two_cpu_processes_and_resumes_exactly(corpus, tmp_path):
-    """FSDP (sharded weights, gradients, optimizer) and DDP see the same batches: same losses. An
-    FSDP run stopped at its step-3 checkpoint and resumed matches the uninterrupted one, and its
-    checkpoint is whole (it loads for measurement in one process)."""
+    """FSDP (sharded weights, gradients, optimizer) and DDP see the same batches: same losses, and
+    the same as one process with the same global batch. An FSDP run stopped at its step-3
+    checkpoint and resumed matches the uninterrupted one, and its checkpoint is whole (it loads for
+    measurement in one process)."""
     _torchrun(corpus, tmp_path / "ddp", "ddp", 6)
+    assert main(["train", "tiny", f"train.data={corpus}", "train.device=cpu", "train.steps=6", "train.global_batch=8",
+                 "train.micro_batch=4", "train.log_every=1", "train.measure_every=3", "train.eval_every=3",
+                 f"train.out={tmp_path / 'one'}"]) == 0
+    one = _losses(tmp_path / "one")
     _torchrun(corpus, tmp_path / "fsdp", "fsdp", 6)
     _torchrun(corpus, tmp_path / "part", "fsdp", 3)
     _torchrun(corpus, tmp_path / "part", "fsdp", 6, resume=True)
     ddp, fsdp, resumed = (_losses(tmp_path / n) for n in ("ddp", "fsdp", "part"))
     assert len(ddp) == 6 and np.allclose(list(ddp.values()), list(fsdp.values()), atol=1e-5)
+    assert np.allclose(list(ddp.values()), list(one.values()), atol=1e-5), (ddp, one)
     assert resumed == fsdp
     from sinklab.model.checkpoint import load_model
     model = load_model(tmp_path / "fsdp" / "ckpt")

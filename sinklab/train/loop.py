@@ -156,7 +156,11 @@ def parse_overrides(items: list[str]) -> dict:
 # -- batches --------------------------------------------------------------------------------------
 
 class Batches:
-    """Random windows of T+1 tokens, a pure function of (seed, step, micro, rank)."""
+    """Random windows of T+1 tokens, a pure function of (seed, step) and the slot (micro, rank).
+
+    A step draws its whole global batch and each (micro-batch, rank) takes its slice, so a step
+    trains on the same sequences whatever the GPU count and micro-batch size: DDP on 2 GPUs follows
+    the one-GPU loss curve, not a different sample of it."""
 
     def __init__(self, data: str, split: str, T: int, seed: int, fraction: float | None = None):
         self.arr, self.manifest = open_split(data, split)
@@ -169,12 +173,15 @@ class Batches:
         if n < T + 2:
             raise SinklabError(f"{data}/{split} has {n} tokens, fewer than seq_len+1={T + 1}")
 
-    def get(self, B: int, step: int, micro: int = 0, rank: int = 0) -> torch.Tensor:
-        g = np.random.default_rng([self.seed, step, micro, rank])
+    def get(self, B: int, step: int, micro: int = 0, rank: int = 0, world: int = 1, accum: int = 1) -> torch.Tensor:
+        g = np.random.default_rng([self.seed, step, 0, 0])
+        n = B * world * accum  # the step's global batch
         if self.align:
-            starts = g.integers(0, (self.n - self.T - 1) // self.align + 1, size=B) * self.align
+            starts = g.integers(0, (self.n - self.T - 1) // self.align + 1, size=n) * self.align
         else:
-            starts = g.integers(0, self.n - self.T - 1, size=B)
+            starts = g.integers(0, self.n - self.T - 1, size=n)
+        slot = micro * world + rank
+        starts = starts[slot * B:(slot + 1) * B]
         return torch.from_numpy(np.stack([self.arr[s:s + self.T + 1].astype(np.int64) for s in starts]))
 
 
@@ -374,7 +381,7 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
             g["lr"] = lr_at(step, tc)
         total = 0.0
         for micro in range(accum):
-            x = train_data.get(tc.micro_batch, step, micro, rank)
+            x = train_data.get(tc.micro_batch, step, micro, rank, world, accum)
             x = apply_interventions(x, tc, vocab, step, micro, rank).to(device, non_blocking=True)
             mask = None
             if tc.prefix_loss and mc.prefix_len:
