@@ -12,6 +12,7 @@ import torch
 from _common import emit, error_text
 
 from sinklab.config import preset
+from sinklab.model import attention
 from sinklab.model.decoder import SinkLM
 from sinklab.train.loop import TrainConfig, make_optimizer, peak_flops
 
@@ -42,6 +43,7 @@ VARIANTS = {
     "nsa_64": dict(sparse="nsa", sparse_block=64, sparse_topk=3, sparse_window=256),
     "nsa_128": dict(sparse="nsa", sparse_block=128, sparse_topk=2, sparse_window=256),
     "dsa": dict(sparse="dsa", dsa_tokens=256),
+    "dsa_torch_indexer": dict(sparse="dsa", dsa_tokens=256),  # A/B: the selection scores in PyTorch, not Triton
     # T = 16384: MoBA with top-k over 1/8 of the 128 blocks
     "moba_16k": dict(sparse="moba", sparse_block=128, sparse_topk=16),
 }
@@ -52,6 +54,7 @@ MICRO = {v: 8 for v in ("sigmoid", "sigmoid_norm", "elu1", "kernel_elu1", "softp
 
 def bench(name, vocab, T, batch, steps, warmup, profile=0):
     cfg = preset("paper-60m", vocab_size=vocab, max_seq_len=max(T, 2048), **VARIANTS[name])
+    attention.DSA_TRITON_INDEXER = name != "dsa_torch_indexer"
     torch.manual_seed(0)
     model = SinkLM(cfg).cuda()
     opt = make_optimizer(model, TrainConfig(), fused=True)

@@ -24,6 +24,7 @@ from .position import apply_rope, expand_distance_bias, rope_cache
 _flex = None
 FLEX_TILE = 128  # FlexAttention's kernels tile by 128: block masks from a block choice must align to it
 DSA_KL_ROWS = 256  # query rows on which DSA's indexer objective is estimated
+DSA_TRITON_INDEXER = True  # on a GPU, the selection's full (B, T, T) scores come from one Triton kernel
 
 
 def _flex_attention():
@@ -294,6 +295,10 @@ class Attention(nn.Module):
         q_rows = slice(None) if rows is None else rows
         qi = apply_rope(self.index_q(xq).view(B, R, Hi, D), cos[q_rows][:, None], sin[q_rows][:, None])
         ki = apply_rope(self.index_k(x), cos, sin)
+        if rows is None and x.is_cuda and DSA_TRITON_INDEXER and not torch.is_grad_enabled():
+            from .kernels import dsa_index_scores  # -inf above the diagonal, bf16 like the autocast path
+
+            return dsa_index_scores(qi, ki, self.index_w(xq))
         s = torch.relu(qi.view(B, R * Hi, D) @ ki.transpose(1, 2)).view(B, R, Hi, T)  # one GEMM, no permute
         # the head mix as a fused multiply-and-sum (as a batched matmul it ran as a slow gemv)
         return (s * self.index_w(xq).unsqueeze(-1)).sum(2)
