@@ -76,9 +76,9 @@ def _train_cmd(corpus, out, steps, extra=()):
             "train.measure_every=1000", "train.seq_len=32", *extra]
 
 
-def _losses(out):
+def _losses(out, key="loss"):
     rows = [json.loads(l) for l in (Path(out) / "metrics.jsonl").read_text().splitlines()]
-    return {r["step"]: r["loss"] for r in rows}
+    return {r["step"]: r[key] for r in rows if key in r}
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(corpus, tmp_path):
@@ -208,7 +208,7 @@ def test_fsdp_equals_ddp_on_two_cpu_processes_and_resumes_exactly(corpus, tmp_pa
     measurement in one process)."""
     _torchrun(corpus, tmp_path / "ddp", "ddp", 6)
     assert main(["train", "tiny", f"train.data={corpus}", "train.device=cpu", "train.steps=6", "train.global_batch=8",
-                 "train.micro_batch=4", "train.log_every=1", "train.measure_every=3", "train.eval_every=3",
+                 "train.micro_batch=2", "train.log_every=1", "train.measure_every=3", "train.eval_every=3",
                  f"train.out={tmp_path / 'one'}"]) == 0
     one = _losses(tmp_path / "one")
     _torchrun(corpus, tmp_path / "fsdp", "fsdp", 6)
@@ -217,6 +217,8 @@ def test_fsdp_equals_ddp_on_two_cpu_processes_and_resumes_exactly(corpus, tmp_pa
     ddp, fsdp, resumed = (_losses(tmp_path / n) for n in ("ddp", "fsdp", "part"))
     assert len(ddp) == 6 and np.allclose(list(ddp.values()), list(fsdp.values()), atol=1e-5)
     assert np.allclose(list(ddp.values()), list(one.values()), atol=1e-5), (ddp, one)
+    val_ddp, val_one = (_losses(tmp_path / n, "val_loss") for n in ("ddp", "one"))  # evaluation split over ranks
+    assert len(val_ddp) == 2 and np.allclose(list(val_ddp.values()), list(val_one.values()), atol=1e-5)
     assert resumed == fsdp
     from sinklab.model.checkpoint import load_model
     model = load_model(tmp_path / "fsdp" / "ckpt")

@@ -425,7 +425,7 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
             bar.set_postfix(loss=f"{loss_v:.3f}", tok_s=f"{tps / 1e3:.0f}k",
                             **({"mfu": f"{row['mfu']:.0%}"} if peak else {}))
         if done % tc.eval_every == 0 or done == tc.steps:
-            row["val_loss"] = round(evaluate(model, tc, device, autocast), 5)
+            row["val_loss"] = round(evaluate(model, tc, device, autocast, rank, world), 5)
         if (rank == 0 or sharded) and (done % tc.measure_every == 0 or done == tc.steps):
             sink = measure_sink(model, probe_ids, mc)  # under FSDP every rank runs it (the shards gather)
             if probe_long is not None:
@@ -495,17 +495,25 @@ LONG_KEYS = ("sink_1", "mean_alpha_1", "largest_sink_position", "largest_sink", 
 
 
 @torch.no_grad()
-def evaluate(model, tc: TrainConfig, device, autocast) -> float:
+def evaluate(model, tc: TrainConfig, device, autocast, rank: int = 0, world: int = 1) -> float:
+    """Mean loss over `eval_batches` fixed held-out batches, split over the ranks: evaluation
+    scales with the GPUs instead of every rank repeating it. Every rank runs the same number of
+    forwards (FSDP gathers weights in each); a padding forward past the last batch is not counted."""
     val = Batches(tc.data, "val", tc.seq_len, seed=999)
     was = model.training
     model.eval()
-    losses = []
-    for i in range(tc.eval_batches):
-        x = val.get(min(tc.micro_batch, 8), i).to(device)
+    total = torch.zeros(2, device=device)
+    for j in range(-(-tc.eval_batches // world)):
+        i = j * world + rank
+        x = val.get(min(tc.micro_batch, 8), i % tc.eval_batches).to(device)
         with autocast:
-            losses.append(model(x[:, :-1], x[:, 1:]).item())
+            loss = model(x[:, :-1], x[:, 1:]).float()
+        if i < tc.eval_batches:
+            total += torch.stack([loss, torch.ones_like(loss)])
+    if world > 1:
+        torch.distributed.all_reduce(total)
     model.train(was)
-    return float(np.mean(losses))
+    return float(total[0] / total[1])
 
 
 def measure_sink(model: SinkLM, probe_ids: torch.Tensor, mc: ModelConfig) -> dict:
