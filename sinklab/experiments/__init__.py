@@ -81,7 +81,8 @@ def config_key(mc, tc) -> str:
         default = dataclasses.asdict(type(cfg)())
         return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in skip and default.get(k) != v}
 
-    resolved = {"model": changed(mc), "train": changed(tc, ("out", "data"))}
+    # how a step is split (micro-batches, GPUs) leaves its sequences and its update as they are
+    resolved = {"model": changed(mc), "train": changed(tc, ("out", "data", "micro_batch"))}
     return hashlib.sha1(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 

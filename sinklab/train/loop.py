@@ -505,7 +505,7 @@ def evaluate(model, tc: TrainConfig, device, autocast, rank: int = 0, world: int
     total = torch.zeros(2, device=device)
     for j in range(-(-tc.eval_batches // world)):
         i = j * world + rank
-        x = val.get(min(tc.micro_batch, 8), i % tc.eval_batches).to(device)
+        x = val.get(8, i % tc.eval_batches).to(device)  # fixed, so the val loss does not depend on the micro-batch
         with autocast:
             loss = model(x[:, :-1], x[:, 1:]).float()
         if i < tc.eval_batches:
