@@ -101,3 +101,31 @@ for k, r in last.items():
     print(f"| {k} | {r['tokens_per_s']:,} | {r['mfu']:.1%} | {r['tokens_per_s_overall']:,} | {r['mfu_overall']:.1%} |")
 print(f"\n2-GPU / 1-GPU tokens/s (steady): {last['ddp']['tokens_per_s'] / last['softmax']['tokens_per_s']:.2f}x; "
       f"including measurement: {last['ddp']['tokens_per_s_overall'] / last['softmax']['tokens_per_s_overall']:.2f}x")
+
+# session 4: the issue-3 values never timed before, each against the softmax row of its own process
+print("\nsession 4 (benchmarks/results/variants_h200_s4.jsonl):")
+print("| variant | call | micro-batch | tokens/s | MFU | MFU / softmax MFU | tokens/s / softmax tokens/s | >= 50 % |")
+print("|---|---|---|---|---|---|---|---|")
+s4 = [r for r in jl(res / "variants_h200_s4.jsonl") if "note" not in r and "flop_count" not in r]
+for r in s4:
+    if r["variant"] == "softmax":
+        continue
+    soft = next(s for s in s4 if s["variant"] == "softmax" and (s["call"], s["process"]) == (r["call"], r["process"]))
+    ratio = r["mfu"] / soft["mfu"]
+    print(f"| {r['variant']} | {r['call']} {r['process']} | {r['micro_batch']} | {r['tokens_per_s']:,} | {r['mfu']:.1%} | "
+          f"{ratio:.1%} | {r['tokens_per_s'] / soft['tokens_per_s']:.1%} | {'yes' if ratio >= 0.5 else '**no**'} |")
+print("softmax rows: " + ", ".join(f"{r['call']} {r['process']} {r['tokens_per_s']:,} ({r['mfu']:.1%})"
+                                   for r in s4 if r["variant"] == "softmax"))
+s4r = root / "experiments" / "results" / "s4"
+one, two = (jl(s4r / f"{n}_same_batches_metrics.jsonl") for n in ("single", "ddp"))
+print("\n| step | 1 GPU val loss | 2 GPUs (DDP) val loss | difference |")
+print("|---|---|---|---|")
+for a, b in zip([r for r in one if "val_loss" in r], [r for r in two if "val_loss" in r]):
+    print(f"| {a['step']} | {a['val_loss']:.3f} | {b['val_loss']:.3f} | {b['val_loss'] - a['val_loss']:+.3f} |")
+print(f"steady 2-GPU / 1-GPU at step 600: {two[-1]['tokens_per_s'] / one[-1]['tokens_per_s']:.3f}x "
+      f"({two[-1]['tokens_per_s']:,} / {one[-1]['tokens_per_s']:,}); including evaluation every 100 steps and "
+      f"3 sink measurements: {two[-1]['tokens_per_s_overall'] / one[-1]['tokens_per_s_overall']:.3f}x")
+f = jl(s4r / "fsdp_paper1b_metrics.jsonl")
+print("FSDP paper-1b, 2 GPUs: " + "; ".join(f"step {r['step']} loss {r['loss']:.3f} {r['tokens_per_s']:,} tok/s MFU {r['mfu']:.1%}"
+                                              + (f" val {r['val_loss']:.3f} Sink_1 {r['sink_1']}" if "val_loss" in r else "")
+                                              for r in f))
