@@ -249,6 +249,50 @@ def test_measured_alpha_matches_dense_weights_for_every_score():
         h.remove(), h2.remove()
         w = layer0.attn.measured_weights(captured["q"], captured["k"], ctx["pos_bias"], ctx["mask_fn"], 0, 12)
         assert torch.allclose(rec.layers[0].alpha, metrics.importance_scores(w), atol=1e-5), change
+        if model.cfg.proxy_scores:  # the weights applied are reported beside the proxy
+            raw = layer0.attn.weights(captured["q"], captured["k"], ctx["pos_bias"], ctx["mask_fn"], 0, 12)
+            assert torch.allclose(rec.layers[0].weight_raw, metrics.importance_scores(raw), atol=1e-5), change
+            assert torch.allclose(rec.layers[0].row_mass, raw.sum(-1).mean(-1), atol=1e-5), change
+        else:
+            assert rec.layers[0].weight_raw is None and rec.layers[0].row_mass is None
+
+
+def test_unnormalised_summary_counts_heads_that_also_weigh_token_1():
+    """Sink_1 on proxy scores, and beside it the share of (sample, head) pairs whose token-1 weight
+    exceeds eps too: by brute force from the dense weights. Softmax models have no such block."""
+    from sinklab.measure import metrics
+    from sinklab.measure.run import measure
+    from sinklab.model.checkpoint import wrap_sinklab_model
+
+    torch.manual_seed(0)
+    ids = torch.randint(0, 256, (6, 16))
+    softmax = wrap_sinklab_model(SinkLM(preset("tiny")).eval())
+    assert measure(softmax, probe="tokens", input_ids=ids, T=16, progress=False).summary["unnormalised"] is None
+    model = SinkLM(preset("tiny", score="sigmoid", sigmoid_bias=-3.0)).eval()
+    with torch.no_grad():  # spread scores far below 0: small weights, the proxy concentrates (dormant heads)
+        for block in model.layers:
+            block.attn.q_proj.weight.mul_(30)
+    captured = {}
+    for i, block in enumerate(model.layers):
+        block.attn.hook_q.register_forward_hook(lambda m, a, o, i=i: captured.__setitem__(("q", i), o))
+        block.attn.hook_k.register_forward_hook(lambda m, a, o, i=i: captured.__setitem__(("k", i), o))
+    with torch.no_grad():
+        model(ids)
+    ctx = model._context(16, ids.device)
+    share, weight = [], []
+    for i, block in enumerate(model.layers):
+        raw = block.attn.weights(captured[("q", i)], captured[("k", i)], None, ctx["mask_fn"], 0, 16)
+        share.append((raw / raw.sum(-1, keepdim=True)).mean(-2)[..., 0])    # (B, H) proxy alpha_1
+        weight.append(raw.mean(-2)[..., 0])                                   # (B, H) mean weight on token 1
+    share, weight = torch.stack(share, 1), torch.stack(weight, 1)
+    for eps in (0.05, 0.1, 0.2):  # at 0.1 and 0.2 the proxy reads a sink that the weights do not carry
+        s = measure(wrap_sinklab_model(model), probe="tokens", input_ids=ids, T=16, eps=eps, progress=False).summary
+        both = ((share > eps) & (weight > eps)).float().mean() * 100
+        assert s["sink"]["1"] == pytest.approx(metrics.sink_rate(share, eps).item(), abs=1e-3)
+        assert s["unnormalised"]["sink_1_share_and_weight"] == pytest.approx(both.item(), abs=1e-3)
+        if eps == 0.2:
+            assert s["sink"]["1"] > 50 and s["unnormalised"]["sink_1_share_and_weight"] == 0
+    assert s["unnormalised"]["max_head_weight_1"]["weight"] == pytest.approx(weight.mean(0).max().item(), abs=1e-5)
 
 
 @pytest.mark.parametrize("change,field", [

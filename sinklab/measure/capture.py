@@ -35,6 +35,9 @@ class LayerCapture:
     qk: dict
     attention_map: torch.Tensor | None = None  # (heads, T, T) for sample 0, only when asked
     alpha_mask_aware: torch.Tensor | None = None  # (batch, heads, T): averaged over the queries that see k
+    # unnormalised attention (the metric reads proxy scores): the weights the model really applies
+    weight_raw: torch.Tensor | None = None  # (batch, heads, T): mean raw weight on key k over the queries that see it
+    row_mass: torch.Tensor | None = None    # (batch, heads): mean over queries of the row's raw weight sum
 
 
 class AttentionRecorder:
@@ -64,7 +67,8 @@ class AttentionRecorder:
 
     def observe(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                 weights_for_rows: metrics.WeightsForRows, n_extra: int = 0,
-                visible: torch.Tensor | None = None, branch: str | None = None) -> None:
+                visible: torch.Tensor | None = None, branch: str | None = None,
+                raw_weights_for_rows: metrics.WeightsForRows | None = None) -> None:
         """Reduce one layer. q, k: (batch, heads, T, d) with k expanded to the query heads.
 
         `weights_for_rows(i0, i1)` gives (batch, heads, i1-i0, n_extra + T) attention weights (or the
@@ -72,6 +76,9 @@ class AttentionRecorder:
         `visible`: how many queries see each real key under a sparse pattern (broadcastable to
         (batch, heads, T)); it gives the mask-aware alpha. None means plain causal (T - k + 1).
         `branch` files the layer under an extra attention branch (NSA) instead of the main one.
+        `raw_weights_for_rows`: where the metric reads proxy scores (attention without row
+        normalisation), the weights the model applies, so a report can tell a head that puts its
+        weight on token 1 from a nearly silent head that the proxy renormalises onto it.
         """
         B, H, T, _ = q.shape
         n_keys = k.shape[-2]
@@ -86,6 +93,11 @@ class AttentionRecorder:
             amap = None
             if self.keep_map_upto and T <= self.keep_map_upto:
                 amap = weights_for_rows(0, T)[0, :, :, n_extra:].float().cpu()
+            weight_raw = row_mass = None
+            if raw_weights_for_rows is not None:
+                col_raw = metrics.column_sums_by_row_blocks(raw_weights_for_rows, T, rows)
+                weight_raw = (col_raw[..., n_extra:] / metrics.causal_query_counts(n_keys, col.device)).cpu()
+                row_mass = (col_raw.sum(-1) / T).cpu()
             target = self.layers if branch is None else self.branches.setdefault(branch, {})
             target[layer] = LayerCapture(
                 alpha=alpha.cpu(),
@@ -95,6 +107,7 @@ class AttentionRecorder:
                 qk=metrics.qk_split(q, k) if n_keys == T else {},  # compressed keys have no token pairing
                 attention_map=amap,
                 alpha_mask_aware=alpha_mask_aware.cpu() if alpha_mask_aware is not None else None,
+                weight_raw=weight_raw, row_mass=row_mass,
             )
 
     def observe_hidden(self, layer: int, hidden: torch.Tensor) -> None:

@@ -34,6 +34,8 @@ class _Accumulator:
     extra: list = field(default_factory=list)     # per batch (B, L, H, n_extra)
     first_k_mask_aware: list = field(default_factory=list)  # per batch (B, L, H, K), sparse patterns only
     branch_first: dict = field(default_factory=dict)  # NSA branch -> per batch (B, L, H) alpha of position 1
+    weight_first_k: list = field(default_factory=list)  # unnormalised attention: per batch (B, L, H, K) raw weights
+    row_mass: list = field(default_factory=list)        # unnormalised attention: per batch (B, L, H)
     diag_sum: dict = field(default_factory=dict)  # name -> (L,) weighted by samples
     attention_maps: torch.Tensor | None = None    # (L, H, T, T) of sample 0
 
@@ -55,6 +57,9 @@ class _Accumulator:
             alphas = [(c.alpha_mask_aware if c.alpha_mask_aware is not None else c.alpha).expand_as(c.alpha)[..., 0]
                       for _, c in sorted(by_layer.items())]
             self.branch_first.setdefault(name, []).append(torch.stack(alphas, dim=1).float())
+        if rec.layers[layers[0]].weight_raw is not None:
+            self.weight_first_k.append(torch.stack([rec.layers[l].weight_raw[..., : self.K] for l in layers], dim=1).float())
+            self.row_mass.append(torch.stack([rec.layers[l].row_mass for l in layers], dim=1).float())
         if rec.layers[layers[0]].alpha_extra is not None:
             self.extra.append(torch.stack([rec.layers[l].alpha_extra for l in layers], dim=1).float())
         per_layer = {
@@ -221,6 +226,8 @@ def _tabulate(loaded, probe, bos, accs, epss, load_s, measure_s, device, dtype, 
                                   "sink_pct": round(metrics.sink_rate(extra[..., j], eps).item(), 4),
                                   "sink_se": float("nan"), "mean_alpha": round(extra[..., j].mean().item(), 6)})
         mean_alpha_lh = acc.alpha_sum / acc.n                               # (L, H, T)
+        weights = torch.cat(acc.weight_first_k) if acc.weight_first_k else None  # (n, L, H, K)
+        mass = torch.cat(acc.row_mass).mean(0) if acc.row_mass else None          # (L, H)
         for l in range(L):
             for h in range(H):
                 for k in range(acc.K):
@@ -228,6 +235,9 @@ def _tabulate(loaded, probe, bos, accs, epss, load_s, measure_s, device, dtype, 
                            "mean_alpha": round(mean_alpha_lh[l, h, k].item(), 6)}
                     for e, eps in enumerate(epss):
                         row[f"sink_rate_eps{eps:g}"] = round(acc.exceed[e, l, h, k].item() / acc.n, 4)
+                    if weights is not None:  # the weight the head applies, beside the proxy's share
+                        row["mean_weight"] = round(weights[:, l, h, k].mean().item(), 6)
+                        row["row_mass"] = round(mass[l, h].item(), 6)
                     heads.append(row)
         diag = {name: (v / acc.n).tolist() for name, v in acc.diag_sum.items()}
         for l in range(L):
@@ -235,7 +245,8 @@ def _tabulate(loaded, probe, bos, accs, epss, load_s, measure_s, device, dtype, 
                                 "mean_alpha_1": round(mean_alpha_lh[l, :, 0].mean().item(), 6),
                                 f"sink_1_eps{epss[0]:g}": round(acc.exceed[0, l, :, 0].double().mean().item() / acc.n * 100, 4)})
         largest = int(sink_all[0, :half].argmax().item())
-        out[t] = dict(acc=acc, sink_all=sink_all, extra=extra, diag=diag, largest=largest, mean_alpha=mean_alpha_pos)
+        out[t] = dict(acc=acc, sink_all=sink_all, extra=extra, diag=diag, largest=largest, mean_alpha=mean_alpha_pos,
+                      weights=weights, mass=mass)
 
     f = out[first_T]
     acc = f["acc"]
@@ -255,6 +266,7 @@ def _tabulate(loaded, probe, bos, accs, epss, load_s, measure_s, device, dtype, 
                          "searched": f"k <= T/2 = {max(1, first_T // 2)}"},
         "sink_star": ({r["position"]: r["sink_pct"] for r in first_rows if r["position"].startswith("sink*")}
                       if f["extra"] is not None else None),
+        "unnormalised": _unnormalised(torch.cat(acc.first_k)[..., 0], f["weights"], f["mass"], epss[0]),
         "diagnostics": f["diag"],
         "Ts": list(accs), "eps_values": list(epss),
         "layers": acc.alpha_sum.shape[0], "heads": acc.alpha_sum.shape[1],
@@ -266,6 +278,28 @@ def _tabulate(loaded, probe, bos, accs, epss, load_s, measure_s, device, dtype, 
     return MeasureResult(summary=summary, sweep=sweep, heads=heads, layers=layers_rows,
                          alpha1=(acc.alpha_sum[..., 0] / acc.n).float(),
                          sink_by_position=f["sink_all"][0].float(), attention_maps=acc.attention_maps)
+
+
+def _unnormalised(share_1, weights, mass, eps) -> dict | None:
+    """Attention without row normalisation: the paper's Sink reads proxy scores (rows rescaled to
+    sum 1), so a nearly silent head can read as a sink. Beside it, from the weights the model
+    applies: Sink_1 counting only (sample, head) pairs whose token-1 weight also exceeds eps (under
+    softmax both conditions are one, so this equals Sink_1), the largest mean weight a head puts on
+    token 1, and the row masses. Neither condition alone will do: sigmoid weights near 0.5 on every
+    key pass eps without concentrating on anything."""
+    if weights is None:
+        return None
+    w1 = weights[..., 0]                                   # (n, L, H)
+    per_head = w1.mean(0)                                  # (L, H)
+    top = int(per_head.argmax())
+    L, H = per_head.shape
+    m = mass.flatten().sort().values
+    both = ((share_1 > eps) & (w1 > eps)).float().mean() * 100
+    return {"sink_1_share_and_weight": round(both.item(), 4),
+            "mean_weight_1": round(w1.mean().item(), 6),
+            "max_head_weight_1": {"weight": round(per_head.max().item(), 6), "layer": top // H, "head": top % H},
+            "row_mass": {"min": round(m[0].item(), 6), "median": round(m[len(m) // 2].item(), 6),
+                         "max": round(m[-1].item(), 6)}}
 
 
 def format_summary(result: MeasureResult) -> str:
@@ -281,6 +315,13 @@ def format_summary(result: MeasureResult) -> str:
                  f" mean alpha_1 = {s['mean_alpha_1']:.3f}")
     if s.get("sink_star"):
         lines.append("Sink* on added positions: " + ", ".join(f"{k} = {v:.2f} %" for k, v in s["sink_star"].items()))
+    if s.get("unnormalised"):
+        u = s["unnormalised"]
+        top = u["max_head_weight_1"]
+        lines.append(f"unnormalised attention (Sink reads proxy scores): Sink_1 counting only heads that also put "
+                     f"> eps of weight on token 1 = {u['sink_1_share_and_weight']:.2f} %; largest mean weight on "
+                     f"token 1 {top['weight']:.3f} (layer {top['layer']}, head {top['head']}); "
+                     f"row mass median {u['row_mass']['median']:.3f}")
     ls = s["largest_sink"]
     lines.append(f"largest Sink at position {ls['position']} ({ls['sink_pct']:.1f} %, {ls['searched']})")
     if len(s["Ts"]) > 1 or len(s["eps_values"]) > 1:

@@ -440,8 +440,11 @@ class Attention(nn.Module):
             if dyn is not None:
                 allowed = allowed & dyn
             visible = masks.visible_counts(allowed[..., n_prefix:, n_prefix:])  # queries that see each real key
+        def raw_rows(i0, i1):  # where the metric reads proxy scores, the weights applied are reported too
+            return self.weights(q, k, pos_bias, mask_fn, i0 + n_prefix, i1 + n_prefix, dyn)
         qr, kr, vr = q[:, :, n_prefix:], k[:, :, n_prefix:], v[:, :, n_prefix:]
-        recorder.observe(self.layer_idx, qr, kr, vr, rows, n_extra=n_extra, visible=visible)
+        recorder.observe(self.layer_idx, qr, kr, vr, rows, n_extra=n_extra, visible=visible,
+                         raw_weights_for_rows=raw_rows if self.cfg.proxy_scores else None)
 
 
 def _distance_bias_mod(pos_bias):

@@ -532,6 +532,9 @@ def measure_sink(model: SinkLM, probe_ids: torch.Tensor, mc: ModelConfig) -> dic
         out["sink_star"] = s["sink_star"]
     if s.get("sink_by_branch"):
         out["sink_by_branch"] = s["sink_by_branch"]
+    if s.get("unnormalised"):  # proxy-score models: Sink_1 of heads that also weigh token 1 > eps; the largest weight
+        out["sink_1_share_and_weight"] = s["unnormalised"]["sink_1_share_and_weight"]
+        out["max_head_weight_1"] = s["unnormalised"]["max_head_weight_1"]["weight"]
     if s.get("sink_mask_aware"):  # sparse patterns: alpha over the queries that can see position 1
         out["sink_1_mask_aware"] = s["sink_mask_aware"]["1"]
     return out
