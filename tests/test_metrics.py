@@ -50,6 +50,22 @@ def test_column_sums_by_row_blocks_matches_full_sum():
         assert torch.allclose(got, full, atol=1e-6)
 
 
+def test_column_sums_with_proxy_give_both_sums_in_one_pass():
+    torch.manual_seed(0)
+    W = torch.sigmoid(torch.randn(2, 3, 17, 17)) * torch.tril(torch.ones(17, 17))   # unnormalised weights
+    calls = []
+
+    def rows(i0, i1):
+        calls.append((i0, i1))
+        return W[..., i0:i1, :]
+    for block in (1, 4, 17):
+        calls.clear()
+        proxy, raw = metrics.column_sums_with_proxy(rows, lambda w: metrics.proxy_scores(w, True), 17, block)
+        assert torch.allclose(raw, W.sum(-2), atol=1e-6)
+        assert torch.allclose(proxy, metrics.proxy_scores(W, True).sum(-2), atol=1e-6)
+        assert len(calls) == -(-17 // block)  # each row block computed once
+
+
 def test_first_token_norm_ratio_by_hand():
     x = torch.tensor([[[3.0, 4.0], [1.0, 0.0], [0.0, 2.0], [0.0, 1.0]]])  # norms 5, 1, 2, 1 -> median(1,2,1)=1
     assert metrics.first_token_norm_ratio(x).item() == 5.0

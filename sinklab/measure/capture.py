@@ -68,7 +68,7 @@ class AttentionRecorder:
     def observe(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                 weights_for_rows: metrics.WeightsForRows, n_extra: int = 0,
                 visible: torch.Tensor | None = None, branch: str | None = None,
-                raw_weights_for_rows: metrics.WeightsForRows | None = None) -> None:
+                proxy=None) -> None:
         """Reduce one layer. q, k: (batch, heads, T, d) with k expanded to the query heads.
 
         `weights_for_rows(i0, i1)` gives (batch, heads, i1-i0, n_extra + T) attention weights (or the
@@ -76,15 +76,22 @@ class AttentionRecorder:
         `visible`: how many queries see each real key under a sparse pattern (broadcastable to
         (batch, heads, T)); it gives the mask-aware alpha. None means plain causal (T - k + 1).
         `branch` files the layer under an extra attention branch (NSA) instead of the main one.
-        `raw_weights_for_rows`: where the metric reads proxy scores (attention without row
-        normalisation), the weights the model applies, so a report can tell a head that puts its
+        `proxy`: where the metric reads proxy scores (attention without row normalisation), the
+        row-local map from the weights the model applies (then given by `weights_for_rows`) to those
+        scores. The applied weights are reported as well, so a report can tell a head that puts its
         weight on token 1 from a nearly silent head that the proxy renormalises onto it.
         """
         B, H, T, _ = q.shape
         n_keys = k.shape[-2]
         with torch.no_grad():
             rows = metrics.row_block_size(T, n_keys + n_extra, B * H, self.budget_elems)
-            col = metrics.column_sums_by_row_blocks(weights_for_rows, T, rows)  # (B, H, n_extra+keys)
+            weight_raw = row_mass = None
+            if proxy is None:
+                col = metrics.column_sums_by_row_blocks(weights_for_rows, T, rows)  # (B, H, n_extra+keys)
+            else:
+                col, col_raw = metrics.column_sums_with_proxy(weights_for_rows, proxy, T, rows)
+                weight_raw = (col_raw[..., n_extra:] / metrics.causal_query_counts(n_keys, col.device)).cpu()
+                row_mass = (col_raw.sum(-1) / T).cpu()
             alpha = col[..., n_extra:] / metrics.causal_query_counts(n_keys, col.device)
             alpha_mask_aware = None
             if visible is not None:
@@ -92,12 +99,8 @@ class AttentionRecorder:
             alpha_extra = col[..., :n_extra] / T if n_extra else None
             amap = None
             if self.keep_map_upto and T <= self.keep_map_upto:
-                amap = weights_for_rows(0, T)[0, :, :, n_extra:].float().cpu()
-            weight_raw = row_mass = None
-            if raw_weights_for_rows is not None:
-                col_raw = metrics.column_sums_by_row_blocks(raw_weights_for_rows, T, rows)
-                weight_raw = (col_raw[..., n_extra:] / metrics.causal_query_counts(n_keys, col.device)).cpu()
-                row_mass = (col_raw.sum(-1) / T).cpu()
+                w = weights_for_rows(0, T)
+                amap = (w if proxy is None else proxy(w))[0, :, :, n_extra:].float().cpu()
             target = self.layers if branch is None else self.branches.setdefault(branch, {})
             target[layer] = LayerCapture(
                 alpha=alpha.cpu(),

@@ -45,6 +45,19 @@ def column_sums_by_row_blocks(weights_for_rows: WeightsForRows, n_queries: int, 
     return total
 
 
+def column_sums_with_proxy(weights_for_rows: WeightsForRows, proxy, n_queries: int,
+                           block_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Column sums of the row-local `proxy(weights)` and of the weights themselves, from one pass
+    over the row blocks: each block of weights is computed once for both."""
+    total_proxy = total_raw = None
+    for i0 in range(0, n_queries, block_rows):
+        w = weights_for_rows(i0, min(i0 + block_rows, n_queries)).float()
+        raw, measured = w.sum(-2), proxy(w).sum(-2)
+        total_raw = raw if total_raw is None else total_raw + raw
+        total_proxy = measured if total_proxy is None else total_proxy + measured
+    return total_proxy, total_raw
+
+
 def row_block_size(n_rows: int, n_keys: int, batch_heads: int, budget_elems: int = 1 << 25) -> int:
     """Rows per block so that one (batch*heads, rows, keys) float block stays under `budget_elems`."""
     return max(1, min(n_rows, budget_elems // max(1, batch_heads * n_keys)))

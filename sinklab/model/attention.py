@@ -135,8 +135,10 @@ class Attention(nn.Module):
     def measured_weights(self, q, k, pos_bias, mask_fn, i0, i1, dyn_mask=None):
         """What the sink metric reads: the weights, or the paper's proxy scores without normalisation."""
         w = self.weights(q, k, pos_bias, mask_fn, i0, i1, dyn_mask)
-        if not self.cfg.proxy_scores:
-            return w
+        return self._proxy(w) if self.cfg.proxy_scores else w
+
+    def _proxy(self, w: torch.Tensor) -> torch.Tensor:
+        """The paper's proxy scores of unnormalised weights (row-local): sim / sum sim, or |sim| / sum |sim|."""
         non_negative = self.cfg.score in ("sigmoid", "elu1") or self.cfg.kernel == "elu1"
         return metrics.proxy_scores(w, non_negative)
 
@@ -430,8 +432,8 @@ class Attention(nn.Module):
         """Report this layer to the measurement, real tokens as rows and added positions leading."""
         n_extra = self.cfg.n_extra_keys + n_prefix
 
-        def rows(i0, i1):
-            return self.measured_weights(q, k, pos_bias, mask_fn, i0 + n_prefix, i1 + n_prefix, dyn)
+        def rows(i0, i1):  # the weights applied; under proxy scores the recorder also measures the proxy
+            return self.weights(q, k, pos_bias, mask_fn, i0 + n_prefix, i1 + n_prefix, dyn)
 
         visible = None  # plain causal: the paper's T - k + 1
         if not plain_causal or dyn is not None:
@@ -440,11 +442,9 @@ class Attention(nn.Module):
             if dyn is not None:
                 allowed = allowed & dyn
             visible = masks.visible_counts(allowed[..., n_prefix:, n_prefix:])  # queries that see each real key
-        def raw_rows(i0, i1):  # where the metric reads proxy scores, the weights applied are reported too
-            return self.weights(q, k, pos_bias, mask_fn, i0 + n_prefix, i1 + n_prefix, dyn)
         qr, kr, vr = q[:, :, n_prefix:], k[:, :, n_prefix:], v[:, :, n_prefix:]
         recorder.observe(self.layer_idx, qr, kr, vr, rows, n_extra=n_extra, visible=visible,
-                         raw_weights_for_rows=raw_rows if self.cfg.proxy_scores else None)
+                         proxy=self._proxy if self.cfg.proxy_scores else None)
 
 
 def _distance_bias_mod(pos_bias):
