@@ -1,7 +1,7 @@
 """Which heads carry Sink_1, and do they attend at all?
 
 For each layer and head of a sinklab checkpoint, on the trainer's probe (the same held-out windows
-of a data folder): the share of probe samples with alpha_1 > eps (the head's part of Sink_1), the
+of a data folder), through the measurement path (`sinklab measure`'s heads table, position 1): the share of probe samples with alpha_1 > eps (the head's part of Sink_1), the
 mean alpha_1, and the mean row mass sum_j w_ij of the raw weights. Under softmax the row mass is 1.
 Without normalisation (sigmoid, elu+1) a head whose proxy scores sit on token 1 while its row mass
 is near 0 writes almost nothing: a dormant head that the proxy reads as a sink.
@@ -14,40 +14,24 @@ import json
 import torch
 
 from sinklab.data.shards import open_split
-from sinklab.model.checkpoint import load_model
+from sinklab.measure.run import measure
+from sinklab.model.checkpoint import load_model, wrap_sinklab_model
 from sinklab.train.loop import TrainConfig, _probe
 
 
-@torch.no_grad()
 def head_table(model, ids: torch.Tensor, eps: float) -> list[dict]:
-    captured = {}
-    hooks = []
-    for i, block in enumerate(model.layers):
-        hooks.append(block.attn.hook_q.register_forward_hook(lambda m, a, o, i=i: captured.__setitem__(("q", i), o)))
-        hooks.append(block.attn.hook_k.register_forward_hook(lambda m, a, o, i=i: captured.__setitem__(("k", i), o)))
-    model(ids)
-    for h in hooks:
-        h.remove()
-    cfg, n_prefix = model.cfg, model.n_prefix
-    T_total = ids.shape[1] + n_prefix
-    ctx = model._context(T_total, ids.device)
+    """Position 1's row of `sinklab measure`'s heads table, on these probe windows."""
+    r = measure(wrap_sinklab_model(model), probe="tokens", input_ids=ids, T=ids.shape[1], eps=eps, K=1,
+                batch_size=16, keep_map_upto=0, progress=False)
     rows = []
-    for i, block in enumerate(model.layers):
-        attn = block.attn
-        q, k = captured[("q", i)], captured[("k", i)]
-        k = k.repeat_interleave(attn.n_heads // attn.n_kv, dim=1)
-        w = attn.weights(q, k, ctx["pos_bias"], ctx["mask_fn"], 0, T_total)       # (B, H, T, extra + T)
-        first = w.shape[-1] - T_total + n_prefix                                  # column of real token 1
-        measured = attn.measured_weights(q, k, ctx["pos_bias"], ctx["mask_fn"], 0, T_total) \
-            if cfg.proxy_scores else w
-        # alpha_1 over the real queries: rows from position 1 on see token 1
-        alpha_1 = measured[:, :, n_prefix:, first].mean(-1)                      # (B, H)
-        for h in range(attn.n_heads):
-            rows.append({"layer": i, "head": h,
-                         "sink_share_pct": round(100 * float((alpha_1[:, h] > eps).float().mean()), 2),
-                         "mean_alpha_1": round(float(alpha_1[:, h].mean()), 4),
-                         "row_mass": round(float(w[:, h, n_prefix:].sum(-1).mean()), 4),
-                         "mass_on_token_1": round(float(w[:, h, n_prefix:, first].mean()), 4)})
+    for h in (h for h in r.heads if h["position"] == 1):
+        row = {"layer": h["layer"], "head": h["head"], "sink_share_pct": round(100 * h[f"sink_rate_eps{eps:g}"], 2),
+               "mean_alpha_1": round(h["mean_alpha"], 4)}
+        if "mean_weight" in h:  # unnormalised attention: the weights applied, beside the proxy
+            row.update(row_mass=round(h["row_mass"], 4), mass_on_token_1=round(h["mean_weight"], 4))
+        else:  # softmax family: rows sum to 1 and the weight on token 1 is the share
+            row.update(row_mass=1.0, mass_on_token_1=row["mean_alpha_1"])
+        rows.append(row)
     return rows
 
 
