@@ -1,8 +1,9 @@
 """Which heads carry Sink_1, and do they attend at all?
 
 For each layer and head of a sinklab checkpoint, on the trainer's probe (the same held-out windows
-of a data folder), through the measurement path (`sinklab measure`'s heads table, position 1): the share of probe samples with alpha_1 > eps (the head's part of Sink_1), the
-mean alpha_1, and the mean row mass sum_j w_ij of the raw weights. Under softmax the row mass is 1.
+of a data folder), read from the measurement's heads table (position 1): the share of probe
+samples with alpha_1 > eps (the head's part of Sink_1), the mean alpha_1, the mean row mass
+sum_j w_ij of the weights applied, and their mean weight on token 1. Under softmax the row mass is 1.
 Without normalisation (sigmoid, elu+1) a head whose proxy scores sit on token 1 while its row mass
 is near 0 writes almost nothing: a dormant head that the proxy reads as a sink.
 
