@@ -191,6 +191,15 @@ def _torchrun(corpus, out, parallel, steps, resume=False):
     subprocess.run(cmd + (["--resume"] if resume else []), check=True, env=env, cwd=ROOT, capture_output=True)
 
 
+@pytest.mark.parametrize("n,world", [(8, 1), (8, 2), (3, 2), (5, 4), (2, 3)])
+def test_evaluation_batches_split_over_ranks_count_each_batch_once(n, world):
+    from sinklab.train.loop import eval_slots
+    shares = [eval_slots(n, rank, world) for rank in range(world)]
+    assert len({len(s) for s in shares}) == 1  # the same number of forwards on every rank (FSDP gathers in each)
+    counted = sorted(i for s in shares for i, c in s if c)
+    assert counted == list(range(n))
+
+
 def test_a_step_sees_the_same_sequences_whatever_the_gpus_and_micro_batches(corpus):
     from sinklab.train.loop import Batches
     data = Batches(str(corpus), "train", 16, seed=3)

@@ -494,6 +494,13 @@ def long_probe_T(tc: TrainConfig, mc: ModelConfig, val_tokens: int) -> int:
 LONG_KEYS = ("sink_1", "mean_alpha_1", "largest_sink_position", "largest_sink", "sink_1_mask_aware", "sink_by_branch")
 
 
+def eval_slots(n_batches: int, rank: int, world: int) -> list[tuple[int, bool]]:
+    """This rank's share of the held-out batches, as (batch index, counted): every rank gets the same
+    number of forwards, and past the last batch a rank repeats one that is not counted."""
+    slots = [j * world + rank for j in range(-(-n_batches // world))]
+    return [(i % n_batches, i < n_batches) for i in slots]
+
+
 @torch.no_grad()
 def evaluate(model, tc: TrainConfig, device, autocast, rank: int = 0, world: int = 1) -> float:
     """Mean loss over `eval_batches` fixed held-out batches, split over the ranks: evaluation
@@ -503,12 +510,11 @@ def evaluate(model, tc: TrainConfig, device, autocast, rank: int = 0, world: int
     was = model.training
     model.eval()
     total = torch.zeros(2, device=device)
-    for j in range(-(-tc.eval_batches // world)):
-        i = j * world + rank
-        x = val.get(8, i % tc.eval_batches).to(device)  # fixed, so the val loss does not depend on the micro-batch
+    for i, counted in eval_slots(tc.eval_batches, rank, world):
+        x = val.get(8, i).to(device)  # batches of 8, so the val loss does not depend on the micro-batch
         with autocast:
             loss = model(x[:, :-1], x[:, 1:]).float()
-        if i < tc.eval_batches:
+        if counted:
             total += torch.stack([loss, torch.ones_like(loss)])
     if world > 1:
         torch.distributed.all_reduce(total)
