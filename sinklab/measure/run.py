@@ -246,7 +246,7 @@ def _tabulate(loaded, probe, bos, accs, epss, load_s, measure_s, device, dtype, 
                                 f"sink_1_eps{epss[0]:g}": round(acc.exceed[0, l, :, 0].double().mean().item() / acc.n * 100, 4)})
         largest = int(sink_all[0, :half].argmax().item())
         out[t] = dict(acc=acc, sink_all=sink_all, extra=extra, diag=diag, largest=largest, mean_alpha=mean_alpha_pos,
-                      weights=weights, mass=mass)
+                      first_k=first_k, weights=weights, mass=mass)
 
     f = out[first_T]
     acc = f["acc"]
@@ -266,7 +266,7 @@ def _tabulate(loaded, probe, bos, accs, epss, load_s, measure_s, device, dtype, 
                          "searched": f"k <= T/2 = {max(1, first_T // 2)}"},
         "sink_star": ({r["position"]: r["sink_pct"] for r in first_rows if r["position"].startswith("sink*")}
                       if f["extra"] is not None else None),
-        "unnormalised": _unnormalised(torch.cat(acc.first_k)[..., 0], f["weights"], f["mass"], epss[0]),
+        "unnormalised": _unnormalised(f["first_k"][..., 0], f["weights"], f["mass"], epss[0]),
         "diagnostics": f["diag"],
         "Ts": list(accs), "eps_values": list(epss),
         "layers": acc.alpha_sum.shape[0], "heads": acc.alpha_sum.shape[1],
@@ -291,8 +291,7 @@ def _unnormalised(share_1, weights, mass, eps) -> dict | None:
         return None
     w1 = weights[..., 0]                                   # (n, L, H)
     per_head = w1.mean(0)                                  # (L, H)
-    top = int(per_head.argmax())
-    L, H = per_head.shape
+    top, H = int(per_head.argmax()), per_head.shape[1]
     m = mass.flatten().sort().values
     both = ((share_1 > eps) & (w1 > eps)).float().mean() * 100
     return {"sink_1_share_and_weight": round(both.item(), 4),

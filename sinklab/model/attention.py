@@ -351,15 +351,11 @@ class Attention(nn.Module):
         o_real, lse_real = _flex_attention()(qr, k[:, :, n:], v[:, :, n:], block_mask=block_mask,
                                              scale=self.scale, return_lse=True)
         s_pre = (qr @ k[:, :, :n].transpose(-1, -2)).float() * self.scale          # (B, H, T - n, n)
-        lse = torch.logaddexp(lse_real.float(), torch.logsumexp(s_pre, -1))
-        o_pre = torch.exp(s_pre - lse[..., None]).to(v.dtype) @ v[:, :, :n]
-        tail = o_real.float() * torch.exp(lse_real.float() - lse)[..., None] + o_pre.float()
+        tail, lse = _merge_by_lse(o_real, lse_real, *_attend_scores(s_pre, v[:, :, :n]))
         # the prefix rows attend causally among the prefix
         s_head = (q[:, :, :n] @ k[:, :, :n].transpose(-1, -2)).float() * self.scale
         causal = torch.ones(n, n, dtype=torch.bool, device=q.device).tril()
-        s_head = s_head.masked_fill(~causal, float("-inf"))
-        lse_head = torch.logsumexp(s_head, -1)
-        head = torch.exp(s_head - lse_head[..., None]).to(v.dtype) @ v[:, :, :n]
+        head, lse_head = _attend_scores(s_head.masked_fill(~causal, float("-inf")), v[:, :, :n])
         out = torch.cat([head, tail.to(q.dtype)], dim=2)
         return self._softmax_variant(out, torch.cat([lse_head, lse], dim=2))
 
@@ -396,15 +392,12 @@ class Attention(nn.Module):
         first_key = torch.arange(nb, device=q.device)[:, None, None] * t - W  # padded keys are < 0
         in_band = (dist >= 0) & (dist < W) & (first_key + c >= 0)              # (nb, t, W + t)
         s = (s + bias.float()[:, dist.clamp(0, W - 1)][None, :, None]).masked_fill(~in_band, float("-inf"))
-        lse_near = torch.logsumexp(s, -1)                                      # finite: d = 0 is in band
-        o_near = (torch.exp(s - lse_near[..., None]).to(v.dtype) @ v_win).reshape(B, H, T, D)
-        lse_near = lse_near.reshape(B, H, T)
+        o_near, lse_near = _attend_scores(s, v_win)                            # finite: d = 0 is in band
+        o_near, lse_near = o_near.reshape(B, H, T, D), lse_near.reshape(B, H, T)
         o_far, lse_far = _flex_attention()(q[:, :, W:], k[:, :, :T - W], v[:, :, :T - W],
                                            block_mask=far_block_mask, scale=self.scale, return_lse=True)
         lse_far = lse_far.float() + bias[:, W].float().view(1, H, 1)
-        lse_tail = torch.logaddexp(lse_near[:, :, W:], lse_far)
-        tail = (o_near[:, :, W:].float() * torch.exp(lse_near[:, :, W:] - lse_tail)[..., None]
-                + o_far.float() * torch.exp(lse_far - lse_tail)[..., None])
+        tail, lse_tail = _merge_by_lse(o_near[:, :, W:], lse_near[:, :, W:], o_far, lse_far)
         out = torch.cat([o_near[:, :, :W], tail.to(q.dtype)], dim=2)
         return self._softmax_variant(out, torch.cat([lse_near[:, :, :W], lse_tail], dim=2))
 
@@ -445,6 +438,21 @@ class Attention(nn.Module):
         qr, kr, vr = q[:, :, n_prefix:], k[:, :, n_prefix:], v[:, :, n_prefix:]
         recorder.observe(self.layer_idx, qr, kr, vr, rows, n_extra=n_extra, visible=visible,
                          proxy=self._proxy if self.cfg.proxy_scores else None)
+
+
+def _attend_scores(s: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax attention from float32 scores: (output in v's dtype, the rows' log-sum-exp)."""
+    lse = torch.logsumexp(s, -1)
+    return torch.exp(s - lse[..., None]).to(v.dtype) @ v, lse
+
+
+def _merge_by_lse(o_a, lse_a, o_b, lse_b) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax attention over two disjoint key sets from each set's own normalised output and
+    log-sum-exp: (the joint output in float32, the joint log-sum-exp)."""
+    lse_a, lse_b = lse_a.float(), lse_b.float()
+    lse = torch.logaddexp(lse_a, lse_b)
+    out = o_a.float() * torch.exp(lse_a - lse)[..., None] + o_b.float() * torch.exp(lse_b - lse)[..., None]
+    return out, lse
 
 
 def _distance_bias_mod(pos_bias):
