@@ -7,14 +7,17 @@ sum_j w_ij of the weights applied, and their mean weight on token 1. Under softm
 Without normalisation (sigmoid, elu+1) a head whose proxy scores sit on token 1 while its row mass
 is near 0 writes almost nothing: a dormant head that the proxy reads as a sink.
 
-    python scripts/sink_heads.py RUN/ckpt/step-000400 --data py8k [--n 64 --T 64 --eps 0.3] [--out heads.json]
+    python scripts/sink_heads.py RUN/ckpt --data py8k [--n 64 --T 64 --eps 0.3] [--probe doc-starts] [--out heads.json]
+
+--probe windows (default) is the trainer's probe, windows at random offsets; doc-starts takes the
+first T tokens of held-out documents, as the paper's probe does.
 """
 import argparse
 import json
 
 import torch
 
-from sinklab.data.shards import open_split
+from sinklab.data.shards import document_starts, open_split
 from sinklab.measure.run import measure
 from sinklab.model.checkpoint import load_model, wrap_sinklab_model
 from sinklab.train.loop import TrainConfig, _probe
@@ -43,15 +46,19 @@ def main():
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--T", type=int, default=64)
     ap.add_argument("--eps", type=float, default=0.3)
+    ap.add_argument("--probe", choices=("windows", "doc-starts"), default="windows")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_model(a.checkpoint, device=device)
-    _, manifest = open_split(a.data, "val")
-    ids = _probe(TrainConfig(data=a.data, measure_n=a.n, measure_T=a.T), manifest).to(device)
+    val, manifest = open_split(a.data, "val")
+    if a.probe == "doc-starts":
+        ids = torch.from_numpy(document_starts(val, manifest["eot_id"], a.n, a.T)).to(device)
+    else:
+        ids = _probe(TrainConfig(data=a.data, measure_n=a.n, measure_T=a.T), manifest).to(device)
     rows = head_table(model, ids, a.eps)
     sink_1 = sum(r["sink_share_pct"] for r in rows) / len(rows)
-    print(f"Sink_1 = {sink_1:.2f} % over {len(rows)} heads ({a.n} samples, T = {a.T}, eps = {a.eps})")
+    print(f"Sink_1 = {sink_1:.2f} % over {len(rows)} heads ({a.n} {a.probe} samples, T = {a.T}, eps = {a.eps})")
     print("layer head  share%  mean_alpha_1  row_mass  mass_on_1")
     for r in sorted(rows, key=lambda r: -r["sink_share_pct"])[:12]:
         print(f"{r['layer']:5d} {r['head']:4d} {r['sink_share_pct']:7.2f} {r['mean_alpha_1']:13.4f} "
@@ -60,7 +67,7 @@ def main():
     print(f"row mass over all heads: min {masses[0]:.4f}, median {masses[len(masses) // 2]:.4f}, max {masses[-1]:.4f}")
     if a.out:
         with open(a.out, "w") as f:
-            json.dump({"checkpoint": a.checkpoint, "sink_1_pct": sink_1, "eps": a.eps, "n": a.n, "T": a.T,
+            json.dump({"checkpoint": a.checkpoint, "sink_1_pct": sink_1, "eps": a.eps, "n": a.n, "T": a.T, "probe": a.probe,
                        "heads": rows}, f, indent=1)
 
 

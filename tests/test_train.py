@@ -262,3 +262,15 @@ def test_prepare_reads_hugging_face_datasets_from_local_paths(tmp_path):
         assert m["documents"] == 30 and m["tokens"]["train"] + m["tokens"]["val"] == sum(len(t) + 1 for t in texts)
     with pytest.raises(SinklabError, match="text"):
         prepare([str(tmp_path / "saved")], tmp_path / "o3", "bytes", progress=False)
+
+
+def test_document_start_windows_begin_after_an_end_of_text_token():
+    from sinklab.data.shards import document_starts
+
+    eot = 0
+    # a split that begins mid-document, then documents of lengths 3 (too short), 6 and 5
+    arr = np.array([9, 9, eot, 1, 2, 3, eot, 4, 5, 6, 7, 8, 9, eot, 10, 11, 12, 13, 14, eot], dtype=np.uint16)
+    w = document_starts(arr, eot, 2, 5)
+    assert w.tolist() == [[4, 5, 6, 7, 8], [10, 11, 12, 13, 14]]
+    with pytest.raises(SinklabError, match="only 2 documents"):
+        document_starts(arr, eot, 3, 5)
