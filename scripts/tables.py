@@ -129,3 +129,30 @@ f = jl(s4r / "fsdp_paper1b_metrics.jsonl")
 print("FSDP paper-1b, 2 GPUs: " + "; ".join(f"step {r['step']} loss {r['loss']:.3f} {r['tokens_per_s']:,} tok/s MFU {r['mfu']:.1%}"
                                               + (f" val {r['val_loss']:.3f} Sink_1 {r['sink_1']}" if "val_loss" in r else "")
                                               for r in f))
+
+# session 5: the quick-60m preset at its full 5,000 steps, softmax against sigmoid without normalisation
+s5 = root / "experiments" / "results" / "s5"
+soft5 = {r["step"]: r for r in jl(s5 / "softmax_5000_metrics.jsonl") if "sink_1" in r}
+seeds = {0: s5 / "sigmoid_5000_metrics.jsonl", **{s: s5 / f"sigmoid_5000_seed{s}_metrics.jsonl" for s in (1, 2)}}
+sig5 = {s: {r["step"]: r for r in jl(p) if "sink_1" in r} for s, p in seeds.items() if p.exists()}
+print("\nsession 5 (experiments/results/s5): quick-60m, 5,000 steps, 2-GPU DDP")
+print("| step | softmax Sink_1 % | softmax val loss | softmax ||h_1||/med | "
+      + " | ".join(f"sigmoid seed {s} Sink_1 % (proxy)" for s in sig5)
+      + " | sigmoid seed 0: share-and-weight % | largest weight on token 1 | ||h_1||/med | val loss |")
+print("|---" * (8 + len(sig5)) + "|")
+for step in sorted(soft5):
+    if step % 500:
+        continue
+    a, b = soft5[step], sig5[0].get(step, {})
+    f = lambda v, p=2: "" if v is None else f"{v:.{p}f}"  # noqa: E731
+    print(f"| {step} | {a['sink_1']:.2f} | {f(a.get('val_loss'))} | {a['massive_activation']:.2f} | "
+          + " | ".join(f(sig5[s].get(step, {}).get("sink_1")) for s in sig5)
+          + f" | {f(b.get('sink_1_share_and_weight'))} | {f(b.get('max_head_weight_1'), 3)} | "
+            f"{f(b.get('massive_activation'))} | {f(b.get('val_loss'))} |")
+for s, m in sig5.items():
+    last = [m[k]["sink_1"] for k in sorted(m) if k > 4000]
+    print(f"sigmoid seed {s}: Sink_1 after step 4000: {', '.join(f'{v:.2f}' for v in last)}; "
+          f"probe samples: {json.loads((s5 / ('sigmoid_5000_config.json' if s == 0 else f'sigmoid_5000_seed{s}_config.json')).read_text())['train']['measure_n']}")
+for name in sorted(s5.glob("*_heads_*.json")):
+    h = json.loads(name.read_text())
+    print(f"{name.stem}: Sink_1 {h['sink_1_pct']:.2f} % on {h['n']} {h.get('probe', 'windows')} samples")
