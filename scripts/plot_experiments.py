@@ -57,6 +57,27 @@ fig.colorbar(sc, label="% of probe samples with alpha_1 > eps")
 ax.legend()
 fig.tight_layout()
 fig.savefig(root / "docs" / "sigmoid_heads.png", dpi=120)
+# session 5: the preset's full 5,000 steps, softmax against sigmoid without normalisation (seeds as stored)
+s5 = res / "s5"
+runs5 = {"softmax": rows(s5 / "softmax_5000_metrics.jsonl"), "sigmoid seed 0": rows(s5 / "sigmoid_5000_metrics.jsonl")}
+runs5.update({f"sigmoid seed {s}": rows(p) for s in (1, 2) if (p := s5 / f"sigmoid_5000_seed{s}_metrics.jsonl").exists()})
+fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(14, 3.8))
+for label, rs in runs5.items():
+    m = [r for r in rs if "sink_1" in r]
+    ax = a1 if label == "softmax" else a2
+    line, = ax.plot([r["step"] for r in m], [r["sink_1"] for r in m], marker="o", ms=3, label=label)
+    if label == "softmax":
+        a2.plot([], [])  # keep the colours of the sigmoid runs the same in both panels
+    v = [r for r in rs if "val_loss" in r]
+    a3.plot([r["step"] for r in v], [r["val_loss"] for r in v], marker="s", ms=3, label=label)
+a2.axhline(1.0, color="grey", ls="--", label="1 %")
+a1.set(xlabel="step", ylabel="Sink_1 (%), eps = 0.3", title="softmax", ylim=(0, None))
+a2.set(xlabel="step", ylabel="proxy Sink_1 (%), eps = 0.3", title="sigmoid, no normalisation", ylim=(0, None))
+a3.set(xlabel="step", ylabel="validation loss", title="loss", ylim=(1.3, 4))
+for a in (a1, a2, a3):
+    a.legend(fontsize=8)
+fig.tight_layout()
+fig.savefig(root / "docs" / "quick60m_5000.png", dpi=120)
 print("wrote docs/quick60m_emergence.png, docs/cpu_emergence.png, docs/sparse_quick60m.png, "
-      f"docs/long_probe_mean_alpha.png, docs/sigmoid_heads.png (uniform alpha_1 at T = {T}: "
+      f"docs/long_probe_mean_alpha.png, docs/sigmoid_heads.png, docs/quick60m_5000.png (uniform alpha_1 at T = {T}: "
       f"{sum(1 / i for i in range(1, T + 1)) / T:.5f})")

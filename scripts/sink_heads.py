@@ -53,7 +53,10 @@ def main():
     model = load_model(a.checkpoint, device=device)
     val, manifest = open_split(a.data, "val")
     if a.probe == "doc-starts":
-        ids = torch.from_numpy(document_starts(val, manifest["eot_id"], a.n, a.T)).to(device)
+        ids = torch.from_numpy(document_starts(val, manifest["eot_id"], None, a.T)[:a.n]).to(device)
+        if len(ids) < a.n:
+            print(f"note: the held-out split has only {len(ids)} documents of at least {a.T} tokens")
+            a.n = len(ids)
     else:
         ids = _probe(TrainConfig(data=a.data, measure_n=a.n, measure_T=a.T), manifest).to(device)
     rows = head_table(model, ids, a.eps)

@@ -272,5 +272,8 @@ def test_document_start_windows_begin_after_an_end_of_text_token():
     arr = np.array([9, 9, eot, 1, 2, 3, eot, 4, 5, 6, 7, 8, 9, eot, 10, 11, 12, 13, 14, eot], dtype=np.uint16)
     w = document_starts(arr, eot, 2, 5)
     assert w.tolist() == [[4, 5, 6, 7, 8], [10, 11, 12, 13, 14]]
+    assert document_starts(arr, eot, None, 5).shape == (2, 5)
     with pytest.raises(SinklabError, match="only 2 documents"):
         document_starts(arr, eot, 3, 5)
+    with pytest.raises(SinklabError, match="only 0 documents"):
+        document_starts(arr, eot, None, 7)
