@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Session 5, call 3 (2x or 4x H200): seed 2 of sigmoid without normalisation at the quick-60m
-# preset's 5,000 steps (GPUs 0-1, 2-GPU DDP), measured on 256 probe windows instead of 64; per-head
-# tables of its final checkpoint on 256 windows and on the held-out document starts. Alongside on
+# Session 5, call 3 (4x H200, or 2x with seed 2 only): seeds 2 and 3 of sigmoid without
+# normalisation at the quick-60m preset's 5,000 steps (GPUs 0-1 and 2-3, 2-GPU DDP each), measured
+# on 256 probe windows instead of 64; per-head tables of the final checkpoints on 256 windows and on
+# the held-out document starts. Alongside on
 # the last two GPUs: an FSDP run killed with SIGKILL after its step-30 checkpoint and resumed; the
 # killed run's own rows past step 30 are the uninterrupted trajectory the resumed run must match.
 set -u
@@ -16,14 +17,14 @@ heads() {  # run name, GPU
       --out "$OUT/r/${1}_heads_$p.json" > "$OUT/r/${1}_heads_$p.log" 2>&1
   done
 }
-N=$(nvidia-smi -L | wc -l); SEEDS=2; LAST="$((N - 2)),$((N - 1))"
+N=$(nvidia-smi -L | wc -l); SEEDS=$( [ "$N" -ge 4 ] && echo "2 3" || echo 2 ); LAST="$((N - 2)),$((N - 1))"
 for s in $SEEDS; do
-  g=0
+  g=$(( (s - 2) * 2 ))
   (CUDA_VISIBLE_DEVICES=$g,$((g + 1)) timeout $(( $(left) - 45 )) torchrun $TWO --master_port 2950$s -m sinklab.cli train quick-60m \
      $COMMON model.score=sigmoid train.micro_batch=8 train.seed=$s train.out=runs/sigmoid5k_seed$s > "$OUT/r/sigmoid5k_seed$s.log" 2>&1
    heads sigmoid5k_seed$s $g) &
 done
-[ "$N" -ge 4 ] || sleep 60  # on 2 GPUs the FSDP test shares them once the seed run has compiled
+sleep 60  # the FSDP test shares the last two GPUs once the seed run there has compiled
 FS="train.data=/tmp/py8k train.steps=60 train.micro_batch=16 train.log_every=1 train.ckpt_every=30 train.eval_every=30 train.measure_every=30 train.parallel=fsdp"
 CUDA_VISIBLE_DEVICES=$LAST torchrun $TWO --master_port 29504 -m sinklab.cli train quick-60m $FS train.out=runs/fsdp_kill >> "$OUT/r/fsdp_kill.log" 2>&1 &
 P=$!
