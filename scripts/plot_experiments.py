@@ -60,7 +60,7 @@ fig.savefig(root / "docs" / "sigmoid_heads.png", dpi=120)
 # session 5: the preset's full 5,000 steps, softmax against sigmoid without normalisation (seeds as stored)
 s5 = res / "s5"
 runs5 = {"softmax": rows(s5 / "softmax_5000_metrics.jsonl"), "sigmoid seed 0": rows(s5 / "sigmoid_5000_metrics.jsonl")}
-runs5.update({f"sigmoid seed {s}": rows(p) for s in (1, 2) if (p := s5 / f"sigmoid_5000_seed{s}_metrics.jsonl").exists()})
+runs5.update({f"sigmoid seed {s}": rows(p) for s in (1, 2, 3) if (p := s5 / f"sigmoid_5000_seed{s}_metrics.jsonl").exists()})
 fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(14, 3.8))
 for label, rs in runs5.items():
     m = [r for r in rs if "sink_1" in r]

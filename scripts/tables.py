@@ -133,7 +133,7 @@ print("FSDP paper-1b, 2 GPUs: " + "; ".join(f"step {r['step']} loss {r['loss']:.
 # session 5: the quick-60m preset at its full 5,000 steps, softmax against sigmoid without normalisation
 s5 = root / "experiments" / "results" / "s5"
 soft5 = {r["step"]: r for r in jl(s5 / "softmax_5000_metrics.jsonl") if "sink_1" in r}
-seeds = {0: s5 / "sigmoid_5000_metrics.jsonl", **{s: s5 / f"sigmoid_5000_seed{s}_metrics.jsonl" for s in (1, 2)}}
+seeds = {0: s5 / "sigmoid_5000_metrics.jsonl", **{s: s5 / f"sigmoid_5000_seed{s}_metrics.jsonl" for s in (1, 2, 3)}}
 sig5 = {s: {r["step"]: r for r in jl(p) if "sink_1" in r} for s, p in seeds.items() if p.exists()}
 print("\nsession 5 (experiments/results/s5): quick-60m, 5,000 steps, 2-GPU DDP")
 print("| step | softmax Sink_1 % | softmax val loss | softmax ||h_1||/med | "
@@ -149,10 +149,32 @@ for step in sorted(soft5):
           + " | ".join(f(sig5[s].get(step, {}).get("sink_1")) for s in sig5)
           + f" | {f(b.get('sink_1_share_and_weight'))} | {f(b.get('max_head_weight_1'), 3)} | "
             f"{f(b.get('massive_activation'))} | {f(b.get('val_loss'))} |")
+print("\n| sigmoid seed | probe windows | Sink_1 % at step 5000 | mean of steps 4000-5000 | readings > 1 % in steps 4000-5000 | first step of the last run below 1 % | val loss at 5000 |")
+print("|---|---|---|---|---|---|---|")
 for s, m in sig5.items():
-    last = [m[k]["sink_1"] for k in sorted(m) if k > 4000]
-    print(f"sigmoid seed {s}: Sink_1 after step 4000: {', '.join(f'{v:.2f}' for v in last)}; "
-          f"probe samples: {json.loads((s5 / ('sigmoid_5000_config.json' if s == 0 else f'sigmoid_5000_seed{s}_config.json')).read_text())['train']['measure_n']}")
+    last = [m[k]["sink_1"] for k in sorted(m) if k >= 4000]
+    steps = sorted(m)
+    below_from = next((k for i, k in enumerate(steps) if all(m[j]["sink_1"] < 1 for j in steps[i:])), None)
+    n = json.loads((s5 / ("sigmoid_5000_config.json" if s == 0 else f"sigmoid_5000_seed{s}_config.json")).read_text())["train"]["measure_n"]
+    print(f"| {s} | {n} | {m[5000]['sink_1']:.2f} | {sum(last) / len(last):.2f} | {sum(v > 1 for v in last)} of {len(last)} | "
+          f"{below_from} | {m[5000]['val_loss']:.3f} |")
+ends = [m[5000]["sink_1"] for m in sig5.values()]
+print(f"step 5000 over {len(ends)} seeds: mean {sum(ends) / len(ends):.2f} %, max {max(ends):.2f} %; "
+      f"softmax {soft5[5000]['sink_1']:.2f} %")
 for name in sorted(s5.glob("*_heads_*.json")):
     h = json.loads(name.read_text())
-    print(f"{name.stem}: Sink_1 {h['sink_1_pct']:.2f} % on {h['n']} {h.get('probe', 'windows')} samples")
+    quiet = [x for x in h["heads"] if x["sink_share_pct"] > 0]
+    print(f"{name.stem}: Sink_1 {h['sink_1_pct']:.2f} % on {h['n']} {h.get('probe', 'windows')} samples; "
+          f"{len(quiet)} heads pass eps in some sample, their largest weight on token 1 "
+          f"{max((x['mass_on_token_1'] for x in quiet), default=0):.4f}")
+killed = jl(s5 / "fsdp_sigkill_killed_metrics.jsonl")
+after = jl(s5 / "fsdp_sigkill_killed_then_resumed_metrics.jsonl")[len(killed):]
+a, b = {r["step"]: r["loss"] for r in killed}, {r["step"]: r["loss"] for r in after}
+both = sorted(set(a) & set(b))
+print(f"\nFSDP on 2 GPUs, SIGKILL after step {max(a)}, resumed from step {min(b) - 1}: steps {both[0]}-{both[-1]} "
+      f"max |loss difference| {max(abs(a[k] - b[k]) for k in both):.1e} (loss about {a[both[0]]:.2f}); "
+      f"{sum(a[k] == b[k] for k in both)} of {len(both)} equal to 5 decimals; resumed run's step {max(b)}: "
+      f"loss {after[-1]['loss']}, val {after[-1]['val_loss']}")
+c2 = jl(s5 / "fsdp_call2_not_killed_metrics.jsonl")
+print(f"call 2's FSDP run (same config, not killed, another host) at step {c2[-1]['step']}: loss {c2[-1]['loss']} "
+      f"(the resumed run: {b[c2[-1]['step']]})")
