@@ -29,6 +29,27 @@ def corpus(tmp_path_factory):
     return out
 
 
+def test_random_tokens_are_the_same_in_any_process_and_any_split_of_the_batch(corpus):
+    """A resumed run or another rank must draw the very tokens of the uninterrupted one-GPU run: the
+    draw may not depend on Python's per-process hash salt, nor on how the global batch is split."""
+    from sinklab.train.loop import Batches, TrainConfig, apply_interventions
+
+    tc = TrainConfig(data=str(corpus), random_tokens=(1, 4), seq_len=32)
+    data = Batches(str(corpus), "train", 32, 0)
+    whole = apply_interventions(data.get(8, 5), tc, 256, 5)
+    two_ranks = torch.cat([apply_interventions(data.get(4, 5, 0, rank, world=2), tc, 256, 5, rank) for rank in range(2)])
+    assert torch.equal(whole, two_ranks)
+    assert not torch.equal(whole, apply_interventions(data.get(8, 6), tc, 256, 6)[:, 1:4])
+    code = ("import sys; sys.path.insert(0, %r); from sinklab.train.loop import Batches, TrainConfig, apply_interventions; "
+            "tc = TrainConfig(data=%r, random_tokens=(1, 4), seq_len=32); "
+            "print(apply_interventions(Batches(%r, 'train', 32, 0).get(8, 5), tc, 256, 5)[:, 1:4].tolist())"
+            % (str(ROOT), str(corpus), str(corpus)))
+    for salt in ("1", "2"):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env=dict(os.environ, PYTHONHASHSEED=salt)).stdout
+        assert json.loads(out) == whole[:, 1:4].tolist()
+
+
 def test_prepare_writes_shards_and_manifest(corpus):
     m = json.loads((corpus / "manifest.json").read_text())
     assert m["tokenizer"] == "bytes" and m["vocab_size"] == 256 and m["documents"] == 3
@@ -65,7 +86,7 @@ def test_interventions_reach_the_batches(corpus, tmp_path):
     from sinklab.train.loop import Batches, TrainConfig, apply_interventions
 
     tc = TrainConfig(data=str(corpus), random_tokens=(1, 3), fixed_token=(0, 255), seq_len=32)
-    x = apply_interventions(Batches(str(corpus), "train", 32, 0).get(8, 5), tc, 256, 5, 0, 0)
+    x = apply_interventions(Batches(str(corpus), "train", 32, 0).get(8, 5), tc, 256, 5)
     assert (x[:, 0] == 255).all()
     assert not torch.equal(x[:, 1:3], Batches(str(corpus), "train", 32, 0).get(8, 5)[:, 1:3])
 

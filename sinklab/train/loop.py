@@ -185,14 +185,24 @@ class Batches:
         return torch.from_numpy(np.stack([self.arr[s:s + self.T + 1].astype(np.int64) for s in starts]))
 
 
-def apply_interventions(x: torch.Tensor, tc: TrainConfig, vocab: int, step: int, micro: int, rank: int):
+def apply_interventions(x: torch.Tensor, tc: TrainConfig, vocab: int, step: int, slot: int = 0):
+    """The batch-time interventions on one slot's rows of a step's global batch (slot = micro * world
+    + rank, as in `Batches.get`). Random tokens are seeded per sequence of the global batch, from
+    (seed, step, row): the same whatever the GPU count, micro-batch or process (step -1: the probe)."""
     if tc.random_tokens:
         a, b = tc.random_tokens
-        gen = torch.Generator().manual_seed(hash((tc.seed, step, micro, rank, "rand")) & 0x7FFFFFFF)
-        x = interventions.random_tokens(x, a, b, vocab, gen)
+        first = slot * x.shape[0]
+        x = torch.cat([interventions.random_tokens(x[i:i + 1], a, b, vocab, _row_generator(tc.seed, step, first + i))
+                       for i in range(x.shape[0])])
     if tc.fixed_token:
         x = interventions.fixed_token(x, *tc.fixed_token)
     return x
+
+
+def _row_generator(seed: int, step: int, row: int) -> torch.Generator:
+    # not Python's hash(): it is salted per process, so a resumed run or another rank would draw other tokens
+    state = np.random.SeedSequence([seed, step + 1, row, 0x52414E44]).generate_state(1)[0]
+    return torch.Generator().manual_seed(int(state))
 
 
 # -- schedule, optimizer ------------------------------------------------------------------------------
@@ -382,7 +392,7 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
         total = 0.0
         for micro in range(accum):
             x = train_data.get(tc.micro_batch, step, micro, rank, world, accum)
-            x = apply_interventions(x, tc, vocab, step, micro, rank).to(device, non_blocking=True)
+            x = apply_interventions(x, tc, vocab, step, micro * world + rank).to(device, non_blocking=True)
             mask = None
             if tc.prefix_loss and mc.prefix_len:
                 mask = interventions.prefix_loss_mask(x.shape[0], tc.seq_len, mc.prefix_len).to(device)
@@ -477,7 +487,7 @@ def _probe(tc: TrainConfig, manifest: dict, T: int | None = None) -> torch.Tenso
     T = T or tc.measure_T
     val = Batches(tc.data, "val", T - 1, seed=12345)
     x = val.get(tc.measure_n, 0)[:, :T]
-    return apply_interventions(x, tc, manifest["vocab_size"], -1, 0, 0)
+    return apply_interventions(x, tc, manifest["vocab_size"], -1)
 
 
 def long_probe_T(tc: TrainConfig, mc: ModelConfig, val_tokens: int) -> int:
