@@ -7,10 +7,10 @@ sum_j w_ij of the weights applied, and their mean weight on token 1. Under softm
 Without normalisation (sigmoid, elu+1) a head whose proxy scores sit on token 1 while its row mass
 is near 0 writes almost nothing: a dormant head that the proxy reads as a sink.
 
-    python scripts/sink_heads.py RUN/ckpt --data py8k [--n 64 --T 64 --eps 0.3] [--probe doc-starts] [--out heads.json]
+    python scripts/sink_heads.py RUN/ckpt --data py8k [--n 64 --T 64 --eps 0.3] [--probe doc_starts] [--out heads.json]
 
---probe windows (default) is the trainer's probe, windows at random offsets; doc-starts takes the
-first T tokens of held-out documents, as the paper's probe does.
+--probe is the trainer's train.measure_probe: windows (default) at random offsets of the held-out
+split; doc_starts, the first T tokens of held-out documents, as the paper's probe.
 """
 import argparse
 import json
@@ -46,19 +46,19 @@ def main():
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--T", type=int, default=64)
     ap.add_argument("--eps", type=float, default=0.3)
-    ap.add_argument("--probe", choices=("windows", "doc-starts"), default="windows")
+    ap.add_argument("--probe", choices=("windows", "doc_starts", "doc-starts"), default="windows")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_model(a.checkpoint, device=device)
     val, manifest = open_split(a.data, "val")
-    if a.probe == "doc-starts":
-        ids = torch.from_numpy(document_starts(val, manifest["eot_id"], None, a.T)[:a.n]).to(device)
-        if len(ids) < a.n:
-            print(f"note: the held-out split has only {len(ids)} documents of at least {a.T} tokens")
-            a.n = len(ids)
-    else:
-        ids = _probe(TrainConfig(data=a.data, measure_n=a.n, measure_T=a.T), manifest).to(device)
+    tc = TrainConfig(data=a.data, measure_n=a.n, measure_T=a.T, measure_probe=a.probe.replace("-", "_"))
+    if tc.measure_probe == "doc_starts":
+        available = len(document_starts(val, manifest["eot_id"], None, a.T))
+        if available < a.n:
+            print(f"note: the held-out split has only {available} documents of at least {a.T} tokens")
+            tc.measure_n = a.n = available
+    ids = _probe(tc, manifest).to(device)  # the trainer's own probe
     rows = head_table(model, ids, a.eps)
     sink_1 = sum(r["sink_share_pct"] for r in rows) / len(rows)
     print(f"Sink_1 = {sink_1:.2f} % over {len(rows)} heads ({a.n} {a.probe} samples, T = {a.T}, eps = {a.eps})")

@@ -1,4 +1,5 @@
 """Pre-training: data, interventions, exact resume, emergence plumbing and bad input."""
+import dataclasses
 import json
 import os
 import signal
@@ -181,6 +182,8 @@ def test_sink_is_measured_during_training(corpus, tmp_path):
     (["train", "tiny", "train.data=SHARDS", "train.ddp_graph=fused"], "ddp_graph='fused' is not one of: split, whole"),
     (["train", "tiny", "train.data=SHARDS", "train.measure_T_long=5000"], "measure_T_long=5000 is longer than"),
     (["train", "tiny", "train.data=SHARDS", "train.measure_T_long=-3"], "measure_T_long=-3 must be >= 0"),
+    (["train", "tiny", "train.data=SHARDS", "train.measure_probe=starts"], "measure_probe='starts' is not one of"),
+    (["train", "tiny", "train.data=SHARDS", "train.measure_probe=doc_starts"], "lower train.measure_n"),
 ])
 def test_bad_input_is_one_line(args, message, tmp_path, corpus, capsys):
     (tmp_path / "empty.txt").write_text("")
@@ -285,6 +288,18 @@ def test_prepare_reads_hugging_face_datasets_from_local_paths(tmp_path):
         prepare([str(tmp_path / "saved")], tmp_path / "o3", "bytes", progress=False)
 
 
+def test_the_trainer_can_probe_document_starts(tmp_path):
+    from sinklab.train.loop import TrainConfig, _probe
+
+    d = tmp_path / "docs"
+    d.mkdir()
+    for i in range(60):
+        (d / f"{i:02d}.txt").write_text(f"Doc {i}: " + "some words " * 10)
+    m = prepare([str(d / "*.txt")], tmp_path / "sh", "bytes", val_fraction=0.3, progress=False)
+    x = _probe(TrainConfig(data=str(tmp_path / "sh"), measure_probe="doc_starts", measure_n=8, measure_T=32), m)
+    assert x.shape == (8, 32) and bytes(x[:, :4].flatten().tolist()) == b"Doc " * 8
+
+
 def test_document_start_windows_begin_after_an_end_of_text_token():
     from sinklab.data.shards import document_starts
 
@@ -298,3 +313,4 @@ def test_document_start_windows_begin_after_an_end_of_text_token():
         document_starts(arr, eot, 3, 5)
     with pytest.raises(SinklabError, match="only 0 documents"):
         document_starts(arr, eot, None, 7)
+

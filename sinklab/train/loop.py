@@ -20,12 +20,16 @@ import torch
 
 from ..config import PRESETS, ModelConfig, check_keys
 from ..data import interventions
-from ..data.shards import open_split
+from ..data.shards import document_starts, open_split
 from ..errors import SinklabError
 from ..model.decoder import SinkLM
 
 # bf16 dense peak per device, for MFU. H200: measured here (8192^3 bf16 matmul, random data).
 PEAK_FLOPS = {"H200": 790e12, "H100": 790e12, "A100": 312e12, "L4": 121e12, "RTX 4090": 165e12}
+
+
+TRAIN_CHOICES = {"parallel": ("ddp", "fsdp"), "ddp_graph": ("split", "whole"), "schedule": ("constant", "cosine"),
+                 "measure_probe": ("windows", "doc_starts"), "device": ("auto", "cpu", "cuda", "cuda:N")}
 
 
 @dataclass
@@ -56,6 +60,9 @@ class TrainConfig:
     measure_every: int = 250
     measure_n: int = 64
     measure_T: int = 64
+    # windows: at random offsets of the held-out split; doc_starts: the first measure_T tokens of
+    # held-out documents, as the paper's probe (its texts cut from their start)
+    measure_probe: str = "windows"
     # also measure at a long T, so the probe spans several blocks or windows of a sparse pattern;
     # None: min(seq_len, 1024) for sparse and windowed models, off otherwise; 0: off
     measure_T_long: int | None = None
@@ -71,12 +78,10 @@ class TrainConfig:
         if self.global_batch % (self.micro_batch * world):
             raise SinklabError(f"global_batch={self.global_batch} is not divisible by micro_batch={self.micro_batch}"
                                f" x {world} GPU(s)")
-        if self.parallel not in ("ddp", "fsdp"):
-            raise SinklabError(f"train field parallel={self.parallel!r} is not one of: ddp, fsdp")
-        if self.ddp_graph not in ("split", "whole"):
-            raise SinklabError(f"train field ddp_graph={self.ddp_graph!r} is not one of: split, whole")
-        if self.schedule not in ("constant", "cosine"):
-            raise SinklabError(f"train field schedule={self.schedule!r} is not one of: constant, cosine")
+        for name in ("parallel", "ddp_graph", "measure_probe", "schedule"):
+            if getattr(self, name) not in TRAIN_CHOICES[name]:
+                raise SinklabError(f"train field {name}={getattr(self, name)!r} is not one of: "
+                                   f"{', '.join(TRAIN_CHOICES[name])}")
         if self.data_fraction is not None and not 0 < self.data_fraction <= 1:
             raise SinklabError("train field data_fraction must lie in (0, 1]")
         if self.measure_T_long is not None and self.measure_T_long < 0:
@@ -323,6 +328,8 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
     if T_long > mc.max_seq_len or T_long + 2 > train_data.manifest["tokens"]["val"]:  # before anything is written
         raise SinklabError(f"train field measure_T_long={T_long} is longer than model.max_seq_len={mc.max_seq_len} "
                            f"or the {train_data.manifest['tokens']['val']}-token validation split")
+    probe_ids = _probe(tc, train_data.manifest)  # fixed for the whole run; bad probe settings fail here
+    probe_long = _probe(tc, train_data.manifest, T_long) if T_long else None
 
     torch.manual_seed(tc.seed)
     model = SinkLM(mc).to(device)
@@ -376,8 +383,6 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
     flops_per_step = model.flops_per_token(tc.seq_len) * tokens_per_step
     peak = peak_flops(device)
     peak = peak * world if peak else None  # MFU of the whole job: tokens/s counts every GPU
-    probe_ids = _probe(tc, train_data.manifest)
-    probe_long = _probe(tc, train_data.manifest, T_long) if T_long else None
     logger = _Logger(out, tc, rank == 0)
     from tqdm.auto import tqdm
 
@@ -483,10 +488,18 @@ def _shard(model: SinkLM, device) -> None:
 
 
 def _probe(tc: TrainConfig, manifest: dict, T: int | None = None) -> torch.Tensor:
-    """Fixed held-out windows for the sink measurement (interventions applied as in training)."""
-    T = T or tc.measure_T
-    val = Batches(tc.data, "val", T - 1, seed=12345)
-    x = val.get(tc.measure_n, 0)[:, :T]
+    """Fixed held-out windows for the sink measurement (interventions applied as in training). The
+    long probe (T given) always takes windows: few documents are that long."""
+    if T is None and tc.measure_probe == "doc_starts":
+        val, _ = open_split(tc.data, "val")
+        try:
+            x = torch.from_numpy(document_starts(val, manifest["eot_id"], tc.measure_n, tc.measure_T))
+        except SinklabError as e:
+            raise SinklabError(f"train field measure_probe=doc_starts: {e} in the held-out split; "
+                               f"lower train.measure_n or use measure_probe=windows") from None
+    else:
+        T = T or tc.measure_T
+        x = Batches(tc.data, "val", T - 1, seed=12345).get(tc.measure_n, 0)[:, :T]
     return apply_interventions(x, tc, manifest["vocab_size"], -1)
 
 
