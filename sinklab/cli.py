@@ -82,6 +82,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("sinklab: interrupted; results written so far are kept", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

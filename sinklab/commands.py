@@ -48,15 +48,22 @@ def _train(sub):
                        description="Train CONFIG (a preset: tiny, quick-60m, paper-60m, paper-1b; or a YAML file) "
                                    "with key=value overrides, e.g. train.data=shards/ model.score=sigmoid. "
                                    "Use torchrun for several GPUs.")
-    p.add_argument("config", help="preset name or YAML/JSON file")
+    p.add_argument("config", nargs="?", help="preset name or YAML/JSON file")
     p.add_argument("overrides", nargs="*", help="key=value (model.X, train.X, or a bare field name)")
     p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint in train.out")
+    p.add_argument("--fields", action="store_true",
+                   help="list every model.X and train.X field with its default (of CONFIG, if given) and allowed values")
     p.set_defaults(func=cmd_train)
 
 
 def cmd_train(args):
+    from .errors import SinklabError
     from .train.loop import parse_overrides, resolve_configs, train
 
+    if args.fields:
+        return print_fields(*resolve_configs(args.config or "tiny", parse_overrides(args.overrides)))
+    if not args.config:
+        raise SinklabError("train needs CONFIG: a preset (tiny, quick-60m, paper-60m, paper-1b) or a YAML/JSON file")
     mc, tc = resolve_configs(args.config, parse_overrides(args.overrides))
     row = train(mc, tc, resume=args.resume)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run
@@ -72,6 +79,19 @@ def _report(sub):
     p = sub.add_parser("report", help="plot Sink_1 and loss against step for a training run")
     p.add_argument("run", help="training run folder (with metrics.jsonl)")
     p.set_defaults(func=cmd_report)
+
+
+def print_fields(mc, tc) -> None:
+    """Every config field, as `sinklab train --fields` shows it: name = value, and the allowed values."""
+    import dataclasses
+
+    from .config import CHOICES
+    from .train.loop import TRAIN_CHOICES
+
+    for prefix, cfg, choices in (("model", mc, CHOICES), ("train", tc, TRAIN_CHOICES)):
+        for f in dataclasses.fields(cfg):
+            allowed = f"   ({' | '.join(choices[f.name])})" if f.name in choices else ""
+            print(f"{prefix}.{f.name} = {getattr(cfg, f.name)!r}{allowed}")
 
 
 def cmd_report(args):

@@ -314,3 +314,14 @@ def test_document_start_windows_begin_after_an_end_of_text_token():
     with pytest.raises(SinklabError, match="only 0 documents"):
         document_starts(arr, eot, None, 7)
 
+
+def test_train_fields_lists_every_field_with_its_value_and_choices(capsys):
+    from sinklab.config import ModelConfig
+    from sinklab.train.loop import TrainConfig
+
+    assert main(["train", "--fields", "quick-60m", "model.score=sigmoid"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(dataclasses.fields(ModelConfig)) + len(dataclasses.fields(TrainConfig))
+    assert "model.score = 'sigmoid'   (softmax | scaled_softmax | off_by_one | softpick | sigmoid | elu1 | kernel)" in lines
+    assert "train.steps = 5000" in lines and "train.measure_probe = 'windows'   (windows | doc_starts)" in lines
+    assert main(["train"]) == 2 and "train needs CONFIG" in capsys.readouterr().err
