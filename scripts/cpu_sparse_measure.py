@@ -14,8 +14,7 @@ print("| run | val loss | Sink_1 % (paper alpha) | Sink_1 % (mask-aware) | large
 print("|---|---|---|---|---|---|")
 for run in sorted(p for p in root.iterdir() if (p / "ckpt" / "COMPLETE").exists()):
     meta = json.loads((run / "ckpt" / "sinklab.json").read_text())
-    train = {k: tuple(v) if k in ("random_tokens", "fixed_token") and v else v for k, v in meta["train"].items()}
-    probe = _probe(TrainConfig(**train), meta["data_manifest"])
+    probe = _probe(TrainConfig.from_dict(meta["train"]), meta["data_manifest"])
     s = measure(load_for_measurement(run / "ckpt"), probe="tokens", input_ids=probe, T=probe.shape[1],
                 progress=False).summary
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

@@ -76,8 +76,12 @@ def cmd_train(args):
 
 
 def _report(sub):
-    p = sub.add_parser("report", help="plot Sink_1 and loss against step for a training run")
+    p = sub.add_parser("report", help="plot Sink_1 and loss against step for a training run",
+                       description="Write RUN/report.html: Sink_1 and loss against step, the measurements logged, "
+                                   "and a link to the full measurement of the last checkpoint on the trainer's probe "
+                                   "(RUN/final_measure/, measured here unless present for that step).")
     p.add_argument("run", help="training run folder (with metrics.jsonl)")
+    p.add_argument("--no-measure", action="store_true", help="only the curves; do not measure the last checkpoint")
     p.set_defaults(func=cmd_report)
 
 
@@ -97,7 +101,7 @@ def print_fields(mc, tc) -> None:
 def cmd_report(args):
     from .report.training import report_run
 
-    print(f"report: {report_run(args.run)}")
+    print(f"report: {report_run(args.run, measure_final=not args.no_measure)}")
 
 
 def _stream(sub):

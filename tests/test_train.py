@@ -166,6 +166,11 @@ def test_sink_is_measured_during_training(corpus, tmp_path):
     assert [r["step"] for r in measured] == [10, 20]
     assert "sink_star" in measured[-1] and "val_loss" in measured[-1] and "massive_activation" in measured[-1]
     assert (tmp_path / "report.html").exists() and (tmp_path / "sink_vs_step.png").exists()
+    # the report measures the last checkpoint on the trainer's probe, and links it: the same numbers
+    final = json.loads((tmp_path / "final_measure" / "summary.json").read_text())
+    assert final["checkpoint_step"] == 20 and final["sink"]["1"] == measured[-1]["sink_1"]
+    assert final["mean_alpha_1"] == pytest.approx(measured[-1]["mean_alpha_1"], abs=1e-6)
+    assert "final_measure/report.html" in (tmp_path / "report.html").read_text()
     # the checkpoint measures from its folder alone
     assert main(["measure", "--model", str(tmp_path / "ckpt"), "--probe", "natural", "--n", "4", "--T", "32",
                  "--no-figures", "--out", str(tmp_path / "m")]) == 0
@@ -212,7 +217,8 @@ def _torchrun(corpus, out, parallel, steps, resume=False):
            f"train.steps={steps}", "train.global_batch=8", "train.micro_batch=2", "train.log_every=1",
            "train.measure_every=3", "train.eval_every=3", "train.ckpt_every=3", f"train.out={out}"]
     env = dict(os.environ, OMP_NUM_THREADS="1", SINKLAB_NO_PROGRESS="1")
-    subprocess.run(cmd + (["--resume"] if resume else []), check=True, env=env, cwd=ROOT, capture_output=True)
+    r = subprocess.run(cmd + (["--resume"] if resume else []), env=env, cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
 
 
 @pytest.mark.parametrize("n,world", [(8, 1), (8, 2), (3, 2), (5, 4), (2, 3)])

@@ -1,4 +1,5 @@
-"""`sinklab report RUN_DIR`: Sink_1 and loss against step, from metrics.jsonl alone."""
+"""`sinklab report RUN_DIR`: Sink_1 and loss against step from metrics.jsonl, and the full measurement
+report of the run's last checkpoint on the trainer's own probe (final_measure/)."""
 from __future__ import annotations
 
 import json
@@ -42,16 +43,50 @@ def sink_and_loss_figure(runs: dict[str, list[dict]], path: Path) -> Path:
     return _save(fig, path)
 
 
-def report_run(run: str) -> Path:
+def measure_final_checkpoint(run: Path) -> Path | None:
+    """`sinklab measure` of the run's last complete checkpoint on the probe its trainer used, written to
+    run/final_measure (tables, figures, report.html). Kept while the checkpoint's step is unchanged.
+    None when the run has no checkpoint or its data folder (the probe's source) is gone."""
+    from ..measure.run import measure
+    from ..model.checkpoint import load_for_measurement
+    from ..train.loop import TrainConfig, _probe, latest_checkpoint
+
+    ck = latest_checkpoint(run)
+    if ck is None:
+        return None
+    meta = json.loads((ck / "sinklab.json").read_text())
+    out = run / "final_measure"
+    done = out / "summary.json"
+    if done.exists() and json.loads(done.read_text()).get("checkpoint_step") == meta["step"]:
+        return out
+    tc = TrainConfig.from_dict(meta["train"])
+    if not (Path(tc.data) / "manifest.json").exists():
+        print(f"note: the run's data folder {tc.data} is gone, so its probe cannot be rebuilt; "
+              f"measure the checkpoint with `sinklab measure --model {ck}`")
+        return None
+    probe = _probe(tc, meta["data_manifest"])
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    result = measure(load_for_measurement(ck, device=device), probe="tokens", input_ids=probe,
+                     T=probe.shape[1], eps=0.3, batch_size=16, progress=False)
+    result.summary["checkpoint_step"] = meta["step"]
+    return result.write(out)
+
+
+def report_run(run: str, measure_final: bool = True) -> Path:
     run = Path(run)
     rows = read_metrics(run)
+    if measure_final:
+        measure_final_checkpoint(run)
     fig = sink_and_loss_figure({run.name: rows}, run / "sink_vs_step.png")
     from . import _img, _table
 
     measured = [{k: r.get(k) for k in ("step", "loss", "val_loss", "sink_1", "largest_sink_position",
                                        "massive_activation", "tokens_per_s", "mfu")} for r in rows if "sink_1" in r]
     final = run / "final_measure" / "report.html"
-    link = '<p><a href="final_measure/report.html">final measurement report</a></p>' if final.exists() else ""
+    link = ('<p><a href="final_measure/report.html">measurement report of the last checkpoint</a> '
+            '(the trainer\'s probe; tables in final_measure/)</p>') if final.exists() else ""
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>sinklab run {run.name}</title></head>"
             f"<body style='font-family:system-ui;max-width:1000px;margin:2em auto'><h1>Training run {run.name}</h1>"
             f"{_img(fig)}{link}<h2>Measurements</h2>{_table(measured, 200)}</body></html>")

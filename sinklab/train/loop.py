@@ -74,6 +74,14 @@ class TrainConfig:
     prefix_loss: bool = False                       # mask the loss on the prefix (needs model.prefix_len)
     tensorboard: bool = False
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """From a dict as written to config.json or a checkpoint (lists back to tuples); unknown keys are
+        one clear error naming the nearest field."""
+        check_keys(cls, d, "train")
+        return cls(**{k: tuple(v) if k in ("random_tokens", "fixed_token") and v is not None else v
+                      for k, v in d.items()})
+
     def validate(self, world: int = 1) -> "TrainConfig":
         if self.global_batch % (self.micro_batch * world):
             raise SinklabError(f"global_batch={self.global_batch} is not divisible by micro_batch={self.micro_batch}"
@@ -128,11 +136,7 @@ def resolve_configs(name_or_file: str, overrides: dict) -> tuple[ModelConfig, Tr
         check_keys(ModelConfig if section == "model" else TrainConfig, {name: value}, section)
         target[name] = value
     check_keys(ModelConfig, model_d, "model")
-    check_keys(TrainConfig, train_d, "train")
-    for k in ("random_tokens", "fixed_token"):
-        if train_d.get(k) is not None:
-            train_d[k] = tuple(train_d[k])
-    return ModelConfig(**model_d).validate(), TrainConfig(**train_d)
+    return ModelConfig(**model_d).validate(), TrainConfig.from_dict(train_d)
 
 
 def name_in(cls, name: str) -> bool:
