@@ -3,19 +3,12 @@
 # normalisation (GPUs 0-1) and softmax (GPUs 2-3), each as 2-GPU DDP on the one-GPU batches; then
 # the per-head table of both final checkpoints on the trainer's probe and on document starts (the
 # paper's probe); the compiled GPU checks of session 4's refactored paths; and an FSDP run killed
-# with SIGKILL and resumed, against an uninterrupted one.
+# with SIGKILL and resumed, against an uninterrupted one. (In the call the FSDP part stopped at once:
+# it lacked train.micro_batch=16 for 2 GPUs. gpu_s5c.sh has the working check.)
 set -u
 BUDGET=585; source scripts/gpu_env.sh; mkdir -p "$OUT/r"
 prepare_py8k > "$OUT/r/prepare.log" 2>&1
 COMMON="train.data=/tmp/py8k train.steps=5000 train.measure_every=250 train.eval_every=500 train.ckpt_every=1000"
-TWO="--nnodes 1 --nproc_per_node 2"  # two GPUs; each job its own --master_port
-heads() {  # run name, GPU
-  for p in windows doc-starts; do
-    [ "$(left)" -gt 45 ] || break
-    CUDA_VISIBLE_DEVICES=$2 timeout 40 python3 scripts/sink_heads.py runs/$1/ckpt --data /tmp/py8k --probe $p \
-      --out "$OUT/r/${1}_heads_$p.json" > "$OUT/r/${1}_heads_$p.log" 2>&1
-  done
-}
 (CUDA_VISIBLE_DEVICES=0,1 timeout $(( $(left) - 45 )) torchrun $TWO --master_port 29501 -m sinklab.cli train quick-60m $COMMON model.score=sigmoid train.micro_batch=8 \
    train.out=runs/sigmoid5k > "$OUT/r/sigmoid5k.log" 2>&1
  [ "$(left)" -gt 30 ] && heads sigmoid5k 0) &

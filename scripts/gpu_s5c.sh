@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Session 5, call 3 (4x H200, or 2x with seed 2 only): seeds 2 and 3 of sigmoid without
-# normalisation at the quick-60m preset's 5,000 steps (GPUs 0-1 and 2-3, 2-GPU DDP each), measured
+# Session 5, call 3 (4x H200, or 2x with seed 2 only; SEEDS="..." overrides, one pair of GPUs
+# each): seeds 2 and 3 of sigmoid without normalisation at the quick-60m preset's 5,000 steps (GPUs 0-1 and 2-3, 2-GPU DDP each), measured
 # on 256 probe windows instead of 64; per-head tables of the final checkpoints on 256 windows and on
 # the held-out document starts. Alongside on
 # the last two GPUs: an FSDP run killed with SIGKILL after its step-30 checkpoint and resumed; the
@@ -9,20 +9,13 @@ set -u
 BUDGET=585; source scripts/gpu_env.sh; mkdir -p "$OUT/r"
 prepare_py8k > "$OUT/r/prepare.log" 2>&1
 COMMON="train.data=/tmp/py8k train.steps=5000 train.measure_every=250 train.measure_n=256 train.eval_every=500 train.ckpt_every=1000"
-TWO="--nnodes 1 --nproc_per_node 2"  # two GPUs; each job its own --master_port
-heads() {  # run name, GPU
-  for p in windows doc-starts; do
-    [ "$(left)" -gt 40 ] || break
-    CUDA_VISIBLE_DEVICES=$2 timeout 35 python3 scripts/sink_heads.py runs/$1/ckpt --data /tmp/py8k --probe $p --n 256 \
-      --out "$OUT/r/${1}_heads_$p.json" > "$OUT/r/${1}_heads_$p.log" 2>&1
-  done
-}
-N=$(nvidia-smi -L | wc -l); SEEDS=$( [ "$N" -ge 4 ] && echo "2 3" || echo 2 ); LAST="$((N - 2)),$((N - 1))"
+N=$(nvidia-smi -L | wc -l); SEEDS=${SEEDS:-$( [ "$N" -ge 4 ] && echo "2 3" || echo 2 )}; LAST="$((N - 2)),$((N - 1))"
+g=0
 for s in $SEEDS; do
-  g=$(( (s - 2) * 2 ))
-  (CUDA_VISIBLE_DEVICES=$g,$((g + 1)) timeout $(( $(left) - 45 )) torchrun $TWO --master_port 2950$s -m sinklab.cli train quick-60m \
+  (CUDA_VISIBLE_DEVICES=$g,$((g + 1)) timeout $(( $(left) - 45 )) torchrun $TWO --master_port 2951$s -m sinklab.cli train quick-60m \
      $COMMON model.score=sigmoid train.micro_batch=8 train.seed=$s train.out=runs/sigmoid5k_seed$s > "$OUT/r/sigmoid5k_seed$s.log" 2>&1
-   heads sigmoid5k_seed$s $g) &
+   heads sigmoid5k_seed$s $g 256) &
+  g=$((g + 2))
 done
 sleep 60  # the FSDP test shares the last two GPUs once the seed run there has compiled
 FS="train.data=/tmp/py8k train.steps=60 train.micro_batch=16 train.log_every=1 train.ckpt_every=30 train.eval_every=30 train.measure_every=30 train.parallel=fsdp"
