@@ -145,12 +145,11 @@ def open_split(folder: str | os.PathLike, split: str) -> tuple[np.memmap, dict]:
 
 def document_starts(arr: np.ndarray, eot_id: int, n: int | None, T: int) -> np.ndarray:
     """(n, T) windows that each begin a document: the T tokens after an end-of-text token, from the
-    first documents at least T long (n = None: all of them). This is the paper's probe (the first T tokens of each text);
-    the trainer's probe instead cuts windows at random offsets."""
+    first documents at least T long (n = None: all of them). This is the paper's probe (the first T
+    tokens of each text); the trainer's default probe cuts windows at random offsets instead."""
     ends = np.flatnonzero(np.asarray(arr) == eot_id)  # a split may begin mid-document: skip to its first end
     starts, stops = ends[:-1] + 1, ends[1:]
     keep = starts[stops - starts >= T][:n]
     if not len(keep) or (n is not None and len(keep) < n):
         raise SinklabError(f"only {len(keep)} documents of at least {T} tokens; asked for {n}")
     return np.stack([np.asarray(arr[s:s + T], dtype=np.int64) for s in keep])
-

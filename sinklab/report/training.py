@@ -47,6 +47,8 @@ def measure_final_checkpoint(run: Path) -> Path | None:
     """`sinklab measure` of the run's last complete checkpoint on the probe its trainer used, written to
     run/final_measure (tables, figures, report.html). Kept while the checkpoint's step is unchanged.
     None when the run has no checkpoint or its data folder (the probe's source) is gone."""
+    import torch
+
     from ..measure.run import measure
     from ..model.checkpoint import load_for_measurement
     from ..train.loop import TrainConfig, _probe, latest_checkpoint
@@ -65,8 +67,6 @@ def measure_final_checkpoint(run: Path) -> Path | None:
               f"measure the checkpoint with `sinklab measure --model {ck}`")
         return None
     probe = _probe(tc, meta["data_manifest"])
-    import torch
-
     device = "cuda" if torch.cuda.is_available() else "cpu"
     result = measure(load_for_measurement(ck, device=device), probe="tokens", input_ids=probe,
                      T=probe.shape[1], eps=0.3, batch_size=16, progress=False)

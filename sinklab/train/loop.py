@@ -28,6 +28,7 @@ from ..model.decoder import SinkLM
 PEAK_FLOPS = {"H200": 790e12, "H100": 790e12, "A100": 312e12, "L4": 121e12, "RTX 4090": 165e12}
 
 
+# the choice fields of TrainConfig (validated; device is only listed by `sinklab train --fields`)
 TRAIN_CHOICES = {"parallel": ("ddp", "fsdp"), "ddp_graph": ("split", "whole"), "schedule": ("constant", "cosine"),
                  "measure_probe": ("windows", "doc_starts"), "device": ("auto", "cpu", "cuda", "cuda:N")}
 
