@@ -106,9 +106,12 @@ def _losses(out, key="loss"):
 def test_resume_after_sigkill_matches_uninterrupted_run(corpus, tmp_path):
     env = dict(os.environ, SINKLAB_NO_PROGRESS="1", PYTHONPATH=str(ROOT))
     ref = tmp_path / "ref"
-    subprocess.run(_train_cmd(corpus, ref, 30), check=True, env=env, capture_output=True)
+    # with random tokens at [1, 3): the resumed process must draw the very tokens of the uninterrupted one
+    cmd = _train_cmd(corpus, ref, 30, ["train.random_tokens=[1,3]"])
+    subprocess.run(cmd, check=True, env=env, capture_output=True)
     run = tmp_path / "run"
-    proc = subprocess.Popen(_train_cmd(corpus, run, 30), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = _train_cmd(corpus, run, 30, ["train.random_tokens=[1,3]"])
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:  # kill once a checkpoint exists and training has gone past it
         if (run / "ckpt" / "COMPLETE").exists() and (run / "metrics.jsonl").exists() and \
@@ -120,7 +123,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(corpus, tmp_path):
     # a kill during a checkpoint write leaves ckpt.tmp behind: it must be ignored
     (run / "ckpt.tmp").mkdir(exist_ok=True)
     (run / "ckpt.tmp" / "model.safetensors").write_bytes(b"partial")
-    subprocess.run(_train_cmd(corpus, run, 30) + ["--resume"], check=True, env=env, capture_output=True)
+    subprocess.run(cmd + ["--resume"], check=True, env=env, capture_output=True)
     want, got = _losses(ref), _losses(run)
     resumed_from = json.loads((run / "ckpt" / "sinklab.json").read_text())["step"]
     assert resumed_from == 30
