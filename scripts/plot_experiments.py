@@ -46,17 +46,22 @@ ax.legend()
 fig.tight_layout()
 fig.savefig(root / "docs" / "long_probe_mean_alpha.png", dpi=120)
 
-heads = json.loads((s4 / "sigmoid_1000_heads.json").read_text())["heads"]
-fig, ax = plt.subplots(figsize=(6, 4))
-sc = ax.scatter([max(h["row_mass"], 1e-5) for h in heads], [h["mean_alpha_1"] for h in heads],
-                c=[h["sink_share_pct"] for h in heads], cmap="viridis")
-ax.axhline(0.3, color="grey", ls="--", label="eps = 0.3")
-ax.set(xscale="log", xlabel="row mass: sum_j sigmoid(q.k_j), mean over queries",
-       ylabel="mean proxy alpha_1", title="Sigmoid, no normalisation: 80 heads after 1,000 steps")
-fig.colorbar(sc, label="% of probe samples with alpha_1 > eps")
-ax.legend()
-fig.tight_layout()
-fig.savefig(root / "docs" / "sigmoid_heads.png", dpi=120)
+# per head: where the proxy Sink_1 comes from, after 1,000 steps (session 4) and 5,000 steps (session 5, 4 seeds)
+tables = {"after 1,000 steps (seed 0)": json.loads((s4 / "sigmoid_1000_heads.json").read_text())["heads"],
+          "after 5,000 steps (seeds 0-3)": [h for p in sorted((res / "s5").glob("sigmoid_5000*_heads_windows.json"))
+                                            for h in json.loads(p.read_text())["heads"]]}
+fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+for ax, (title, heads) in zip(axes, tables.items()):
+    sc = ax.scatter([max(h["row_mass"], 1e-5) for h in heads], [h["mean_alpha_1"] for h in heads],
+                    c=[h["sink_share_pct"] for h in heads], cmap="viridis", vmin=0, vmax=25, s=14)
+    ax.axhline(0.3, color="grey", ls="--", label="eps = 0.3")
+    ax.set(xscale="log", xlabel="row mass sum_j sigmoid(q.k_j), mean over rows", title=title)
+    ax.legend()
+axes[0].set_ylabel("mean proxy alpha_1")
+fig.suptitle("Sigmoid without normalisation: each head's proxy alpha_1 against how much it attends at all", y=1.04)
+fig.colorbar(sc, ax=axes, label="% of probe samples with alpha_1 > eps")
+fig.savefig(root / "docs" / "sigmoid_heads.png", dpi=120, bbox_inches="tight")
+
 # session 5: the preset's full 5,000 steps, softmax against sigmoid without normalisation (seeds as stored)
 s5 = res / "s5"
 runs5 = {"softmax": rows(s5 / "softmax_5000_metrics.jsonl"), "sigmoid seed 0": rows(s5 / "sigmoid_5000_metrics.jsonl")}
