@@ -45,7 +45,8 @@ def sink_and_loss_figure(runs: dict[str, list[dict]], path: Path) -> Path:
 
 def measure_final_checkpoint(run: Path) -> Path | None:
     """`sinklab measure` of the run's last complete checkpoint on the probe its trainer used, written to
-    run/final_measure (tables, figures, report.html). Kept while the checkpoint's step is unchanged.
+    run/final_measure (tables, figures, report.html). A finished run's trainer wrote it already at its
+    last step; it is measured here only for a checkpoint of another step (a run stopped early).
     None when the run has no checkpoint or its data folder (the probe's source) is gone."""
     import torch
 

@@ -447,7 +447,9 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
         if done % tc.eval_every == 0 or done == tc.steps:
             row["val_loss"] = round(evaluate(model, tc, device, autocast, rank, world), 5)
         if (rank == 0 or sharded) and (done % tc.measure_every == 0 or done == tc.steps):
-            sink = measure_sink(model, probe_ids, mc)  # under FSDP every rank runs it (the shards gather)
+            # under FSDP every rank runs it (the shards gather); the last one is also the run's final report
+            final = out / "final_measure" if done == tc.steps and rank == 0 else None
+            sink = measure_sink(model, probe_ids, mc, save_as_final=final, step=done)
             if probe_long is not None:
                 long = measure_sink(model, probe_long, mc)
                 sink.update({f"{k}_long": long[k] for k in LONG_KEYS if k in long}, measure_T_long=T_long)
@@ -550,13 +552,20 @@ def evaluate(model, tc: TrainConfig, device, autocast, rank: int = 0, world: int
     return float(total[0] / total[1])
 
 
-def measure_sink(model: SinkLM, probe_ids: torch.Tensor, mc: ModelConfig) -> dict:
-    """The same measurement as `sinklab measure`, on fixed held-out windows."""
+def measure_sink(model: SinkLM, probe_ids: torch.Tensor, mc: ModelConfig, save_as_final: Path | None = None,
+                 step: int | None = None) -> dict:
+    """The same measurement as `sinklab measure`, on fixed held-out windows. With `save_as_final`, the
+    whole result (tables, figures, report.html) is written there as the measurement of step `step`,
+    which `sinklab report` links instead of measuring the checkpoint again."""
     from ..measure.run import measure
     from ..model.checkpoint import wrap_sinklab_model
 
     r = measure(wrap_sinklab_model(model), probe="tokens", input_ids=probe_ids, T=probe_ids.shape[1],
-                eps=0.3, batch_size=16, K=8, keep_map_upto=0, progress=False)
+                eps=0.3, batch_size=16, K=8, keep_map_upto=probe_ids.shape[1] if save_as_final else 0,
+                progress=False)
+    if save_as_final is not None:
+        r.summary["checkpoint_step"] = step
+        r.write(save_as_final)
     s = r.summary
     hr = [v for v in s["diagnostics"]["hidden_ratio"] if v == v]
     out = {"sink_1": s["sink"]["1"], "mean_alpha_1": s["mean_alpha_1"],
