@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from . import metrics
+from ..kernels import attention_sums as fused
 
 ATTN_IMPLEMENTATION = "sinklab"
 
@@ -30,8 +31,8 @@ class LayerCapture:
     """What one layer leaves behind for one batch."""
     alpha: torch.Tensor                # (batch, heads, T) importance scores of the real tokens
     alpha_extra: torch.Tensor | None   # (batch, heads, n_extra) for added keys (sink token, K bias, sink logit)
-    key_ratio: float
-    value_ratio: float
+    key_ratio: torch.Tensor            # scalar tensors, on the layer's device until the batch ends
+    value_ratio: torch.Tensor
     qk: dict
     attention_map: torch.Tensor | None = None  # (heads, T, T) for sample 0, only when asked
     alpha_mask_aware: torch.Tensor | None = None  # (batch, heads, T): averaged over the queries that see k
@@ -90,31 +91,45 @@ class AttentionRecorder:
                 col = metrics.column_sums_by_row_blocks(weights_for_rows, T, rows)  # (B, H, n_extra+keys)
             else:
                 col, col_raw = metrics.column_sums_with_proxy(weights_for_rows, proxy, T, rows)
-                weight_raw = (col_raw[..., n_extra:] / metrics.causal_query_counts(n_keys, col.device)).cpu()
-                row_mass = (col_raw.sum(-1) / T).cpu()
-            alpha = col[..., n_extra:] / metrics.causal_query_counts(n_keys, col.device)
-            alpha_mask_aware = None
-            if visible is not None:
-                alpha_mask_aware = metrics.mask_aware_importance(col[..., n_extra:], visible)
-            alpha_extra = col[..., :n_extra] / T if n_extra else None
+                weight_raw = col_raw[..., n_extra:] / metrics.causal_query_counts(n_keys, col.device)
+                row_mass = col_raw.sum(-1) / T
             amap = None
             if self.keep_map_upto and T <= self.keep_map_upto:
                 w = weights_for_rows(0, T)
-                amap = (w if proxy is None else proxy(w))[0, :, :, n_extra:].float().cpu()
-            target = self.layers if branch is None else self.branches.setdefault(branch, {})
-            target[layer] = LayerCapture(
-                alpha=alpha.cpu(),
-                alpha_extra=alpha_extra.cpu() if alpha_extra is not None else None,
-                key_ratio=metrics.first_token_norm_ratio(k).item(),
-                value_ratio=metrics.first_token_norm_ratio(v).item(),
-                qk=metrics.qk_split(q, k) if n_keys == T else {},  # compressed keys have no token pairing
-                attention_map=amap,
-                alpha_mask_aware=alpha_mask_aware.cpu() if alpha_mask_aware is not None else None,
-                weight_raw=weight_raw, row_mass=row_mass,
-            )
+                amap = (w if proxy is None else proxy(w))[0, :, :, n_extra:].float()
+            self._store(layer, q, k, v, col[..., n_extra:], col[..., :n_extra] if n_extra else None,
+                        visible=visible, branch=branch, attention_map=amap, weight_raw=weight_raw, row_mass=row_mass)
+
+    def observe_columns(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                        col: torch.Tensor, extra_col: torch.Tensor | None = None,
+                        visible: torch.Tensor | None = None, attention_map: torch.Tensor | None = None) -> None:
+        """Record a layer whose column sums were computed by the fused path.
+
+        q: (B, H, T, d); k, v: (B, Hkv, T, d) with H a multiple of Hkv (not repeated); col: (B, H, T)
+        sums of the probabilities over the queries; extra_col: (B, H, n_extra) for added keys."""
+        with torch.no_grad():
+            self._store(layer, q, k, v, col, extra_col, visible=visible, attention_map=attention_map)
+
+    def _store(self, layer, q, k, v, col, extra_col, *, visible=None, branch=None, attention_map=None,
+               weight_raw=None, row_mass=None) -> None:
+        """Reduce column sums and the diagnostics to a `LayerCapture`. Everything stays on the layer's
+        device (no host sync per layer); the accumulator moves a whole batch to the CPU at once."""
+        T, n_keys = q.shape[-2], k.shape[-2]
+        alpha = col / metrics.causal_query_counts(n_keys, col.device)
+        target = self.layers if branch is None else self.branches.setdefault(branch, {})
+        target[layer] = LayerCapture(
+            alpha=alpha,
+            alpha_extra=extra_col / T if extra_col is not None else None,
+            key_ratio=metrics.first_token_norm_ratio(k),
+            value_ratio=metrics.first_token_norm_ratio(v),
+            qk=metrics.qk_split(q, k) if n_keys == T else {},  # compressed keys have no token pairing
+            attention_map=attention_map,
+            alpha_mask_aware=metrics.mask_aware_importance(col, visible) if visible is not None else None,
+            weight_raw=weight_raw, row_mass=row_mass,
+        )
 
     def observe_hidden(self, layer: int, hidden: torch.Tensor) -> None:
-        self.hidden_ratio[layer] = metrics.first_token_norm_ratio(hidden).item()
+        self.hidden_ratio[layer] = metrics.first_token_norm_ratio(hidden)
 
 
 @contextlib.contextmanager
@@ -171,10 +186,58 @@ def hf_weights_for_rows(q, k, scaling, attention_mask, softcap=None, sink_logits
     return weights
 
 
+def mask_kind(attention_mask, T: int, window: int | None, is_causal=None) -> str:
+    """What an HF attention mask is, for the dispatch: "causal", "window" (causal, i - j < window) or
+    "other" (padding, prefix, additive biases, ...). Bool masks are compared with the pattern in row
+    chunks, so this costs no (T, T) allocation beyond the mask itself."""
+    if is_causal is False:
+        return "other"
+    windowed = window is not None and 0 < int(window) < T
+    if attention_mask is None:
+        return "causal" if not windowed else "other"  # a window the mask does not carry: not ours to assume
+    if attention_mask.dtype != torch.bool or attention_mask.shape[-2:] != (T, T):
+        return "other"
+    i_all = torch.arange(T, device=attention_mask.device)
+    for i0 in range(0, T, 1024):
+        i = i_all[i0:i0 + 1024, None]
+        expected = i_all[None, :] <= i
+        if windowed:
+            expected = expected & (i - i_all[None, :] < int(window))
+        if not bool((attention_mask[..., i0:i0 + 1024, :] == expected).all()):
+            return "other"
+    return "window" if windowed else "causal"
+
+
+def _fused_layer(recorder, layer, query, key, value, attention_mask, scaling, kwargs):
+    """The fused path for one HF layer, if it computes this layer exactly: the output, else None."""
+    T = query.shape[-2]
+    window = kwargs.get("sliding_window")
+    kind = mask_kind(attention_mask, T, window, kwargs.get("is_causal"))
+    chosen = fused.plan(query.device.type, query.dtype, query.shape[-1], T, softcap=kwargs.get("softcap"),
+                        mask_kind=kind)
+    if chosen is None or key.shape[-2] != T or query.shape[1] % key.shape[1]:
+        return None
+    sink_logits = kwargs.get("s_aux")
+    out, col, sink_col = fused.attention_with_column_sums(
+        query, key, value, scaling, chosen, window=int(window) if kind == "window" else None,
+        sink_logits=sink_logits)
+    amap = None
+    if recorder.keep_map_upto and T <= recorder.keep_map_upto:
+        n_heads = query.shape[1]
+        rows = hf_weights_for_rows(query[:1], _expand_kv(key[:1], n_heads), scaling,
+                                   None if attention_mask is None else attention_mask[:1], None, sink_logits)
+        amap = rows(0, T)[0, :, :, 0 if sink_logits is None else 1:].float()
+    recorder.observe_columns(layer, query, key, value, col, None if sink_col is None else sink_col[..., None],
+                             attention_map=amap)
+    return out
+
+
 def sinklab_hf_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
     """`AttentionInterface` function: observe the layer, then return what SDPA would.
 
-    It receives post-RoPE query and key (B, H, T, d) and (B, H_kv, T, d).
+    It receives post-RoPE query and key (B, H, T, d) and (B, H_kv, T, d). On a GPU, layers that the
+    fused kernels compute exactly (causal or sliding-window softmax, GQA, sink logits) return the
+    fused output; the rest are measured by row blocks and computed by SDPA.
     """
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
@@ -183,13 +246,19 @@ def sinklab_hf_attention(module, query, key, value, attention_mask, scaling=None
     recorder = active_recorder()
     softcap = kwargs.get("softcap")
     sink_logits = kwargs.get("s_aux")
+    layer = None
+    if recorder is not None:
+        layer = getattr(module, "layer_idx", None)
+        layer = recorder.next_layer_index() if layer is None else int(layer)
+        with torch.no_grad():
+            out = _fused_layer(recorder, layer, query, key, value, attention_mask, scaling, kwargs)
+        if out is not None:
+            return out, None
     n_heads = query.shape[1]
     k_full, v_full = _expand_kv(key, n_heads), _expand_kv(value, n_heads)
     weights = hf_weights_for_rows(query, k_full, scaling, attention_mask, softcap, sink_logits)
     if recorder is not None:
-        layer = getattr(module, "layer_idx", None)
-        layer = recorder.next_layer_index() if layer is None else int(layer)
-        recorder.observe(layer, query, k_full, v_full, weights, n_extra=0 if sink_logits is None else 1)
+        recorder.observe(layer, query, key, value, weights, n_extra=0 if sink_logits is None else 1)
     if softcap or sink_logits is not None:
         # SDPA has no softcap or sink logit: compute the output from the same weights, block by block.
         n_extra = 0 if sink_logits is None else 1

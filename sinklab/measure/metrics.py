@@ -89,35 +89,33 @@ def first_token_norm_ratio(x: torch.Tensor) -> torch.Tensor:
     return ratio.mean()
 
 
-def qk_split(q: torch.Tensor, k: torch.Tensor) -> dict[str, float]:
+def qk_split(q: torch.Tensor, k: torch.Tensor) -> dict[str, torch.Tensor]:
     """Split q_t . k_j into ||q_t|| ||k_j|| and cos(q_t, k_j), for the first key against the others.
 
-    q, k: (batch, heads, T, d) with k already expanded to the query heads. Averages run over causal
-    pairs: (t, 1) for every t for the first key, and (t, j) with 2 <= j <= t for the rest. Sums over
-    j <= t are prefix sums, so this costs O(T d), not O(T^2).
+    q: (batch, heads, T, d); k: (batch, kv_heads, T, d), where query head h reads key head
+    h // (heads / kv_heads) (grouped-query attention; kv_heads = heads is plain attention).
+    Averages run over causal pairs: (t, 1) for every t for the first key, and (t, j) with
+    2 <= j <= t for the rest. Sums over j <= t are prefix sums, so this costs O(T d), not O(T^2).
+    Returns scalar tensors on q's device.
     """
-    q, k = q.float(), k.float()
-    qn, kn = q.norm(dim=-1), k.norm(dim=-1)  # (B, H, T)
+    B, H, T, d = q.shape
+    q = q.float().view(B, k.shape[1], H // k.shape[1], T, d)   # (B, Hkv, G, T, d)
+    k = k.float().unsqueeze(2)                                  # (B, Hkv, 1, T, d)
+    qn, kn = q.norm(dim=-1), k.norm(dim=-1)
     q_unit = q / qn.clamp_min(1e-12).unsqueeze(-1)
     k_unit = k / kn.clamp_min(1e-12).unsqueeze(-1)
-    T = q.shape[-2]
     normprod_first = (qn * kn[..., :1]).mean()
     cos_first = (q_unit * k_unit[..., :1, :]).sum(-1).mean()
     if T < 2:
-        nan = float("nan")
-        return {"normprod_first": normprod_first.item(), "normprod_rest": nan,
-                "cos_first": cos_first.item(), "cos_rest": nan}
+        nan = torch.tensor(float("nan"))
+        return {"normprod_first": normprod_first, "normprod_rest": nan, "cos_first": cos_first, "cos_rest": nan}
     n_pairs = T * (T - 1) / 2  # pairs (t, j) with 2 <= j <= t
     kn_rest = kn.cumsum(-1) - kn[..., :1]
     k_unit_rest = k_unit.cumsum(-2) - k_unit[..., :1, :]
     normprod_rest = (qn * kn_rest).sum(-1) / n_pairs
     cos_rest = (q_unit * k_unit_rest).sum((-1, -2)) / n_pairs
-    return {
-        "normprod_first": normprod_first.item(),
-        "normprod_rest": normprod_rest.mean().item(),
-        "cos_first": cos_first.item(),
-        "cos_rest": cos_rest.mean().item(),
-    }
+    return {"normprod_first": normprod_first, "normprod_rest": normprod_rest.mean(),
+            "cos_first": cos_first, "cos_rest": cos_rest.mean()}
 
 
 def proxy_scores(similarity: torch.Tensor, non_negative: bool) -> torch.Tensor:

@@ -41,7 +41,8 @@ class _Accumulator:
 
     def add(self, rec: capture.AttentionRecorder) -> None:
         layers = sorted(rec.layers)
-        alpha = torch.stack([rec.layers[l].alpha for l in layers], dim=1).double()  # (B, L, H, T)
+        caps = [rec.layers[l] for l in layers]
+        alpha = torch.stack([c.alpha.cpu() for c in caps], dim=1).double()  # (B, L, H, T)
         B = alpha.shape[0]
         if self.alpha_sum is None:
             self.alpha_sum = torch.zeros(alpha.shape[1:], dtype=torch.float64)
@@ -50,30 +51,30 @@ class _Accumulator:
         for e, eps in enumerate(self.eps):
             self.exceed[e] += (alpha > eps).sum(0)
         self.first_k.append(alpha[..., : self.K].float())
-        if rec.layers[layers[0]].alpha_mask_aware is not None:
-            ma = torch.stack([rec.layers[l].alpha_mask_aware.expand_as(rec.layers[l].alpha) for l in layers], dim=1)
+        if caps[0].alpha_mask_aware is not None:
+            ma = torch.stack([c.alpha_mask_aware.expand_as(c.alpha).cpu() for c in caps], dim=1)
             self.first_k_mask_aware.append(ma[..., : self.K].float())
         for name, by_layer in rec.branches.items():
-            alphas = [(c.alpha_mask_aware if c.alpha_mask_aware is not None else c.alpha).expand_as(c.alpha)[..., 0]
+            alphas = [(c.alpha_mask_aware if c.alpha_mask_aware is not None else c.alpha).expand_as(c.alpha)[..., 0].cpu()
                       for _, c in sorted(by_layer.items())]
             self.branch_first.setdefault(name, []).append(torch.stack(alphas, dim=1).float())
-        if rec.layers[layers[0]].weight_raw is not None:
-            self.weight_first_k.append(torch.stack([rec.layers[l].weight_raw[..., : self.K] for l in layers], dim=1).float())
-            self.row_mass.append(torch.stack([rec.layers[l].row_mass for l in layers], dim=1).float())
-        if rec.layers[layers[0]].alpha_extra is not None:
-            self.extra.append(torch.stack([rec.layers[l].alpha_extra for l in layers], dim=1).float())
+        if caps[0].weight_raw is not None:
+            self.weight_first_k.append(torch.stack([c.weight_raw[..., : self.K].cpu() for c in caps], dim=1).float())
+            self.row_mass.append(torch.stack([c.row_mass.cpu() for c in caps], dim=1).float())
+        if caps[0].alpha_extra is not None:
+            self.extra.append(torch.stack([c.alpha_extra.cpu() for c in caps], dim=1).float())
         per_layer = {
             "hidden_ratio": [rec.hidden_ratio.get(i, float("nan")) for i in range(len(layers))],
-            "key_ratio": [rec.layers[l].key_ratio for l in layers],
-            "value_ratio": [rec.layers[l].value_ratio for l in layers],
+            "key_ratio": [c.key_ratio for c in caps],
+            "value_ratio": [c.value_ratio for c in caps],
         }
         for name in ("normprod_first", "normprod_rest", "cos_first", "cos_rest"):
-            per_layer[name] = [rec.layers[l].qk[name] for l in layers]
+            per_layer[name] = [c.qk[name] for c in caps]
         for name, values in per_layer.items():
-            t = torch.tensor(values, dtype=torch.float64) * B
+            t = torch.tensor([float(v) for v in values], dtype=torch.float64) * B
             self.diag_sum[name] = self.diag_sum.get(name, 0) + t
-        if self.attention_maps is None and rec.layers[layers[0]].attention_map is not None:
-            self.attention_maps = torch.stack([rec.layers[l].attention_map for l in layers])
+        if self.attention_maps is None and caps[0].attention_map is not None:
+            self.attention_maps = torch.stack([c.attention_map.cpu() for c in caps])
         self.n += B
 
 

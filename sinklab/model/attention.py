@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
+from ..kernels import attention_sums
 from ..measure import metrics
 from . import masks
 from .position import apply_rope, expand_distance_bias, rope_cache
@@ -180,6 +181,10 @@ class Attention(nn.Module):
             dyn = masks.blocks_to_token_mask(chosen, cfg.sparse_block, T - n_prefix, per_block)
             if n_prefix:
                 dyn = F.pad(dyn, (n_prefix, 0, n_prefix, 0), value=True)
+        if recorder is not None and dyn is None:
+            fused = self._fused_plan(q, pos_bias, plain_causal, n_prefix)
+            if fused is not None:
+                return self._finish(x, self._attend_and_observe_fused(recorder, fused, q, k, v, full, pos_bias, mask_fn))
         if recorder is not None:
             self._observe(recorder, q, full(k), full(v), pos_bias, mask_fn, n_prefix, dyn, plain_causal)
         if dyn is not None:
@@ -420,6 +425,40 @@ class Attention(nn.Module):
         if self.cfg.attn_bias not in ("k", "kv"):
             return None
         return self.v_bias.float().expand(self.n_heads, -1)[None, :, None, :]
+
+    def _fused_plan(self, q, pos_bias, plain_causal: bool, n_prefix: int):
+        """The fused measurement kernels compute this layer exactly: causal or sliding-window
+        softmax over the real tokens, optionally with a sink logit (gpt-oss, or off-by-one's zero)."""
+        cfg = self.cfg
+        if cfg.score not in ("softmax", "off_by_one") or cfg.attn_bias in ("k", "kv") or pos_bias is not None \
+                or n_prefix or cfg.sparse != "none" or not (plain_causal or (cfg.window and cfg.prefix_len is None)):
+            return None
+        T = q.shape[-2]
+        return attention_sums.plan(q.device.type, q.dtype, self.head_dim, T,
+                                   mask_kind="window" if not plain_causal else "causal")
+
+    def _attend_and_observe_fused(self, recorder, fused, q, k, v, full, pos_bias, mask_fn):
+        """Output and column sums from the fused kernels; returns the output as (B, H, T, d)."""
+        cfg = self.cfg
+        B, H, T, _ = q.shape
+        window = None if cfg.window is None or cfg.window >= T else int(cfg.window)
+        sink = None
+        if cfg.sink_logit:
+            sink = self.sink_logit
+        elif cfg.score == "off_by_one":
+            sink = q.new_zeros(H, dtype=torch.float32)
+        out, col, sink_col = attention_sums.attention_with_column_sums(q, k, v, self.scale, fused, window=window,
+                                                                       sink_logits=sink)
+        visible = None
+        if window is not None:  # the queries that see key j: min(T - j, window)
+            visible = (T - torch.arange(T, device=q.device)).clamp_max(window).float()
+        amap = None
+        if recorder.keep_map_upto and T <= recorder.keep_map_upto:
+            n_extra = 0 if sink is None else 1
+            amap = self.weights(q[:1], full(k[:1]), pos_bias, mask_fn, 0, T)[0, :, :, n_extra:].float()
+        recorder.observe_columns(self.layer_idx, q, k, v, col, None if sink_col is None else sink_col[..., None],
+                                 visible=visible, attention_map=amap)
+        return out.transpose(1, 2)
 
     def _observe(self, recorder, q, k, v, pos_bias, mask_fn, n_prefix, dyn=None, plain_causal=False):
         """Report this layer to the measurement, real tokens as rows and added positions leading."""

@@ -1,0 +1,89 @@
+"""Triton kernels of the fused measurement path (see `attention_sums.py`). Imported only when it runs.
+
+Both kernels take q (B, H, T, D) and k (B, Hkv, T, D) by strides; query head h reads KV head
+h // GROUP, as transformers' `repeat_kv` pairs them. Offsets are int64, scores float32.
+"""
+import triton
+import triton.language as tl
+
+LOG2E: tl.constexpr = 1.4426950408889634
+
+
+@triton.jit
+def _load_rows(base, offs, stride_t, offs_d, T, D: tl.constexpr):
+    ptrs = base + offs[:, None].to(tl.int64) * stride_t + offs_d[None, :]
+    return tl.load(ptrs, mask=(offs[:, None] < T) & (offs_d[None, :] < D), other=0.0)
+
+
+@triton.jit
+def _visible(offs_m, offs_n, T, window, WINDOWED: tl.constexpr):
+    keep = (offs_m[:, None] >= offs_n[None, :]) & (offs_m[:, None] < T) & (offs_n[None, :] < T)
+    if WINDOWED:
+        keep = keep & (offs_m[:, None] - offs_n[None, :] < window)
+    return keep
+
+
+@triton.jit
+def column_sums(Q, K, LSE, OUT, sqb, sqh, sqt, skb, skh, skt, slb, slh, sob, soh,
+                T, H, GROUP, qk_scale, window,
+                D: tl.constexpr, D_PAD: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                WINDOWED: tl.constexpr, IEEE: tl.constexpr):
+    """OUT[b, h, j] = sum over visible queries i of exp2(qk_scale q_i.k_j - LOG2E lse_i)."""
+    start_n = tl.program_id(0) * BLOCK_N
+    bh = tl.program_id(1)
+    b, h = (bh // H).to(tl.int64), (bh % H).to(tl.int64)
+    offs_n = start_n + tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, D_PAD)
+    k = _load_rows(K + b * skb + (h // GROUP) * skh, offs_n, skt, offs_d, T, D)
+    q_base = Q + b * sqb + h * sqh
+    lse_base = LSE + b * slb + h * slh
+    acc = tl.zeros([BLOCK_N], dtype=tl.float32)
+    lo = (start_n // BLOCK_M) * BLOCK_M
+    hi = T
+    if WINDOWED:  # the last query that sees this block's last key: i <= j + window - 1
+        hi = tl.minimum(T, start_n + BLOCK_N - 1 + window)
+    for start_m in range(lo, hi, BLOCK_M):
+        offs_m = start_m + tl.arange(0, BLOCK_M)
+        q = _load_rows(q_base, offs_m, sqt, offs_d, T, D)
+        lse = tl.load(lse_base + offs_m, mask=offs_m < T, other=0.0)
+        if IEEE:
+            s = tl.dot(q, tl.trans(k), input_precision="ieee")
+        else:
+            s = tl.dot(q, tl.trans(k))
+        p = tl.exp2(s * qk_scale - lse[:, None] * LOG2E)
+        acc += tl.sum(tl.where(_visible(offs_m, offs_n, T, window, WINDOWED), p, 0.0), axis=0)
+    tl.store(OUT + b * sob + h * soh + offs_n, acc, mask=offs_n < T)
+
+
+@triton.jit
+def row_lse(Q, K, OUT, sqb, sqh, sqt, skb, skh, skt, sob, soh,
+            T, H, GROUP, qk_scale, window,
+            D: tl.constexpr, D_PAD: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+            WINDOWED: tl.constexpr, IEEE: tl.constexpr):
+    """OUT[b, h, i] = natural log of sum over visible keys j of exp(scale q_i.k_j) (online, as flash)."""
+    start_m = tl.program_id(0) * BLOCK_M
+    bh = tl.program_id(1)
+    b, h = (bh // H).to(tl.int64), (bh % H).to(tl.int64)
+    offs_m = start_m + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, D_PAD)
+    q = _load_rows(Q + b * sqb + h * sqh, offs_m, sqt, offs_d, T, D)
+    k_base = K + b * skb + (h // GROUP) * skh
+    m_i = tl.full([BLOCK_M], -1.0e30, dtype=tl.float32)  # finite: a fully masked block adds exp2(-inf) = 0
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    lo = 0
+    if WINDOWED:
+        lo = (tl.maximum(0, start_m - window + 1) // BLOCK_N) * BLOCK_N
+    hi = tl.minimum(T, start_m + BLOCK_M)
+    for start_n in range(lo, hi, BLOCK_N):
+        offs_n = start_n + tl.arange(0, BLOCK_N)
+        k = _load_rows(k_base, offs_n, skt, offs_d, T, D)
+        if IEEE:
+            s = tl.dot(q, tl.trans(k), input_precision="ieee")
+        else:
+            s = tl.dot(q, tl.trans(k))
+        s = tl.where(_visible(offs_m, offs_n, T, window, WINDOWED), s * qk_scale, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, axis=1))
+        l_i = l_i * tl.exp2(m_i - m_new) + tl.sum(tl.exp2(s - m_new[:, None]), axis=1)
+        m_i = m_new
+    l_i = tl.where(l_i > 0, l_i, 1.0)  # rows past T only
+    tl.store(OUT + b * sob + h * soh + offs_m, (m_i + tl.log2(l_i)) / LOG2E, mask=offs_m < T)
