@@ -28,8 +28,9 @@ def _unpermute(w: np.ndarray, n_head: int) -> np.ndarray:
     return w.reshape(n_head, dim, 2, *w.shape[1:]).swapaxes(2, 1).reshape(w.shape)
 
 
-def read(path: str):
-    """(LlamaConfig, state_dict) for a LLaMA GGUF, or None for any other architecture."""
+def read(path: str, progress: bool = False):
+    """(LlamaConfig, state_dict) for a LLaMA GGUF, or None for any other architecture. `progress`
+    shows a bar over the tensors (dequantising SmolLM2 takes seconds to tens of seconds)."""
     from gguf import GGUFReader
     from gguf.quants import dequantize
     from transformers import LlamaConfig
@@ -58,8 +59,10 @@ def read(path: str):
         bos_token_id=field("tokenizer.ggml.bos_token_id"), eos_token_id=field("tokenizer.ggml.eos_token_id"),
         pad_token_id=field("tokenizer.ggml.padding_token_id"),
     )
+    from tqdm.auto import tqdm
+
     state = {}
-    for t in reader.tensors:
+    for t in tqdm(reader.tensors, desc="dequantising", unit="tensor", leave=False, disable=not progress):
         w = np.asarray(dequantize(t.data, t.tensor_type), dtype=np.float32)
         if t.name.startswith("blk."):
             _, i, rest = t.name.split(".", 2)
@@ -79,11 +82,11 @@ def read(path: str):
     return config, state
 
 
-def load_model(path: str):
+def load_model(path: str, progress: bool = False):
     """A float32 `LlamaForCausalLM`, or None when this reader does not apply."""
     from transformers import LlamaForCausalLM
 
-    out = read(path)
+    out = read(path, progress)
     if out is None:
         return None
     config, state = out

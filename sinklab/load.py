@@ -66,6 +66,7 @@ def _quiet_transformers():
     import transformers
 
     transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()  # its "Loading weights" bar on every load clutters the summary
     logging.getLogger("transformers").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=UserWarning, module="transformers")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -128,7 +129,8 @@ def _load_gguf(path: Path, device: str, dtype: str, name: str | None = None) -> 
         _note(f"dequantising {path.name} (first load only; a safetensors copy is cached in {cached.parent})")
         from . import gguf_llama
 
-        model = gguf_llama.load_model(str(path))  # one pass for plain LLaMA files; None otherwise
+        # one pass for plain LLaMA files (None otherwise), with a bar over the tensors
+        model = gguf_llama.load_model(str(path), progress=os.environ.get("SINKLAB_NO_PROGRESS") != "1")
         if model is None:
             model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
         tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
