@@ -11,6 +11,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import SinklabError
+from ..files import check_output_folder, output_folder, read_text
 from . import tokenizers
 
 MANIFEST = "manifest.json"
@@ -23,9 +24,10 @@ def shard_dtype(vocab_size: int, dtype: str | None = None) -> np.dtype:
     return dt
 
 
-def iter_documents(inputs: list[str], text_field: str = "text") -> Iterator[str]:
+def iter_documents(inputs: list[str], text_field: str = "text", encoding_errors: str = "strict") -> Iterator[str]:
     """Text files and globs (one document per file), .jsonl (one per line), or a Hugging Face dataset:
-    a folder (from `save_to_disk`, or of data files) or a hub name."""
+    a folder (from `save_to_disk`, or of data files) or a hub name. Files are UTF-8: a bad byte is
+    an error naming the file and offset unless encoding_errors="replace"."""
     paths: list[str] = []
     for spec in inputs:
         if os.path.isdir(spec):
@@ -39,22 +41,20 @@ def iter_documents(inputs: list[str], text_field: str = "text") -> Iterator[str]
             raise SinklabError(f"input {spec!r} matches no file")
         paths += [m for m in matched if os.path.isfile(m)] or ([spec] if os.path.isfile(spec) else [])
     for path in paths:
+        text = read_text(path, encoding_errors)
         if path.endswith(".jsonl"):
-            with open(path, encoding="utf-8", errors="replace") as f:
-                for i, line in enumerate(f, 1):
-                    if line.strip():
-                        try:
-                            yield str(json.loads(line)[text_field])
-                        except (json.JSONDecodeError, KeyError, TypeError):
-                            raise SinklabError(f"{path}, line {i}: no {text_field!r} field") from None
-        elif path.endswith(".xz"):
-            import lzma
-
-            with lzma.open(path, "rt", encoding="utf-8", errors="replace") as f:
-                yield f.read()
+            yield from _jsonl_documents(text, path, text_field)
         else:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                yield f.read()
+            yield text
+
+
+def _jsonl_documents(text: str, path: str, text_field: str) -> Iterator[str]:
+    for i, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                yield str(json.loads(line)[text_field])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise SinklabError(f"{path}, line {i}: no {text_field!r} field") from None
 
 
 def _hf_dataset(spec: str, text_field: str) -> Iterator[str]:
@@ -66,7 +66,7 @@ def _hf_dataset(spec: str, text_field: str) -> Iterator[str]:
         saved = any(os.path.exists(os.path.join(spec, f)) for f in ("state.json", "dataset_dict.json"))
         # a folder from `save_to_disk`, else a folder of data files or a hub name (load_dataset)
         ds = datasets.load_from_disk(spec) if saved else datasets.load_dataset(spec, split="train")
-    except Exception as e:
+    except Exception as e:  # datasets raises a different type per cause (missing, offline, bad builder): all one error here
         raise SinklabError(f"cannot load dataset {spec!r}: {str(e).splitlines()[0][:120]}") from None
     if isinstance(ds, datasets.DatasetDict):
         ds = ds["train"] if "train" in ds else next(iter(ds.values()))
@@ -79,13 +79,19 @@ def _hf_dataset(spec: str, text_field: str) -> Iterator[str]:
 
 def prepare(inputs: list[str], out: str | os.PathLike, tokenizer: str = "bytes", val_fraction: float = 0.01,
             text_field: str = "text", max_bpe_chars: int = 50_000_000, progress: bool = True,
-            max_chars: int | None = None, dtype: str | None = None) -> dict:
+            max_chars: int | None = None, dtype: str | None = None, encoding_errors: str = "strict") -> dict:
     """Tokenise documents, join them with end-of-text, and write train/val shards plus the manifest."""
     from tqdm.auto import tqdm
 
-    out = Path(out)
+    if not 0 < val_fraction < 0.5:
+        raise SinklabError(f"--val-fraction must lie in (0, 0.5) (got {val_fraction})")
+    if max_chars is not None and max_chars < 1:
+        raise SinklabError(f"--max-chars must be at least 1 (got {max_chars})")
+    if dtype is not None:
+        shard_dtype(1, dtype)
+    out = check_output_folder(out)  # created once the corpus has tokenised
     docs, chars = [], 0
-    for d in iter_documents(inputs, text_field):
+    for d in iter_documents(inputs, text_field, encoding_errors):
         if d.strip():
             docs.append(d)
             chars += len(d)
@@ -118,7 +124,7 @@ def prepare(inputs: list[str], out: str | os.PathLike, tokenizer: str = "bytes",
     n_val = max(1, int(len(all_ids) * val_fraction))
     if len(all_ids) < 2 * n_val + 2:
         raise SinklabError(f"the corpus is too small: {len(all_ids)} tokens")
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out)
     splits = {"train": all_ids[:-n_val], "val": all_ids[-n_val:]}
     h = hashlib.sha256()
     for name, arr in splits.items():
@@ -134,13 +140,34 @@ def prepare(inputs: list[str], out: str | os.PathLike, tokenizer: str = "bytes",
 
 
 def open_split(folder: str | os.PathLike, split: str) -> tuple[np.memmap, dict]:
+    """The split's tokens, memory-mapped, after checking the shard against its manifest: a file
+    truncated or replaced since `data prepare` would otherwise train on other tokens silently."""
     folder = Path(folder)
+    manifest = read_manifest(folder)
+    path = folder / f"{split}.bin"
+    dt = np.dtype(manifest["dtype"])
+    n = int(manifest["tokens"].get(split, 0))
+    if not path.is_file():
+        raise SinklabError(f"{path} is missing; prepare the data again")
+    size = path.stat().st_size
+    if n == 0 or size == 0:
+        raise SinklabError(f"{path} is empty ({size} bytes, {n} tokens in its manifest); prepare more data")
+    if size != n * dt.itemsize:
+        raise SinklabError(f"{path} has {size:,} bytes but its manifest says {n:,} {dt.name} tokens "
+                           f"({n * dt.itemsize:,} bytes): the shard was truncated or replaced; prepare the data again")
+    return np.memmap(path, dtype=dt, mode="r"), manifest
+
+
+def read_manifest(folder: Path) -> dict:
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise SinklabError(f"{folder} has no {MANIFEST}: run `sinklab data prepare` first")
     try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-    except FileNotFoundError:
-        raise SinklabError(f"{folder} has no {MANIFEST}: run `sinklab data prepare` first") from None
-    arr = np.memmap(folder / f"{split}.bin", dtype=np.dtype(manifest["dtype"]), mode="r")
-    return arr, manifest
+        manifest = json.loads(path.read_text())
+        np.dtype(manifest["dtype"]), dict(manifest["tokens"]), int(manifest["vocab_size"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise SinklabError(f"{path} is not a sinklab manifest ({type(e).__name__}: {e}); prepare the data again") from None
+    return manifest
 
 
 def document_starts(arr: np.ndarray, eot_id: int, n: int | None, T: int) -> np.ndarray:

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import SinklabError
+from ..files import output_folder
+
 
 def generate(n_tokens: int, vocab_size: int = 64, n_triggers: int = 3, seq_len: int = 256, branching: int = 3,
              seed: int = 0) -> np.ndarray:
@@ -35,9 +38,21 @@ def generate(n_tokens: int, vocab_size: int = 64, n_triggers: int = 3, seq_len: 
     return out
 
 
+def check(n_tokens: int, vocab_size: int, seq_len: int, n_triggers: int = 3) -> None:
+    """At least one sequence, a vocabulary with the triggers, BOS and one ordinary token, and room for
+    a back-copy (BOS, a token, a trigger)."""
+    if seq_len < 3:
+        raise SinklabError(f"--seq-len must be at least 3 (BOS, a token, a trigger); got {seq_len}")
+    if n_tokens < seq_len:
+        raise SinklabError(f"--tokens must be at least --seq-len={seq_len} (one sequence); got {n_tokens}")
+    if not n_triggers + 2 <= vocab_size <= 65536:
+        raise SinklabError(f"--vocab must lie in {n_triggers + 2}..65536 ({n_triggers} triggers, BOS and at least one "
+                           f"ordinary token, stored as uint16); got {vocab_size}")
+
+
 def write(out: str, n_tokens: int = 2_000_000, vocab_size: int = 64, seq_len: int = 256, seed: int = 0) -> dict:
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
+    check(n_tokens, vocab_size, seq_len)
+    folder = output_folder(out)
     n_val = max(seq_len * 64, n_tokens // 100) // seq_len * seq_len
     both = generate(n_tokens + n_val, vocab_size, seq_len=seq_len, seed=seed)  # one bigram table for both
     train, val = both[:n_tokens // seq_len * seq_len], both[n_tokens // seq_len * seq_len:]

@@ -44,7 +44,7 @@ def from_file(path: str) -> DataTokenizer:
 
     try:
         tok = Tokenizer.from_file(path)
-    except Exception as e:
+    except Exception as e:  # the Rust tokenizers library reports every parse failure as a plain Exception
         raise SinklabError(f"tokenizer file {path} does not parse: {str(e).splitlines()[0][:100]}") from None
     return _from_hf_tokenizers(tok, f"file:{Path(path).name}")
 
@@ -54,7 +54,7 @@ def from_gguf(path: str) -> DataTokenizer:
 
     try:
         hf = AutoTokenizer.from_pretrained(str(Path(path).parent), gguf_file=Path(path).name)
-    except Exception as e:
+    except Exception as e:  # transformers' GGUF reader raises many types (ValueError, KeyError, struct.error) on a bad file
         raise SinklabError(f"cannot read the tokenizer inside {path}: {str(e).splitlines()[0][:100]}") from None
     return _from_hf_tokenizers(hf.backend_tokenizer, f"gguf:{Path(path).name}")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from ..errors import SinklabError
+from ..files import read_text
 
 BUILTIN_PROBES = ("natural", "random", "repeat")
 BOS_POLICIES = ("auto", "always", "never")
@@ -45,8 +46,9 @@ def byte_tokenizer(bos_id: int | None = None, vocab_size: int = 256) -> TextToke
                          bos_id=bos_id, adds_bos=False)
 
 
-def load_texts(probe: str) -> list[str]:
-    """Passages of a text probe: the built-in `natural` set, or a .txt / .jsonl file."""
+def load_texts(probe: str, encoding_errors: str = "strict") -> list[str]:
+    """Passages of a text probe: the built-in `natural` set, or a .txt / .jsonl file (UTF-8: a bad
+    byte is an error naming the offset, unless encoding_errors="replace")."""
     if probe == "natural":
         raw = resources.files("sinklab.probes").joinpath("natural.jsonl").read_text(encoding="utf-8")
         return [json.loads(line)["text"] for line in raw.splitlines() if line.strip()]
@@ -55,7 +57,7 @@ def load_texts(probe: str) -> list[str]:
         raise SinklabError(f"unknown --probe {probe!r}: use one of {', '.join(BUILTIN_PROBES)} or a .txt/.jsonl file")
     if path.suffix not in (".txt", ".jsonl"):
         raise SinklabError(f"probe file {probe} must be .txt (passages split by blank lines) or .jsonl (a 'text' field)")
-    content = path.read_text(encoding="utf-8", errors="replace")
+    content = read_text(path, encoding_errors, option=None)
     if path.suffix == ".jsonl":
         texts = []
         for i, line in enumerate(content.splitlines(), 1):

@@ -1,0 +1,70 @@
+"""Reading the user's text files and claiming output folders, each failure one clear error.
+
+Text is UTF-8. A file that is not is an error naming the file and the byte offset, unless the
+caller asks for replacement characters (`errors="replace"`): silently decoding Latin-1 or binary
+data as U+FFFD changes what is measured or trained on.
+"""
+from __future__ import annotations
+
+import lzma
+import os
+from pathlib import Path
+
+from .errors import SinklabError
+
+ENCODING_ERRORS = ("strict", "replace")
+
+
+def decode(data: bytes, name: str, errors: str = "strict", option: str | None = "--encoding-errors") -> str:
+    """UTF-8 text of `data` (read from `name`); `option` is the flag that allows replacement, if any."""
+    if errors not in ENCODING_ERRORS:
+        raise SinklabError(f"unknown encoding-errors policy {errors!r}: use one of {', '.join(ENCODING_ERRORS)}")
+    try:
+        return data.decode("utf-8", errors=errors)
+    except UnicodeDecodeError as e:
+        how = f"; re-encode it as UTF-8, or pass {option} replace to read it with replacement characters" \
+            if option else "; re-encode it as UTF-8"
+        raise SinklabError(f"{name} is not UTF-8 text: byte {e.start} is 0x{data[e.start]:02x} "
+                           f"({e.reason}){how}") from None
+
+
+def read_text(path: str | os.PathLike, errors: str = "strict", option: str | None = "--encoding-errors") -> str:
+    """A text file (or .xz-compressed text) as UTF-8; the offset of a bad byte counts decompressed bytes."""
+    path = Path(path)
+    try:
+        if path.suffix == ".xz":
+            with lzma.open(path, "rb") as f:
+                data = f.read()
+        else:
+            data = path.read_bytes()
+    except lzma.LZMAError as e:
+        raise SinklabError(f"{path} is not a valid .xz file ({e})") from None
+    except (OSError, EOFError) as e:
+        raise SinklabError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    return decode(data, str(path), errors, option)
+
+
+def check_output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
+    """Fail now, before any heavy work, if `path` cannot become a writable folder: it is a file, or
+    it (or the nearest folder above it that exists) is not writable. Creates nothing."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise SinklabError(f"{option} {path} is a file, not a folder")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SinklabError(f"{option} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SinklabError(f"{option} {path}: {existing} is not writable")
+    return path
+
+
+def output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
+    """check_output_folder, then create it."""
+    path = check_output_folder(path, option)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SinklabError(f"{option} {path}: cannot create the folder ({e.strerror or e})") from None
+    return path
