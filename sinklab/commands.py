@@ -48,10 +48,14 @@ def _train(sub):
     p = sub.add_parser("train", help="pre-train a sinklab model and track Sink against step",
                        description="Train CONFIG (a preset: tiny, quick-60m, paper-60m, paper-1b; or a YAML file) "
                                    "with key=value overrides, e.g. train.data=shards/ model.score=sigmoid. "
-                                   "Use torchrun for several GPUs.")
+                                   "The run goes to train.out (default: runs/CONFIG-HASH, the hash of the settings "
+                                   "that shape the run). Use torchrun for several GPUs.")
     p.add_argument("config", nargs="?", help="preset name or YAML/JSON file")
     p.add_argument("overrides", nargs="*", help="key=value (model.X, train.X, or a bare field name)")
-    p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint in train.out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in train.out from its newest checkpoint that loads")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run in train.out (without it, a folder that holds a run is refused)")
     p.add_argument("--fields", action="store_true",
                    help="list every model.X and train.X field with its default (of CONFIG, if given) and allowed values")
     p.set_defaults(func=cmd_train)
@@ -66,7 +70,9 @@ def cmd_train(args):
     if not args.config:
         raise SinklabError("train needs CONFIG: a preset (tiny, quick-60m, paper-60m, paper-1b) or a YAML/JSON file")
     mc, tc = resolve_configs(args.config, parse_overrides(args.overrides))
-    row = train(mc, tc, resume=args.resume)
+    if os.environ.get("RANK", "0") == "0":
+        print(f"run folder: {tc.out}")
+    row = train(mc, tc, resume=args.resume, overwrite=args.overwrite)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run
         return
     if row:
@@ -251,18 +257,42 @@ def cmd_sweep(args):
         return 0
     if not args.data:
         raise SinklabError("sweep needs --data (token shards from `sinklab data prepare`)")
+    _check_sweep_args(args)
     from .train.loop import parse_overrides
 
     sweep(_suites_arg(args.suite), args.preset, args.out, args.data,
           only=args.only.split(",") if args.only else None, gpus=args.gpus, torchrun=args.torchrun,
           extra=parse_overrides(args.set))
-    print(f"done; `sinklab scorecard {args.suite} --preset {args.preset} --out {args.out}` compares with the paper")
+    print(f"done; `{scorecard_command(args)}` compares with the paper")
     return 0
+
+
+def scorecard_command(args) -> str:
+    """The scorecard command for a sweep's runs: the same suites, preset, folder and overrides (the
+    overrides are part of each run's folder name, so without them the scorecard finds no run)."""
+    import shlex
+
+    words = ["sinklab", "scorecard", args.suite, "--preset", args.preset, "--out", args.out]
+    return shlex.join(words + (["--set", *args.set] if args.set else []))
+
+
+def _check_sweep_args(args) -> None:
+    from .config import PRESETS
+    from .errors import SinklabError
+
+    if args.preset not in PRESETS:
+        raise SinklabError(f"unknown --preset {args.preset!r}: use one of {', '.join(PRESETS)}")
+    for name in ("gpus", "torchrun"):
+        value = getattr(args, name, None)
+        if value is not None and value < 0:
+            raise SinklabError(f"--{name} must be >= 0 (got {value})")
 
 
 def cmd_scorecard(args):
     from .experiments.scorecard import markdown, scorecard
     from .train.loop import parse_overrides
+
+    _check_sweep_args(args)
 
     result = scorecard(_suites_arg(args.suite), args.preset, args.out, extra=parse_overrides(args.set))
     print(markdown(result))

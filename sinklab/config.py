@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -108,13 +109,14 @@ class ModelConfig:
         return self.score == "kernel" and self.kernel_normalizer != "sum"
 
     def validate(self) -> "ModelConfig":
+        check_types(self, "model")
+        check_ranges(self, "model", MODEL_RANGES)
+        if self.n_kv_heads is not None and self.n_kv_heads < 1:
+            raise SinklabError(f"config field model.n_kv_heads must be at least 1 or null (got {self.n_kv_heads})")
         for name, allowed in CHOICES.items():
             value = getattr(self, name)
             if value not in allowed:
                 raise SinklabError(f"config field {name}={value!r} is not one of: {', '.join(allowed)}")
-        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "d_ffn", "max_seq_len"):
-            if int(getattr(self, name)) < 1:
-                raise SinklabError(f"config field {name} must be at least 1 (got {getattr(self, name)})")
         if self.head_combine == "concat" and self.d_model % self.n_heads:
             raise SinklabError(f"config field n_heads={self.n_heads} must divide d_model={self.d_model}")
         if self.n_heads % self.kv_heads:
@@ -135,6 +137,10 @@ class ModelConfig:
             raise SinklabError(f"config field sigmoid_bias={self.sigmoid_bias!r} must be a number or 'auto'")
         if self.score_scale <= 0:
             raise SinklabError("config field score_scale must be positive")
+        self._validate_sparse()
+        return self
+
+    def _validate_sparse(self) -> None:
         for name in ("sparse_window", "sparse_globals", "sparse_stride", "sparse_block"):
             if self.sparse != "none" and int(getattr(self, name)) < 1:
                 raise SinklabError(f"config field {name} must be at least 1 (got {getattr(self, name)})")
@@ -156,7 +162,6 @@ class ModelConfig:
             if self.sparse_topk > self.max_seq_len // self.sparse_block:
                 raise SinklabError(f"config field sparse_topk={self.sparse_topk} is larger than the "
                                    f"{self.max_seq_len // self.sparse_block} blocks of max_seq_len={self.max_seq_len}")
-        return self
 
     def check_length(self, T: int) -> None:
         """Errors that depend on the sequence length."""
@@ -181,6 +186,76 @@ class ModelConfig:
         from .model.decoder import SinkLM
 
         return SinkLM.count_params(self, embeddings)
+
+
+# (low, high, low_open, high_open) per numeric field; None = unbounded on that side
+MODEL_RANGES = {
+    **{name: (1, None, False, False) for name in ("vocab_size", "d_model", "n_layers", "n_heads", "d_ffn", "max_seq_len")},
+    "rope_theta": (0, None, True, False), "norm_eps": (0, None, True, False), "init_std": (0, None, True, False),
+    "relative_buckets": (1, None, False, False), "relative_max_distance": (1, None, False, False),
+    "sparse_topk": (0, None, False, False),
+}
+
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
+               "tuple[int, int]": "a pair of integers [a, b]", "None": "null"}
+
+
+def _coerce(value, kind: str):
+    """`value` as the annotation `kind` wants it, or raise ValueError. YAML and JSON give ints for
+    floats (1 for 1.0) and floats for integral values (1e3), so both convert where exact."""
+    if kind == "None":
+        if value is None:
+            return None
+    elif kind == "bool":
+        if isinstance(value, bool):
+            return value
+    elif kind == "str":
+        if isinstance(value, str):
+            return value
+    elif isinstance(value, bool):
+        pass  # True is an int to Python, never a number to a user
+    elif kind == "int":
+        if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+            return int(value)
+    elif kind == "float":
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            return float(value)
+    elif kind == "tuple[int, int]":
+        if isinstance(value, (list, tuple)) and len(value) == 2 and all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return tuple(value)
+    raise ValueError(kind)
+
+
+def check_types(cfg, section: str) -> None:
+    """Every field of a config dataclass has a value of its annotated type (converted where exact:
+    1e3 for an int, 1 for a float); otherwise one error naming the field, its value and the type."""
+    for f in fields(cfg):
+        kinds = [k.strip() for k in str(f.type).split("|")]
+        value = getattr(cfg, f.name)
+        for kind in kinds:
+            try:
+                setattr(cfg, f.name, _coerce(value, kind))
+                break
+            except ValueError:
+                continue
+        else:
+            wanted = " or ".join(_TYPE_WORDS.get(k, k) for k in kinds)
+            raise SinklabError(f"config field {section}.{f.name}={value!r} must be {wanted}")
+
+
+def check_ranges(cfg, section: str, ranges: dict) -> None:
+    """Numeric fields inside their range, each error naming the field, the value and the range."""
+    for name, (low, high, low_open, high_open) in ranges.items():
+        value = getattr(cfg, name)
+        if value is None:
+            continue
+        below = low is not None and (value <= low if low_open else value < low)
+        above = high is not None and (value >= high if high_open else value > high)
+        if below or above:
+            lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+            hi = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
+            raise SinklabError(f"config field {section}.{name}={value!r} must be {' and '.join(x for x in (lo, hi) if x)}")
 
 
 def check_keys(cls, d: dict, section: str) -> dict:
@@ -208,18 +283,21 @@ def preset(name: str, **overrides) -> ModelConfig:
 
 
 def load_config_file(path: str | Path) -> dict:
+    import yaml
+
     path = Path(path)
-    if not path.exists():
-        raise SinklabError(f"config file does not exist: {path}")
-    text = path.read_text()
+    if not path.is_file():
+        raise SinklabError(f"config file does not exist: {path}" if not path.exists() else
+                           f"config {path} is a folder, not a YAML/JSON file")
     try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            return yaml.safe_load(text) or {}
-        return json.loads(text)
-    except Exception as e:
+        text = path.read_text(encoding="utf-8")
+        raw = (yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)) or {}
+    except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise SinklabError(f"cannot parse config file {path}: {str(e).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise SinklabError(f"config file {path} must hold a mapping with model: and train: sections "
+                           f"(got {type(raw).__name__})")
+    return raw
 
 
-__all__ = ["ModelConfig", "PRESETS", "preset", "CHOICES", "check_keys", "load_config_file"]
+__all__ = ["ModelConfig", "PRESETS", "preset", "CHOICES", "check_keys", "check_types", "check_ranges", "load_config_file"]

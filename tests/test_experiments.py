@@ -40,7 +40,7 @@ def test_every_suite_runs_at_tiny_and_its_scorecard_renders(shards, tmp_path):
     result = scorecard(suite_names(), "tiny", str(tmp_path), extra=FAST)
     assert len(result["rows"]) == sum(len(load_suite(n)["changes"]) for n in suite_names())
     assert all(r["sink_1"] is not None and r["step"] == 4 for r in result["rows"])
-    assert all(c["verdict"] in ("holds", "does not hold") for c in result["claims"])
+    assert all(c["verdict"] in ("holds", "does not hold", "inconclusive") for c in result["claims"])
     folder = result["folder"]
     assert (folder / "scorecard.html").exists() and (folder / "scorecard.csv").exists()
     assert (folder / "weight_decay_sink.png").exists() and (folder / "weight_decay_steps.png").exists()

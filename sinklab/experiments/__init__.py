@@ -96,18 +96,25 @@ def _unique(runs: list[Run]) -> list[Run]:
 
 
 def run_state(run: Run) -> str:
-    """done (finished: its last checkpoint is at the last step), partial (can resume) or new."""
-    meta = run.folder / "ckpt" / "sinklab.json"
-    if (run.folder / "ckpt" / "COMPLETE").exists() and meta.exists():
-        m = json.loads(meta.read_text())
+    """done (finished: its last checkpoint is at the last step), partial (a checkpoint to resume from)
+    or new (nothing to resume: whatever a run killed before its first checkpoint left is replaced)."""
+    from ..train.runs import checkpoints
+
+    found = checkpoints(run.folder)
+    if not found:
+        return "new"
+    try:
+        m = json.loads((found[0] / "sinklab.json").read_text())
         return "done" if m["step"] >= m["train"]["steps"] else "partial"
-    return "partial" if (run.folder / "metrics.jsonl").exists() else "new"
+    except (OSError, ValueError, KeyError):
+        return "partial"  # resuming passes over a checkpoint that does not load
 
 
 def _cmd(run: Run) -> list[str]:
     args = [f"{k}={json.dumps(v) if isinstance(v, (list, dict, bool)) or v is None else v}"
             for k, v in {**run.overrides, "train.out": str(run.folder)}.items()]
-    return [sys.executable, "-m", "sinklab.cli", "train", run.preset, *args]
+    return [sys.executable, "-m", "sinklab.cli", "train", run.preset, *args,
+            "--resume" if run_state(run) == "partial" else "--overwrite"]
 
 
 def sweep(suite_names_: list[str], preset: str, out: str, data: str, only=None, gpus: int | None = None,
@@ -117,7 +124,10 @@ def sweep(suite_names_: list[str], preset: str, out: str, data: str, only=None, 
 
     from ..train.loop import resolve_configs, train
 
-    runs = plan(suite_names_, preset, Path(out), data, only, extra)
+    from ..data.shards import open_split
+
+    open_split(data, "train")  # a bad --data is one error before the first run, not after it
+    runs = plan(suite_names_, preset, Path(out), data, only, extra)  # every config validated here
     todo = [r for r in _unique(runs) if run_state(r) != "done"]
     print(f"{len(_unique(runs))} distinct runs in {', '.join(suite_names_)} at preset {preset}: "
           f"{len(_unique(runs)) - len(todo)} done, {len(todo)} to run")
@@ -128,7 +138,8 @@ def sweep(suite_names_: list[str], preset: str, out: str, data: str, only=None, 
         for i, r in enumerate(todo, 1):
             print(f"[{i}/{len(todo)}] {r.suite}/{r.change} -> {r.folder}")
             mc, tc = resolve_configs(preset, {**r.overrides, "train.out": str(r.folder)})
-            train(mc, tc, resume=run_state(r) == "partial", progress=progress)
+            partial = run_state(r) == "partial"
+            train(mc, tc, resume=partial, overwrite=not partial, progress=progress)
     return runs
 
 
@@ -146,7 +157,7 @@ def _run_parallel(todo: list[Run], preset: str, n_gpus: int, torchrun: int) -> N
             if i not in active and queue:
                 r = queue.pop(0)
                 r.folder.mkdir(parents=True, exist_ok=True)
-                cmd = _cmd(r) + (["--resume"] if run_state(r) == "partial" else [])
+                cmd = _cmd(r)
                 if torchrun:
                     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={per}", "-m",
                            "sinklab.cli", *cmd[3:]]

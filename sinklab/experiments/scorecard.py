@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 from ..report import _img, _table, write_csv
-from ..report.plots import _save, plt
+from ..report.plots import _save, integer_ticks, percent_axis, plt
 from . import Run, load_suite, plan, run_state
 
 
@@ -23,8 +22,10 @@ def _steady_tokens_per_s(rows: list[dict]) -> int | None:
 
 
 def run_row(run: Run, preset: str) -> dict:
+    from ..train.runs import read_metrics
+
     path = run.folder / "metrics.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    rows = read_metrics(path)[0] if path.exists() else []
     m, v = _last(rows, "sink_1"), _last(rows, "val_loss")
     star = max(m["sink_star"].values()) if m and m.get("sink_star") else None
     p = run.paper
@@ -105,6 +106,32 @@ def check_claim(claim: dict, rows: dict[str, dict]) -> tuple[str, str]:
     return "unknown claim", kind
 
 
+# A suite's claims are about how a change moves the sink of its reference run (the change named
+# `baseline`, else the suite's first). A reference whose Sink_1 is below this has no sink to move,
+# so each claim of the suite is inconclusive there, whatever the comparison reads.
+NO_SINK_BELOW = 1.0
+RULE = (f"A claim is inconclusive when its suite's reference run (baseline) has Sink_1 below {NO_SINK_BELOW:g} %: "
+        "there is no sink for the change to move, so the comparison reads noise.")
+
+
+def reference_run(suite: dict) -> str:
+    names = [c["name"] for c in suite["changes"]]
+    return "baseline" if "baseline" in names else names[0]
+
+
+def judge(claim: dict, rows: dict[str, dict], reference: str) -> tuple[str, str]:
+    """check_claim, then the reference rule: (holds | does not hold | inconclusive | not run, evidence)."""
+    verdict, evidence = check_claim(claim, rows)
+    if verdict not in ("holds", "does not hold"):
+        return verdict, evidence
+    ref = rows.get(reference)
+    if ref is None or ref["sink_1"] is None:
+        return "not run", f"{evidence}; reference run {reference} not measured"
+    if ref["sink_1"] < NO_SINK_BELOW:
+        return "inconclusive", f"{evidence}; {reference} Sink_1 {ref['sink_1']:.2f} % < {NO_SINK_BELOW:g} %: no sink"
+    return verdict, evidence
+
+
 def scorecard(suite_names_: list[str], preset: str, out: str, report_dir: str | None = None,
               extra: dict | None = None) -> dict:
     out_p = Path(out)
@@ -117,7 +144,7 @@ def scorecard(suite_names_: list[str], preset: str, out: str, report_dir: str | 
         rows = {r.change: run_row(r, preset) for r in runs}
         claims = []
         for c in suite.get("claims", []):
-            verdict, evidence = check_claim(c, rows)
+            verdict, evidence = judge(c, rows, reference_run(suite))
             claims.append({"suite": name, "claim": c["text"], "verdict": verdict, "evidence": evidence})
         all_claims += claims
         visible = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows.values()]
@@ -134,7 +161,8 @@ def scorecard(suite_names_: list[str], preset: str, out: str, report_dir: str | 
             "margin:.5em 0} td,th{border:1px solid #ccc;padding:2px 5px} img{max-width:100%}</style></head><body>"
             f"<h1>Reproduction of Gu et al. (ICLR 2025) at preset {html.escape(preset)}</h1>"
             "<p>Our Sink_1 is measured on 64 held-out windows of T = 64, eps = 0.3, at the step shown. "
-            "The paper's values are for its 60M model after 20k steps of 1M-token batches.</p>"
+            "The paper's values are for its 60M model after 20k steps of 1M-token batches. "
+            f"{html.escape(RULE)}</p>"
             + "".join(sections) + "</body></html>")
     (report / "scorecard.html").write_text(page, encoding="utf-8")
     return {"rows": all_rows, "claims": all_claims, "folder": report}
@@ -153,7 +181,7 @@ def _suite_figure(name, suite, rows, path):
     ax.bar([i + 0.2 for i in x], [r["paper"] or 0 for r in rows], width=0.4, label="paper", color="#bbbbbb")
     ax.set_xticks(list(x))
     ax.set_xticklabels([str(r["setting"]) for r in rows], rotation=30, ha="right")
-    ax.set_ylabel("Sink (%)")
+    percent_axis(ax, "Sink (%)")
     ax.set_title(suite["title"])
     ax.legend(fontsize=8)
     return _save(fig, path)
@@ -168,7 +196,8 @@ def _history_figure(name, rows, path):
         if h:
             ax.plot([m["step"] for m in h], [m["sink_1"] for m in h], marker=".", label=str(r["setting"]))
     ax.set_xlabel("step")
-    ax.set_ylabel("Sink_1 (%)")
+    integer_ticks(ax.xaxis)
+    percent_axis(ax, "Sink_1 (%)")
     ax.set_title(f"{name}: Sink_1 against step")
     ax.legend(fontsize=7)
     return _save(fig, path)
@@ -185,7 +214,7 @@ def _metrics_figure(name, rows, path):
     axes[0].bar([i - 0.2 for i in x], [r["sink_1"] for r in have], 0.4, label="Sink_1", color="#4477aa")
     axes[0].bar([i + 0.2 for i in x], [r["largest_sink"] or 0 for r in have], 0.4, label="largest Sink_k", color="#ee6677")
     axes[0].legend(fontsize=7)
-    axes[0].set_ylabel("%")
+    percent_axis(axes[0], "%")
     for ax, key, title in ((axes[1], "val_loss", "validation loss"), (axes[2], "massive_activation", "massive activation (x median)"),
                            (axes[3], "tokens_per_s", "training tokens/s")):
         ax.bar(x, [r[key] or 0 for r in have], color="#228833")
@@ -213,6 +242,6 @@ def markdown(result: dict) -> str:
                      f"{f(r['sink_1_long']) + (' (T=%d)' % r['measure_T_long'] if r['measure_T_long'] else '')} | "
                      f"{f(r['massive_activation'])} | "
                      f"{f(r['val_loss'])} | {f(r['tokens_per_s'])} | {paper} | {r['paper_source']} |")
-    lines += ["", "| suite | claim | verdict | evidence |", "|---|---|---|---|"]
+    lines += ["", RULE, "", "| suite | claim | verdict | evidence |", "|---|---|---|---|"]
     lines += [f"| {c['suite']} | {c['claim']} | {c['verdict']} | {c['evidence']} |" for c in result["claims"]]
     return "\n".join(lines)

@@ -18,11 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import PRESETS, ModelConfig, check_keys
+from ..config import PRESETS, ModelConfig, check_keys, check_ranges, check_types
 from ..data import interventions
 from ..data.shards import document_starts, open_split
 from ..errors import SinklabError
 from ..model.decoder import SinkLM
+from . import runs
+from .runs import checkpoints, default_run_folder
 
 # bf16 dense peak per device, for MFU. H200: measured here (8192^3 bf16 matmul, random data).
 PEAK_FLOPS = {"H200": 790e12, "H100": 790e12, "A100": 312e12, "L4": 121e12, "RTX 4090": 165e12}
@@ -30,13 +32,14 @@ PEAK_FLOPS = {"H200": 790e12, "H100": 790e12, "A100": 312e12, "L4": 121e12, "RTX
 
 # the choice fields of TrainConfig (validated; device is only listed by `sinklab train --fields`)
 TRAIN_CHOICES = {"parallel": ("ddp", "fsdp"), "ddp_graph": ("split", "whole"), "schedule": ("constant", "cosine"),
-                 "measure_probe": ("windows", "doc_starts"), "device": ("auto", "cpu", "cuda", "cuda:N")}
+                 "measure_probe": ("windows", "doc_starts"), "dtype": ("bfloat16", "float16", "float32"),
+                 "device": ("auto", "cpu", "cuda", "cuda:N")}
 
 
 @dataclass
 class TrainConfig:
     data: str = ""
-    out: str = "runs/run"
+    out: str = ""                   # "": runs/<preset>-<hash of what shapes the run> (runs.default_run_folder)
     steps: int = 1000
     seq_len: int = 2048
     global_batch: int = 32          # sequences per optimizer step, over all GPUs
@@ -84,20 +87,43 @@ class TrainConfig:
                       for k, v in d.items()})
 
     def validate(self, world: int = 1) -> "TrainConfig":
-        if self.global_batch % (self.micro_batch * world):
-            raise SinklabError(f"global_batch={self.global_batch} is not divisible by micro_batch={self.micro_batch}"
-                               f" x {world} GPU(s)")
-        for name in ("parallel", "ddp_graph", "measure_probe", "schedule"):
+        """Types, ranges and choices, each error naming the field; then what depends on several fields."""
+        check_types(self, "train")
+        check_ranges(self, "train", TRAIN_RANGES)
+        for name in ("parallel", "ddp_graph", "measure_probe", "schedule", "dtype"):
             if getattr(self, name) not in TRAIN_CHOICES[name]:
                 raise SinklabError(f"train field {name}={getattr(self, name)!r} is not one of: "
                                    f"{', '.join(TRAIN_CHOICES[name])}")
-        if self.data_fraction is not None and not 0 < self.data_fraction <= 1:
-            raise SinklabError("train field data_fraction must lie in (0, 1]")
-        if self.measure_T_long is not None and self.measure_T_long < 0:
-            raise SinklabError(f"train field measure_T_long={self.measure_T_long} must be >= 0 (0: off)")
-        if self.steps < 1 or self.seq_len < 2:
-            raise SinklabError("train fields steps and seq_len must be positive")
+        if self.device != "auto":
+            try:
+                torch.device(self.device)
+            except RuntimeError:
+                raise SinklabError(f"train field device={self.device!r} is not one of: auto, cpu, cuda, cuda:N") from None
+        if self.global_batch % (self.micro_batch * world):
+            raise SinklabError(f"global_batch={self.global_batch} is not divisible by micro_batch={self.micro_batch}"
+                               f" x {world} GPU(s)")
+        if self.min_lr is not None and self.min_lr > self.lr:
+            raise SinklabError(f"train field min_lr={self.min_lr} is larger than lr={self.lr}")
+        if self.random_tokens is not None and not 0 <= self.random_tokens[0] < self.random_tokens[1] <= self.seq_len:
+            raise SinklabError(f"train field random_tokens={list(self.random_tokens)} must be [a, b) with "
+                               f"0 <= a < b <= seq_len={self.seq_len}")
+        if self.fixed_token is not None and not (0 <= self.fixed_token[0] <= self.seq_len and self.fixed_token[1] >= 0):
+            raise SinklabError(f"train field fixed_token={list(self.fixed_token)} must be [position, token] with "
+                               f"0 <= position <= seq_len={self.seq_len} and token >= 0")
         return self
+
+
+# (low, high, low_open, high_open) per numeric field, as config.check_ranges reads them
+TRAIN_RANGES = {
+    "steps": (1, None, False, False), "seq_len": (2, None, False, False), "global_batch": (1, None, False, False),
+    "micro_batch": (1, None, False, False), "lr": (0, None, True, False), "min_lr": (0, None, False, False),
+    "warmup": (0, None, False, False), "weight_decay": (0, None, False, False), "beta1": (0, 1, False, True),
+    "beta2": (0, 1, False, True), "clip": (0, None, False, False), "log_every": (1, None, False, False),
+    "eval_every": (1, None, False, False), "eval_batches": (1, None, False, False),
+    "measure_every": (1, None, False, False), "measure_n": (1, None, False, False), "measure_T": (2, None, False, False),
+    "measure_T_long": (0, None, False, False), "ckpt_every": (1, None, False, False),
+    "data_fraction": (0, 1, True, False),
+}
 
 
 TRAIN_PRESETS = {
@@ -137,7 +163,10 @@ def resolve_configs(name_or_file: str, overrides: dict) -> tuple[ModelConfig, Tr
         check_keys(ModelConfig if section == "model" else TrainConfig, {name: value}, section)
         target[name] = value
     check_keys(ModelConfig, model_d, "model")
-    return ModelConfig(**model_d).validate(), TrainConfig.from_dict(train_d)
+    mc, tc = ModelConfig(**model_d).validate(), TrainConfig.from_dict(train_d).validate()
+    if not tc.out:
+        tc.out = default_run_folder(name_or_file, mc.to_dict(), dataclasses.asdict(tc))
+    return mc, tc
 
 
 def name_in(cls, name: str) -> bool:
@@ -259,7 +288,8 @@ def full_states(model: SinkLM, opt, sharded: bool) -> tuple:
 
 def save_checkpoint(folder: Path, model, opt_state: dict, step: int, tc: TrainConfig, extra: dict,
                     cfg: ModelConfig | None = None) -> None:
-    """Atomic: written to ckpt.tmp, then renamed over ckpt. A kill mid-write leaves the last one whole.
+    """Atomic: written to ckpt.tmp, then renamed to ckpt, the one before kept as ckpt.prev. A kill
+    mid-write leaves the last one whole.
     `model` is the module, or its full state dict (gathered from FSDP shards) with `cfg`."""
     from safetensors.torch import save_model
 
@@ -283,20 +313,18 @@ def save_checkpoint(folder: Path, model, opt_state: dict, step: int, tc: TrainCo
     if data_tok.exists():
         shutil.copy(data_tok, tmp / "tokenizer.json")
     (tmp / "COMPLETE").write_text(str(step))
-    old = folder / "ckpt.old"
-    shutil.rmtree(old, ignore_errors=True)
+    prev = folder / "ckpt.prev"  # kept: the fallback when ckpt no longer loads
+    shutil.rmtree(prev, ignore_errors=True)
+    shutil.rmtree(folder / "ckpt.old", ignore_errors=True)
     if final.exists():
-        final.rename(old)
+        final.rename(prev)
     tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
-    for name in ("ckpt", "ckpt.old"):  # ckpt.old survives a kill between the two renames
-        c = folder / name
-        if (c / "COMPLETE").exists():
-            return c
-    return None
+    """The newest complete checkpoint (ckpt, else ckpt.prev, which survives a kill between the renames)."""
+    found = checkpoints(Path(folder))
+    return found[0] if found else None
 
 
 # -- the loop -----------------------------------------------------------------------------------
@@ -308,61 +336,35 @@ def _dist():
     return world, rank, local
 
 
-def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
+def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool = True,
+          overwrite: bool = False) -> dict:
+    """Train, or with `resume` continue the run in tc.out from its newest checkpoint that loads.
+    A folder that holds a run is replaced only with `overwrite`."""
     world, rank, local = _dist()
     tc.validate(world)
     if not tc.data:
         raise SinklabError("train needs data: train.data=FOLDER (from `sinklab data prepare`)")
     if world > 1:
         torch.distributed.init_process_group("nccl" if torch.cuda.is_available() and tc.device != "cpu" else "gloo")
-    if tc.device == "auto":
-        device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
-    else:
-        device = torch.device(tc.device)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-        torch.backends.cuda.matmul.allow_tf32 = True
-    out = Path(tc.out)
-    out.mkdir(parents=True, exist_ok=True)
+    device = _device(tc, local)
     train_data = Batches(tc.data, "train", tc.seq_len, tc.seed, tc.data_fraction)
     vocab = train_data.manifest["vocab_size"]
-    if vocab > mc.vocab_size:
-        raise SinklabError(f"data vocabulary {vocab} is larger than model.vocab_size={mc.vocab_size}")
-    mc.check_length(tc.seq_len)
-    T_long = long_probe_T(tc, mc, train_data.manifest["tokens"]["val"])
-    if T_long > mc.max_seq_len or T_long + 2 > train_data.manifest["tokens"]["val"]:  # before anything is written
-        raise SinklabError(f"train field measure_T_long={T_long} is longer than model.max_seq_len={mc.max_seq_len} "
-                           f"or the {train_data.manifest['tokens']['val']}-token validation split")
+    T_long = _check_fits(mc, tc, train_data.manifest)
     probe_ids = _probe(tc, train_data.manifest)  # fixed for the whole run; bad probe settings fail here
     probe_long = _probe(tc, train_data.manifest, T_long) if T_long else None
+    out = _claim_run_folder(Path(tc.out), resume, overwrite, rank, world)
 
     torch.manual_seed(tc.seed)
     model = SinkLM(mc).to(device)
-    start = 0
-    ck = latest_checkpoint(out) if resume else None
-    if ck is not None:
-        from safetensors.torch import load_model
-
-        load_model(model, str(ck / "model.safetensors"))
     sharded = world > 1 and tc.parallel == "fsdp"
+    restored = None
+    if resume:  # weights before sharding; the optimizer state once the optimizer exists
+        restored = runs.restore(out, model, mc.to_dict(), dataclasses.asdict(tc), train_data.manifest,
+                                map_location="cpu" if sharded else device)
     if sharded:
         _shard(model, device)
     opt = make_optimizer(model, tc, fused=device.type == "cuda")
-    if ck is not None:
-        opt_state = torch.load(ck / "optimizer.pt", weights_only=True, map_location="cpu" if sharded else device)
-        if sharded:
-            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
-
-            set_optimizer_state_dict(model, opt, opt_state, options=StateDictOptions(full_state_dict=True))
-        else:
-            opt.load_state_dict(opt_state)
-        rng = torch.load(ck / "rng.pt", weights_only=True)
-        torch.set_rng_state(rng["torch"])
-        start = json.loads((ck / "sinklab.json").read_text())["step"]
-    elif resume and rank == 0:
-        print(f"note: no complete checkpoint in {out}; starting from step 0")
-    if rank == 0 and not resume:
-        (out / "metrics.jsonl").unlink(missing_ok=True)
+    start = _resume_state(restored, model, opt, sharded, out, rank) if restored else 0
     if rank == 0:
         (out / "config.json").write_text(json.dumps({"model": mc.to_dict(), "train": dataclasses.asdict(tc),
                                                      "world_size": world, "data_manifest": train_data.manifest},
@@ -476,6 +478,77 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
     if world > 1:
         torch.distributed.destroy_process_group()
     return result
+
+
+def _device(tc: TrainConfig, local: int) -> torch.device:
+    if tc.device == "auto":
+        device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(tc.device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SinklabError(f"train field device={tc.device!r}: no CUDA GPU is visible to PyTorch")
+        torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = True
+    return device
+
+
+def _check_fits(mc: ModelConfig, tc: TrainConfig, manifest: dict) -> int:
+    """What depends on the model and the data together, checked before anything is written; returns
+    the long probe's T (0: none)."""
+    if manifest["vocab_size"] > mc.vocab_size:
+        raise SinklabError(f"data vocabulary {manifest['vocab_size']} is larger than model.vocab_size={mc.vocab_size}")
+    if tc.fixed_token is not None and tc.fixed_token[1] >= mc.vocab_size:
+        raise SinklabError(f"train field fixed_token={list(tc.fixed_token)}: token {tc.fixed_token[1]} is outside "
+                           f"model.vocab_size={mc.vocab_size}")
+    mc.check_length(tc.seq_len)
+    if tc.measure_T > mc.max_seq_len:
+        raise SinklabError(f"train field measure_T={tc.measure_T} is longer than model.max_seq_len={mc.max_seq_len}")
+    val_tokens = manifest["tokens"]["val"]
+    T_long = long_probe_T(tc, mc, val_tokens)
+    if T_long > mc.max_seq_len or T_long + 2 > val_tokens:
+        raise SinklabError(f"train field measure_T_long={T_long} is longer than model.max_seq_len={mc.max_seq_len} "
+                           f"or the {val_tokens}-token validation split")
+    return T_long
+
+
+def _claim_run_folder(out: Path, resume: bool, overwrite: bool, rank: int, world: int) -> Path:
+    """Every rank checks the folder before rank 0 changes it (a barrier between), so all agree."""
+    runs.check_run_folder(out, resume, overwrite)
+    if rank == 0:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise SinklabError(f"cannot create train.out={out}: {e.strerror}") from None
+        if overwrite:
+            runs.clear_run(out)
+    if world > 1:
+        torch.distributed.barrier()
+    return out
+
+
+def _resume_state(restored: "runs.Restored", model, opt, sharded: bool, out: Path, rank: int) -> int:
+    """Apply a restored checkpoint's optimizer and RNG state; drop logged rows past its step. Returns it."""
+    try:
+        if sharded:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+            set_optimizer_state_dict(model, opt, restored.opt_state, options=StateDictOptions(full_state_dict=True))
+        else:
+            opt.load_state_dict(restored.opt_state)
+        torch.set_rng_state(restored.rng["torch"])
+    except (ValueError, KeyError, RuntimeError) as e:
+        raise SinklabError(f"cannot resume from {restored.folder}: its optimizer state does not fit this model "
+                           f"({str(e).splitlines()[0][:100]})") from None
+    if rank == 0:
+        for why in restored.skipped:
+            print(f"note: passed over checkpoint {out / why}")
+        if restored.skipped:
+            print(f"note: resuming from {restored.folder} (step {restored.step}), the newest checkpoint that loads")
+        dropped = runs.trim_metrics(out / "metrics.jsonl", restored.step)
+        if dropped:
+            print(f"note: dropped {dropped} logged row(s) past step {restored.step} from metrics.jsonl")
+    return restored.step
 
 
 def _shard(model: SinkLM, device) -> None:
