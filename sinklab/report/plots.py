@@ -1,4 +1,10 @@
-"""Matplotlib figures for one measurement. Each reads only the result's tables and small arrays."""
+"""Matplotlib figures for one measurement. Each reads only the result's tables and small arrays.
+
+Every figure has a `draw_*` function that returns the Figure (tests read its axes) and a saving
+wrapper. Sink percentages are drawn on [0, 100], layer and head axes have integer ticks, and colour
+scales carry a colourbar; attention maps use a log scale, since a sink column next to weights of
+1/T would otherwise be the only visible pixel.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +13,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+
+MAP_FLOOR = 1e-3  # attention weights below this share one colour on the log scale
 
 
 def _save(fig, path: Path) -> Path:
@@ -17,45 +28,83 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def alpha1_heatmap(alpha1, path: Path, title: str) -> Path:
+def percent_axis(ax, label: str | None = None) -> None:
+    """A Sink axis: percentages from 0 up to a little above the largest value drawn (at least 5, so
+    noise near 0 does not fill the plot; at most 100). Call it after drawing."""
+    top = ax.dataLim.y1 if ax.has_data() and np.isfinite(ax.dataLim.y1) else 100.0
+    ax.set_ylim(0, float(min(100.0, max(5.0, top * 1.1))))
+    if label:
+        ax.set_ylabel(label)
+
+
+def integer_ticks(axis) -> None:
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def draw_alpha1_heatmap(alpha1, title: str):
     fig, ax = plt.subplots(figsize=(max(4, alpha1.shape[1] * 0.45 + 2), max(3, alpha1.shape[0] * 0.22 + 1.5)))
     im = ax.imshow(alpha1.numpy(), aspect="auto", cmap="viridis", vmin=0, vmax=1)
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
+    integer_ticks(ax.xaxis)
+    integer_ticks(ax.yaxis)
     ax.set_title(title)
     fig.colorbar(im, ax=ax, label="mean alpha_1")
-    return _save(fig, path)
+    return fig
 
 
-def sink_by_position(sweep: list[dict], T: int, eps: float, sink_all, path: Path) -> Path:
+def alpha1_heatmap(alpha1, path: Path, title: str) -> Path:
+    return _save(draw_alpha1_heatmap(alpha1, title), path)
+
+
+def draw_sink_by_position(sweep: list[dict], T: int, eps: float, sink_all):
     rows = [r for r in sweep if r["T"] == T and r["eps"] == eps and not r["position"].startswith("sink*")]
+    values = np.array([r["sink_pct"] for r in rows], dtype=float)
+    se = np.nan_to_num(np.array([r["sink_se"] for r in rows], dtype=float))
+    # error bars clipped to [0, 100]: a percentage cannot leave it, whatever its standard error
+    yerr = np.stack([np.minimum(se, values), np.minimum(se, 100 - values)])
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.5))
-    a1.bar([int(r["position"]) for r in rows], [r["sink_pct"] for r in rows],
-           yerr=[r["sink_se"] for r in rows], color="#4477aa")
+    a1.bar([int(r["position"]) for r in rows], values, yerr=yerr, color="#4477aa")
     a1.set_xlabel("position k")
-    a1.set_ylabel(f"Sink_k (%), eps={eps:g}")
+    percent_axis(a1, f"Sink_k (%), eps={eps:g}")
+    integer_ticks(a1.xaxis)
     a1.set_title(f"first positions, T={T}")
     a2.plot(range(1, len(sink_all) + 1), sink_all.numpy(), color="#4477aa")
     a2.set_xlabel("position k")
     a2.set_yscale("symlog", linthresh=1)
+    percent_axis(a2, "Sink_k (%)")
+    ticks = [t for t in (0, 1, 10, 100) if t <= a2.get_ylim()[1]]
+    a2.set_yticks(ticks, [str(t) for t in ticks])
+    integer_ticks(a2.xaxis)
     a2.set_title("every position (late k average few queries)")
-    return _save(fig, path)
+    return fig
 
 
-def sink_vs_T(sweep: list[dict], path: Path) -> Path:
+def sink_by_position(sweep: list[dict], T: int, eps: float, sink_all, path: Path) -> Path:
+    return _save(draw_sink_by_position(sweep, T, eps, sink_all), path)
+
+
+def draw_sink_vs_T(sweep: list[dict]):
     fig, ax = plt.subplots(figsize=(5, 3.5))
+    Ts = sorted({r["T"] for r in sweep})
     for eps in sorted({r["eps"] for r in sweep}):
         rows = sorted((r for r in sweep if r["eps"] == eps and r["position"] == "1"), key=lambda r: r["T"])
         ax.plot([r["T"] for r in rows], [r["sink_pct"] for r in rows], marker="o", label=f"eps={eps:g}")
     ax.set_xscale("log", base=2)
+    ax.set_xticks(Ts, [str(t) for t in Ts])
+    ax.minorticks_off()
     ax.set_xlabel("T")
-    ax.set_ylabel("Sink_1 (%)")
+    percent_axis(ax, "Sink_1 (%)")
     ax.legend()
-    ax.set_title("Sink_1 against context length")
-    return _save(fig, path)
+    ax.set_title("Sink_1 against context length" + (" (one T measured)" if len(Ts) == 1 else ""))
+    return fig
 
 
-def norms_by_layer(layers: list[dict], T: int, path: Path) -> Path:
+def sink_vs_T(sweep: list[dict], path: Path) -> Path:
+    return _save(draw_sink_vs_T(sweep), path)
+
+
+def draw_norms_by_layer(layers: list[dict], T: int):
     rows = [r for r in layers if r["T"] == T]
     x = [r["layer"] for r in rows]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.5))
@@ -63,30 +112,74 @@ def norms_by_layer(layers: list[dict], T: int, path: Path) -> Path:
         a1.plot(x, [r[key] for r in rows], marker=".", label=label)
     a1.axhline(1.0, color="grey", lw=0.8, ls="--")
     a1.set_yscale("log")
-    a1.set_xlabel("layer")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")  # 170 and 1.2, not 1.7 x 10^2 and 1.2 x 10^0
+    a1.yaxis.set_major_formatter(plain)
+    low, high = a1.get_ylim()
+    if high / low < 10:  # less than a decade: only minor ticks are drawn, so label them
+        a1.yaxis.set_minor_formatter(plain)
     a1.set_ylabel("||x_1|| / median_t>1 ||x_t||")
     a1.legend()
     a1.set_title("first token against the rest")
     a2.plot(x, [r["cos_first"] for r in rows], marker=".", label="cos(q_t, k_1)")
     a2.plot(x, [r["cos_rest"] for r in rows], marker=".", label="cos(q_t, k_j), j>1")
-    a2.set_xlabel("layer")
+    a2.set_ylim(-1, 1)
     a2.legend()
     a2.set_title("q.k angle: first key against the others")
-    return _save(fig, path)
+    for ax in (a1, a2):
+        ax.set_xlabel("layer")
+        integer_ticks(ax.xaxis)
+    return fig
+
+
+def norms_by_layer(layers: list[dict], T: int, path: Path) -> Path:
+    return _save(draw_norms_by_layer(layers, T), path)
+
+
+def top_heads(alpha1, count: int = 4) -> list[tuple[int, int]]:
+    """(layer, head) of the `count` heads with the largest mean alpha_1, largest first."""
+    H = alpha1.shape[1]
+    return [divmod(i, H) for i in alpha1.flatten().argsort(descending=True)[:count].tolist()]
+
+
+def heads_heading(alpha1, eps: float, count: int = 4) -> str:
+    """What the attention-map figure shows: the selection rule, and whether those heads are sinks."""
+    heads = top_heads(alpha1, count)
+    top = float(alpha1[heads[0]])
+    above = sum(float(alpha1[lh]) > eps for lh in heads)
+    which = f"the {len(heads)} heads with the largest mean alpha_1"
+    if above == len(heads):
+        return f"Attention maps of {which} (all above eps = {eps:g}; one sample)"
+    if above == 0:
+        return (f"Attention maps of {which} (none is a sink head: the largest mean alpha_1 is {top:.2f}, "
+                f"below eps = {eps:g}; one sample)")
+    return f"Attention maps of {which} ({above} above eps = {eps:g}; one sample)"
+
+
+def draw_strongest_heads(attention_maps, alpha1, count: int = 4):
+    heads = top_heads(alpha1, count)
+    fig, axes = plt.subplots(1, len(heads), figsize=(3.3 * len(heads) + 0.8, 3.3), squeeze=False)
+    cmap = plt.get_cmap("magma").with_extremes(bad="#dddddd")  # grey: keys a causal query cannot see
+    norm = LogNorm(vmin=MAP_FLOOR, vmax=1, clip=True)
+    im = None
+    for ax, (l, h) in zip(axes[0], heads):
+        a = attention_maps[l, h].float().numpy()
+        shown = np.where(np.tri(*a.shape, dtype=bool), np.maximum(a, MAP_FLOOR), np.nan)
+        im = ax.imshow(shown, cmap=cmap, norm=norm, interpolation="nearest")
+        ax.set_title(f"layer {l} head {h}\nmean alpha_1={float(alpha1[l, h]):.2f}", fontsize=9)
+        ax.set_xlabel("key")
+        ax.set_ylabel("query")
+        integer_ticks(ax.xaxis)
+        integer_ticks(ax.yaxis)
+    fig.colorbar(im, ax=list(axes[0]), label=f"attention weight (log; < {MAP_FLOOR:g} at the floor)", shrink=0.9)
+    return fig
 
 
 def strongest_heads(attention_maps, alpha1, path: Path, count: int = 4) -> Path:
-    flat = alpha1.flatten().argsort(descending=True)[:count]
-    H = alpha1.shape[1]
-    fig, axes = plt.subplots(1, len(flat), figsize=(3.2 * len(flat), 3.2))
-    axes = axes if len(flat) > 1 else [axes]
-    for ax, idx in zip(axes, flat.tolist()):
-        l, h = divmod(idx, H)
-        ax.imshow(attention_maps[l, h].numpy(), cmap="magma", vmin=0, vmax=1)
-        ax.set_title(f"layer {l} head {h}\nalpha_1={alpha1[l, h]:.2f}", fontsize=9)
-        ax.set_xlabel("key")
-        ax.set_ylabel("query")
-    return _save(fig, path)
+    fig = draw_strongest_heads(attention_maps, alpha1, count)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # the shared colourbar does not suit tight_layout
+    plt.close(fig)
+    return path
 
 
 def measurement_figures(result, folder: Path) -> dict[str, Path]:
@@ -94,13 +187,13 @@ def measurement_figures(result, folder: Path) -> dict[str, Path]:
     figs = {
         "Mean alpha_1 by layer and head": alpha1_heatmap(result.alpha1, folder / "alpha1_heatmap.png",
                                                          f"{s['model']}: mean alpha_1, T={s['T']}"),
-        "Sink_k against k": sink_by_position(result.sweep, s["T"], s["eps"], result.sink_by_position,
-                                             folder / "sink_by_position.png"),
+        f"Sink_k against k (T={s['T']}, eps={s['eps']:g})": sink_by_position(
+            result.sweep, s["T"], s["eps"], result.sink_by_position, folder / "sink_by_position.png"),
         "Sink_1 against T": sink_vs_T(result.sweep, folder / "sink_vs_T.png"),
-        "Norms and angles by layer": norms_by_layer(result.layers, s["T"], folder / "norms_by_layer.png"),
+        f"Norms and angles by layer (T={s['T']})": norms_by_layer(result.layers, s["T"], folder / "norms_by_layer.png"),
     }
     if result.attention_maps is not None:
-        figs["Attention maps of the strongest sink heads (one sample)"] = strongest_heads(
+        figs[heads_heading(result.alpha1, s["eps"])] = strongest_heads(
             result.attention_maps, result.alpha1, folder / "strongest_heads.png")
     return figs
 

@@ -2,24 +2,29 @@
 report of the run's last checkpoint on the trainer's own probe (final_measure/)."""
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
 from ..errors import SinklabError
-from .plots import _save, plt
+from .plots import _save, integer_ticks, percent_axis, plt
 
 
 def read_metrics(run: Path) -> list[dict]:
+    from ..train.runs import read_metrics as read_rows
+
     path = run / "metrics.jsonl"
     if not path.exists():
         raise SinklabError(f"{run} has no metrics.jsonl: is it a training run folder?")
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows, dropped = read_rows(path)
+    if dropped:
+        print(f"note: {path}: skipped its last line, cut short (the run was stopped while writing it)")
     if not rows:
-        raise SinklabError(f"{path} is empty")
+        raise SinklabError(f"{path} has no complete row")
     return rows
 
 
-def sink_and_loss_figure(runs: dict[str, list[dict]], path: Path) -> Path:
+def draw_sink_and_loss(runs: dict[str, list[dict]]):
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     many = len(runs) > 3  # many runs: validation loss only, from step 200, so the curves stay apart
     for label, rows in runs.items():
@@ -32,15 +37,19 @@ def sink_and_loss_figure(runs: dict[str, list[dict]], path: Path) -> Path:
         if vv:
             a2.plot([r["step"] for r in vv], [r["val_loss"] for r in vv], marker="s", ms=3, color=line.get_color(),
                     label=f"{label} val" if not many else label)
-    a1.set_xlabel("step")
-    a1.set_ylabel("Sink_1 (%), eps=0.3")
+    percent_axis(a1, "Sink_1 (%), eps=0.3")
     a1.set_title("Sink against training step")
-    a2.set_xlabel("step")
     a2.set_ylabel("loss")
     a2.set_title("validation loss" if many else "loss")
     for a in (a1, a2):
+        a.set_xlabel("step")
+        integer_ticks(a.xaxis)
         a.legend(fontsize=8)
-    return _save(fig, path)
+    return fig
+
+
+def sink_and_loss_figure(runs: dict[str, list[dict]], path: Path) -> Path:
+    return _save(draw_sink_and_loss(runs), path)
 
 
 def measure_final_checkpoint(run: Path) -> Path | None:
@@ -75,21 +84,57 @@ def measure_final_checkpoint(run: Path) -> Path | None:
     return result.write(out)
 
 
+MEASURED_COLUMNS = ("step", "loss", "val_loss", "sink_1", "mean_alpha_1", "largest_sink_position",
+                    "massive_activation", "tokens_per_s", "mfu")
+
+
+def throughput(rows: list[dict]) -> str:
+    """One line: the median logged tokens/s after warm-up, the overall rate, MFU where known."""
+    tps = sorted(r["tokens_per_s"] for r in rows if r.get("tokens_per_s") and r["step"] > 10) or \
+        sorted(r["tokens_per_s"] for r in rows if r.get("tokens_per_s"))
+    if not tps:
+        return "throughput: not logged"
+    overall = [r["tokens_per_s_overall"] for r in rows if r.get("tokens_per_s_overall")]
+    mfu = [r["mfu"] for r in rows if r.get("mfu") is not None]
+    text = f"throughput: {tps[len(tps) // 2]:,} tokens/s while training (median of {len(tps)} logged intervals)"
+    if overall:
+        text += f", {overall[-1]:,} tokens/s overall (evaluation and sink measurement included)"
+    text += f", MFU {sorted(mfu)[len(mfu) // 2]:.1%}" if mfu else " (MFU: no known peak for this device)"
+    return text
+
+
+def _config_block(run: Path) -> str:
+    path = run / "config.json"
+    if not path.exists():
+        return "<p>config.json is missing.</p>"
+    try:
+        cfg = json.loads(path.read_text())
+    except ValueError:
+        return "<p>config.json does not parse.</p>"
+    lines = [f"{section}.{k} = {v!r}" for section in ("model", "train") for k, v in (cfg.get(section) or {}).items()]
+    lines.append(f"world_size = {cfg.get('world_size', 1)}")
+    return f"<pre>{html.escape(chr(10).join(lines))}</pre>"
+
+
 def report_run(run: str, measure_final: bool = True) -> Path:
     run = Path(run)
     rows = read_metrics(run)
     if measure_final:
         measure_final_checkpoint(run)
     fig = sink_and_loss_figure({run.name: rows}, run / "sink_vs_step.png")
-    from . import _img, _table
+    from . import STYLE, _img, _table
 
-    measured = [{k: r.get(k) for k in ("step", "loss", "val_loss", "sink_1", "largest_sink_position",
-                                       "massive_activation", "tokens_per_s", "mfu")} for r in rows if "sink_1" in r]
+    measured = [{k: r.get(k) for k in MEASURED_COLUMNS} for r in rows if "sink_1" in r]
+    shown = [k for k in MEASURED_COLUMNS if any(m[k] is not None for m in measured)]  # no all-empty column
+    measured = [{k: m[k] for k in shown} for m in measured]
     final = run / "final_measure" / "report.html"
     link = ('<p><a href="final_measure/report.html">measurement report of the last checkpoint</a> '
             '(the trainer\'s probe; tables in final_measure/)</p>') if final.exists() else ""
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>sinklab run {run.name}</title></head>"
-            f"<body style='font-family:system-ui;max-width:1000px;margin:2em auto'><h1>Training run {run.name}</h1>"
-            f"{_img(fig)}{link}<h2>Measurements</h2>{_table(measured, 200)}</body></html>")
-    (run / "report.html").write_text(page)
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>sinklab run {html.escape(run.name)}</title>"
+            f"<style>{STYLE}</style></head><body><h1>Training run {html.escape(run.name)}</h1>"
+            f"<p>{html.escape(throughput(rows))}. Logged rows: <a href='metrics.jsonl'>metrics.jsonl</a>; "
+            f"the config that ran: <a href='config.json'>config.json</a>.</p>"
+            f"{_img(fig)}{link}<h2>Measurements</h2>{_table(measured, 200)}"
+            f"<h2>The config that ran</h2>{_config_block(run)}</body></html>")
+    (run / "report.html").write_text(page, encoding="utf-8")
     return run / "report.html"
