@@ -114,106 +114,156 @@ def cmd_report(args):
 def _stream(sub):
     p = sub.add_parser("stream", help="generate or score a long text with a sink + window KV cache (StreamingLLM)",
                        description="Generate (--prompt) or measure perplexity over a long text (--eval FILE) with a "
-                                   "bounded KV cache that keeps the first n_sink tokens plus a recent window.")
+                                   "bounded KV cache that keeps the first n_sink tokens plus a recent window. "
+                                   "--eval scores one continuous stream token by token, as StreamingLLM does.")
     p.add_argument("--model", default=None, help="HF id or folder, .gguf, or LLaMA-shaped sinklab checkpoint (default: SmolLM2)")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--prompt", help="text to continue")
     g.add_argument("--eval", help="a long .txt (or .txt.xz) file to score token by token")
     p.add_argument("--n-sink", type=int, default=4, help="initial tokens kept (default: 4)")
-    p.add_argument("--window", type=int, default=None, help="recent tokens kept (default: 1020 for --prompt, cache-size - n-sink for --eval)")
-    p.add_argument("--cache-size", type=int, default=256, help="--eval: total cache size per policy (default: 256)")
+    p.add_argument("--window", type=int, default=None,
+                   help="recent tokens kept (default: --prompt 1020 or what the model's context holds; "
+                        "--eval cache-size - n-sink)")
+    p.add_argument("--cache-size", type=int, default=256, help="--eval: tokens each policy's cache holds (default: 256)")
     p.add_argument("--sink-from-measure", default=None, help="a `sinklab measure` results folder: keep tokens up to its largest-sink position")
     p.add_argument("--tokens", type=int, default=20000, help="--eval: tokens scored, split over --streams (default: 20000)")
-    p.add_argument("--streams", type=int, default=4, help="--eval: independent streams run as one batch (default: 4)")
+    p.add_argument("--streams", type=int, default=1,
+                   help="--eval: cut the text into this many independent streams, run as one batch (default: 1)")
     p.add_argument("--recompute-stride", type=int, default=32, help="--eval: score every k-th token by recomputation (default: 32)")
-    p.add_argument("--policies", default="full,window,sink,recompute")
-    p.add_argument("--max-new-tokens", type=int, default=100)
-    p.add_argument("--temperature", type=float, default=0.0)
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default="results/stream")
+    p.add_argument("--policies", default="full,window,sink,recompute",
+                   help="--eval: comma-separated, from full, window, sink, recompute (default: all four)")
+    p.add_argument("--max-new-tokens", type=int, default=100, help="--prompt: tokens to generate (default: 100)")
+    p.add_argument("--temperature", type=float, default=0.0, help="--prompt: sampling temperature, 0 = greedy (default: 0)")
+    p.add_argument("--decode", default="auto", choices=["auto", "eager", "graph", "compile"],
+                   help="--eval: step loop; graph = one CUDA graph replayed per token, compile = torch.compile "
+                        "(default: auto, graph on a GPU)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="weights and cache dtype (default: float32)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--out", default="results/stream", help="--eval: folder for stream.json, stream.csv, running_ppl.png")
+    p.add_argument("--encoding-errors", default="strict", choices=["strict", "replace"],
+                   help="--eval: a file that is not UTF-8: stop with its byte offset (strict), or read it with "
+                        "replacement characters (default: strict)")
     p.set_defaults(func=cmd_stream)
 
 
-def _read_text(path: str) -> str:
+def _read_text(path: str, errors: str = "strict") -> str:
     import lzma
     from pathlib import Path
 
     from .errors import SinklabError
 
-    if not Path(path).exists():
+    if not Path(path).is_file():
         raise SinklabError(f"text file does not exist: {path}")
-    text = lzma.open(path, "rt", encoding="utf-8").read() if path.endswith(".xz") else Path(path).read_text(
-        encoding="utf-8", errors="replace")
+    try:
+        data = lzma.open(path).read() if path.endswith(".xz") else Path(path).read_bytes()
+        text = data.decode("utf-8", errors=errors)
+    except lzma.LZMAError as e:
+        raise SinklabError(f"cannot decompress {path}: {e}") from None
+    except UnicodeDecodeError as e:
+        raise SinklabError(f"{path} is not UTF-8 text (byte {e.start}); --encoding-errors replace reads it "
+                           "anyway") from None
     if not text.strip():
         raise SinklabError(f"text file {path} is empty")
     return text
 
 
-def cmd_stream(args):
+def _stream_sizes(args, n_sink: int) -> int:
+    """Check the numeric options before loading anything; returns the --eval window."""
+    from .errors import SinklabError
+
+    checks = [("--n-sink", n_sink, 0), ("--cache-size", args.cache_size, 1), ("--tokens", args.tokens, 2),
+              ("--streams", args.streams, 1), ("--recompute-stride", args.recompute_stride, 1),
+              ("--max-new-tokens", args.max_new_tokens, 1)]
+    for flag, value, low in checks:
+        if value < low:
+            raise SinklabError(f"{flag} must be at least {low} (got {value})")
+    if args.window is not None and args.window < 1:
+        raise SinklabError(f"--window must be at least 1 (got {args.window})")
+    if not args.temperature >= 0:
+        raise SinklabError(f"--temperature must be >= 0 (got {args.temperature})")
+    if args.eval is not None and n_sink >= args.cache_size:
+        raise SinklabError(f"--n-sink {n_sink} leaves no room in --cache-size {args.cache_size}")
+    if args.eval is not None and args.tokens // args.streams < 2:
+        raise SinklabError(f"--tokens {args.tokens} over {args.streams} streams leaves fewer than 2 tokens a stream")
+    return args.window if args.window is not None else args.cache_size - n_sink
+
+
+def _sinks_from_measure(folder: str) -> int:
     import json
     from pathlib import Path
 
-    import torch
+    from .errors import SinklabError
 
+    summary = Path(folder) / "summary.json"
+    if not summary.exists():
+        raise SinklabError(f"--sink-from-measure: {summary} does not exist")
+    try:
+        n_sink = max(1, int(json.loads(summary.read_text())["largest_sink"]["position"]))
+    except (ValueError, KeyError, TypeError) as e:
+        raise SinklabError(f"--sink-from-measure: {summary} has no largest_sink.position ({e})") from None
+    print(f"keeping tokens 1..{n_sink} as sinks (largest Sink_k in {summary})")
+    return n_sink
+
+
+def cmd_stream(args):
     from . import stream
     from .errors import SinklabError
     from .load import load_model
 
-    n_sink = args.n_sink
-    if args.sink_from_measure:
-        summary = Path(args.sink_from_measure) / "summary.json"
-        if not summary.exists():
-            raise SinklabError(f"--sink-from-measure: {summary} does not exist")
-        n_sink = max(1, int(json.loads(summary.read_text())["largest_sink"]["position"]))
-        print(f"keeping tokens 1..{n_sink} as sinks (largest Sink_k in {summary})")
-    window = args.window if args.window is not None else (1020 if args.prompt is not None else args.cache_size - n_sink)
-    if window < 1:
-        raise SinklabError(f"--window must be at least 1 (got {window})")
+    n_sink = _sinks_from_measure(args.sink_from_measure) if args.sink_from_measure else args.n_sink
+    window = _stream_sizes(args, n_sink)
+    policies = [p for p in args.policies.split(",") if p]
+    bad = [p for p in policies if p not in stream.POLICIES]
+    if bad or not policies:
+        raise SinklabError(f"unknown policy {bad[0] if bad else args.policies!r}: use {', '.join(stream.POLICIES)}")
+    text = args.prompt if args.prompt is not None else _read_text(args.eval, args.encoding_errors)
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     sm = stream.prepare(loaded)
-    stream.check_sizes(sm, n_sink, window)
-    text = args.prompt if args.prompt is not None else _read_text(args.eval)
+    if args.prompt is not None:
+        window = args.window if args.window is not None else stream.default_window(sm.model, n_sink)
+        print(stream.generate(sm, text, args.max_new_tokens, n_sink, window, args.temperature))
+        return 0
     tok = loaded.tokenizer
     if tok is None or tok.encode is None:
         raise SinklabError(f"{loaded.name} has no tokenizer; streaming text needs one")
+    stream.check_sizes(sm.model, n_sink, window)
     ids = tok.encode(text)
-    if not ids:
-        raise SinklabError("the text is empty after tokenisation")
-    if args.prompt is not None:
-        out = stream.generate(sm, torch.tensor([ids]), args.max_new_tokens, n_sink, window, args.temperature)
-        hf_tok = getattr(loaded, "hf_tokenizer", None)
-        print(hf_tok.decode(out[0]) if hf_tok is not None else out[0].tolist())
-        return 0
     per = args.tokens // args.streams
     if len(ids) < per * args.streams:
         raise SinklabError(f"--eval needs {per * args.streams} tokens and {args.eval} has {len(ids)}; lower --tokens")
+    import torch
+
     batch = torch.tensor(ids[: per * args.streams]).view(args.streams, per)
-    policies = [p for p in args.policies.split(",") if p]
-    bad = [p for p in policies if p not in stream.POLICIES]
-    if bad:
-        raise SinklabError(f"unknown policy {bad[0]!r}: use {', '.join(stream.POLICIES)}")
-    result = stream.perplexity(sm, batch, args.cache_size, n_sink, policies, args.recompute_stride)
-    rows = stream.summarise(result, args.recompute_stride)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    result = stream.perplexity(sm, batch, n_sink + window, n_sink, policies, args.recompute_stride, decode=args.decode)
+    _write_stream_results(args, loaded.name, result, n_sink, per)
+    return 0
+
+
+def _write_stream_results(args, model_name: str, result: dict, n_sink: int, per: int) -> None:
+    from pathlib import Path
+
+    from . import stream
     from .report import write_csv, write_json
     from .report.plots import running_perplexity
 
-    write_json({"model": loaded.name, "file": args.eval, "tokens": per * args.streams, "streams": args.streams,
-                "cache_size": args.cache_size, "n_sink": n_sink, "policies": rows,
+    rows = stream.summarise(result, args.recompute_stride)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json({"model": model_name, "file": args.eval, "tokens": per * args.streams, "streams": args.streams,
+                "cache_size": result["cache_size"], "n_sink": n_sink, "policies": rows,
                 "tokens_per_s_by_position": result["tokens_per_s_by_position"],
                 "mean_nll_by_position": {k: [round(x, 4) for x in v.nanmean(0).tolist()]
                                          for k, v in result["nll"].items()}}, out / "stream.json")
     write_csv(rows, out / "stream.csv")
     running_perplexity(result, out / "running_ppl.png")
-    print(f"{loaded.name}: {args.streams} streams x {per} tokens, cache {args.cache_size} (n_sink={n_sink})")
-    print(f"{'policy':<10}{'ppl past cache':>16}{'ppl on recompute pos.':>23}{'tokens/s':>10}")
+    kind = "one stream" if args.streams == 1 else f"{args.streams} independent streams"
+    print(f"{model_name}: {kind} x {per} tokens, cache {result['cache_size']} (n_sink={n_sink})")
+    print(f"{'policy':<10}{'ppl (all)':>11}{'ppl past cache':>16}{'ppl on recompute pos.':>23}{'tokens/s':>10}")
     for r in rows:
-        print(f"{r['policy']:<10}{r['ppl_past_cache']:>16.2f}{r.get('ppl_on_recompute_positions', float('nan')):>23.2f}"
-              f"{r['tokens_per_s']:>10.1f}")
+        cells = [r["ppl_all"], r["ppl_past_cache"], r.get("ppl_on_recompute_positions")]
+        a, b, c = (f"{x:.3f}" if x is not None else "-" for x in cells)
+        print(f"{r['policy']:<10}{a:>11}{b:>16}{c:>23}{r['tokens_per_s']:>10.1f}")
     print(f"results: {out}/stream.json, stream.csv, running_ppl.png")
-    return 0
 
 
 def _suites_arg(value: str) -> list[str]:

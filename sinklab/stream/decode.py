@@ -1,0 +1,273 @@
+"""Streaming with the sink cache: one token a step (StreamingLLM's procedure), perplexity, generation."""
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import time
+
+import torch
+
+from ..errors import SinklabError
+from .cache import SinkCache, check_sizes
+
+POLICIES = ("full", "window", "sink", "recompute")
+
+
+def cache_kwarg(model) -> str:
+    """transformers >= 5.2x names the forward's cache argument `cache`; older releases `past_key_values`."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def nll_rows(logits: torch.Tensor, targets: torch.Tensor, rows: int = 1024) -> torch.Tensor:
+    """Per-token NLL over (N, V) rows, in float64, `rows` at a time: logits (..., V), targets (...) -> (...)."""
+    flat, goal = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1, 1)
+    out = torch.empty(goal.shape[0], dtype=torch.float64, device=logits.device)
+    for i in range(0, goal.shape[0], rows):
+        chunk = flat[i:i + rows].double()
+        out[i:i + rows] = torch.logsumexp(chunk, dim=-1) - chunk.gather(-1, goal[i:i + rows]).squeeze(-1)
+    return out.view(targets.shape)
+
+
+class Streamer:
+    """Feeds a batch of streams one token a step through a SinkCache.
+
+    Positions are assigned inside the cache (sinks 0..n_sink-1, the window after them), as StreamingLLM
+    does. A model with native sliding-window layers shorter than the cache gets its true positions instead,
+    since those layers keep transformers' own window. `decode`: "eager"; "graph", the step captured once
+    as a CUDA graph and replayed; "compile", torch.compile (CUDA graphs on a GPU); "auto", graph on a GPU.
+    Both need the static layout; the first steps run eagerly and lay out the buffers.
+    """
+
+    def __init__(self, model, n_sink: int, window: int, decode: str = "eager", name: str | None = None):
+        self.model = model
+        self.cache = SinkCache(model, n_sink, window, name=name)
+        self.last_position = n_sink + window
+        self.key = cache_kwarg(model)
+        on_gpu = next(model.parameters()).device.type == "cuda"
+        self.decode = resolve_decode(decode, on_gpu, self.cache.is_static)
+        self.compiled, self.graph, self.steps = None, None, 0
+        self.use_graph = self.decode == "graph"
+        if self.decode == "compile":
+            self.compiled = torch.compile(self._forward, mode="reduce-overhead" if on_gpu else None, dynamic=False)
+            self.marks_steps = on_gpu
+
+    def _forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        ring = self.cache.ring
+        seen = ring.seen if ring.ready else torch.zeros((), dtype=torch.long, device=tokens.device)
+        pos = seen.clamp(max=self.last_position) if self.cache.is_static else seen
+        pos = pos.view(1, 1).expand(tokens.shape[0], 1)
+        ring.position_hint = pos
+        out = self.model(input_ids=tokens, position_ids=pos, use_cache=True, **{self.key: self.cache})
+        return out.logits[:, -1].float()
+
+    @torch.inference_mode()
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """One token per stream (B, 1) -> next-token logits (B, V), float32."""
+        self.steps += 1
+        if self.use_graph and self.steps > WARM_STEPS:
+            return self._replay(tokens)
+        if self.use_graph or self.compiled is None or not self.cache.ring.ready:
+            return self._warm(tokens) if self.use_graph else self._forward(tokens)
+        if self.marks_steps:
+            torch.compiler.cudagraph_mark_step_begin()
+        return self.compiled(tokens).clone()
+
+    def _warm(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Eager steps on a side stream before capture, as CUDA graph capture needs."""
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            logits = self._forward(tokens)
+        torch.cuda.current_stream().wait_stream(side)
+        return logits
+
+    def _replay(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The decoding step captured once as a CUDA graph (every buffer is static), then replayed."""
+        if self.graph is None:
+            self.tokens = tokens.clone()
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.logits = self._forward(self.tokens)
+        self.tokens.copy_(tokens)
+        self.graph.replay()
+        return self.logits.clone()
+
+
+WARM_STEPS = 3
+
+
+DECODE_MODES = ("auto", "eager", "graph", "compile")
+
+
+def resolve_decode(decode: str, on_gpu: bool, static: bool) -> str:
+    if decode not in DECODE_MODES:
+        raise SinklabError(f"unknown decode mode {decode!r}: use one of {', '.join(DECODE_MODES)}")
+    if decode == "auto":
+        return "graph" if on_gpu and static else "eager"
+    if decode == "graph" and not on_gpu:
+        raise SinklabError("decode mode 'graph' needs a CUDA device")
+    return decode if static else "eager"
+
+
+def stream_logits(model, ids: torch.Tensor, n_sink: int, window: int) -> torch.Tensor:
+    """Token-by-token logits (B, T, V) through the sink cache."""
+    streamer = Streamer(model, n_sink, window)
+    return torch.stack([streamer.step(ids[:, t:t + 1]) for t in range(ids.shape[1])], dim=1)
+
+
+def _progress(total: int, desc: str, progress: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False, disable=not progress or os.environ.get("SINKLAB_NO_PROGRESS") == "1")
+
+
+@torch.inference_mode()
+def stream_nll(model, ids: torch.Tensor, n_sink: int, window: int, decode: str = "eager", progress: bool = False,
+               desc: str = "stream", chunk: int = 256, name: str | None = None) -> tuple[torch.Tensor, list[dict]]:
+    """NLL of every next token (B, T-1) with the sink cache, and tokens/s per `chunk` positions."""
+    streamer = Streamer(model, n_sink, window, decode=decode, name=name)
+    batch, length = ids.shape
+    nll = torch.empty(batch, length - 1, dtype=torch.float64, device=ids.device)
+    rates, t_chunk = [], time.perf_counter()
+    with _progress(length - 1, desc, progress) as bar:
+        for t in range(length - 1):
+            nll[:, t] = nll_rows(streamer.step(ids[:, t:t + 1]), ids[:, t + 1])
+            bar.update(1)
+            if (t + 1) % chunk == 0:
+                nll[0, t].item()  # wait for the device before reading the clock
+                now = time.perf_counter()
+                rates.append({"position": t + 1, "tokens_per_s": round(chunk * batch / (now - t_chunk), 1)})
+                t_chunk = now
+    return nll, rates
+
+
+def _recompute_nll(model, ids: torch.Tensor, cache_size: int, stride: int, progress: bool) -> torch.Tensor:
+    """Sliding window with recomputation (the quality reference): every stride-th token from a fresh pass."""
+    batch, length = ids.shape
+    nll = torch.full((batch, length - 1), float("nan"), dtype=torch.float64, device=ids.device)
+    positions = list(range(cache_size, length - 1, stride))
+    with _progress(len(positions), "recompute", progress) as bar:
+        for t in positions:
+            logits = model(input_ids=ids[:, t - cache_size + 1: t + 1]).logits[:, -1]  # predicts ids[t + 1]
+            nll[:, t] = nll_rows(logits, ids[:, t + 1])
+            bar.update(1)
+    return nll
+
+
+@torch.inference_mode()
+def perplexity(sm, ids: torch.Tensor, cache_size: int = 256, n_sink: int = 4, policies=POLICIES,
+               recompute_stride: int = 32, progress: bool = True, decode: str = "eager") -> dict:
+    """Per-token NLL over (streams, T) tokens for each policy, plus tokens/s.
+
+    full: one causal pass (the unbounded cache), only where T fits the context;
+    window: cache of the last `cache_size` tokens; sink: n_sink + (cache_size - n_sink);
+    recompute: every `recompute_stride`-th token is scored from a fresh pass over its last cache_size tokens.
+    Each cache holds `cache_size` tokens between steps; the token being scored is one more.
+    """
+    ids = ids.to(sm.device)
+    batch, length = ids.shape
+    out = {"T": length, "streams": batch, "cache_size": cache_size, "n_sink": n_sink, "nll": {}, "tokens_per_s": {},
+           "tokens_per_s_by_position": {}}
+    for policy in policies:
+        t0 = time.perf_counter()
+        if policy == "full":
+            if sm.max_context and length > sm.max_context:
+                continue
+            nll = nll_rows(sm.model(input_ids=ids).logits[:, :-1], ids[:, 1:])
+        elif policy in ("window", "sink"):
+            sinks = 0 if policy == "window" else n_sink
+            nll, rates = stream_nll(sm.model, ids, sinks, cache_size - sinks, decode, progress, f"stream {policy}",
+                                    name=sm.name)
+            out["tokens_per_s_by_position"][policy] = rates
+        else:
+            nll = _recompute_nll(sm.model, ids, cache_size, recompute_stride, progress)
+        nll = nll.cpu()
+        out["nll"][policy] = nll
+        out["tokens_per_s"][policy] = round(int(torch.isfinite(nll).sum()) / (time.perf_counter() - t0), 2)
+    return out
+
+
+def _ppl(nll: torch.Tensor) -> float | None:
+    finite = nll[torch.isfinite(nll)]
+    return round(math.exp(finite.double().mean().item()), 4) if finite.numel() else None
+
+
+def summarise(result: dict, stride: int | None = None) -> list[dict]:
+    """Perplexity per policy over all scored tokens, past the cache, and over the recompute positions."""
+    cs = result["cache_size"]
+    ref = result["nll"].get("recompute")
+    mask = torch.isfinite(ref) if ref is not None else None
+    rows = []
+    for policy, nll in result["nll"].items():
+        row = {"policy": policy, "ppl_all": _ppl(nll) if policy != "recompute" else None,
+               "ppl_past_cache": _ppl(nll[:, cs:]), "tokens_per_s": result["tokens_per_s"][policy]}
+        if mask is not None:
+            row["ppl_on_recompute_positions"] = _ppl(nll[mask])
+        rows.append(row)
+    return rows
+
+
+def default_window(model, n_sink: int, wanted: int = 1020) -> int:
+    """The generation window: `wanted`, or as much as the model's context holds beside the sinks and the query."""
+    cfg = model.config.get_text_config(decoder=True) if hasattr(model.config, "get_text_config") else model.config
+    context = getattr(cfg, "max_position_embeddings", None)
+    return max(1, min(wanted, context - n_sink - 1)) if context else wanted
+
+
+def _prompt_ids(sm, prompt) -> torch.Tensor:
+    if isinstance(prompt, str):
+        if sm.tokenizer is None or sm.tokenizer.encode is None:
+            raise SinklabError(f"{sm.name} has no tokenizer; pass token ids instead of text")
+        prompt = sm.tokenizer.encode(prompt)
+    ids = torch.as_tensor(prompt, dtype=torch.long)
+    ids = ids.unsqueeze(0) if ids.dim() == 1 else ids
+    if ids.dim() != 2 or ids.shape[1] == 0:
+        raise SinklabError("the prompt is empty after tokenisation")
+    if sm.max_context and ids.shape[1] > sm.max_context:
+        raise SinklabError(f"the prompt has {ids.shape[1]} tokens, more than the model's context of "
+                           f"{sm.max_context}; score long texts with --eval")
+    return ids
+
+
+@torch.inference_mode()
+def generate(model, prompt, max_new_tokens: int = 100, n_sink: int = 4, window: int | None = None,
+             temperature: float = 0.0, seed: int = 0, attention_mask: torch.Tensor | None = None,
+             stop_at_eos: bool = True, compile: bool | None = None):
+    """Continue `prompt` (text, token ids, or a left-padded (B, T) batch) with transformers' `generate` and
+    a SinkCache: memory stays constant however long the output. Text in, text out; ids in, new ids out.
+
+    `model` is what `sinklab.load.load_model` returns (or `prepare` of it). `compile` (default: on a GPU
+    for 2,048 new tokens or more) lets transformers compile the decoding step.
+    """
+    from transformers import GenerationConfig
+
+    from . import prepare
+
+    sm = prepare(model)
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise SinklabError(f"max_new_tokens must be at least 1 (got {max_new_tokens})")
+    if temperature < 0 or not math.isfinite(temperature):
+        raise SinklabError(f"temperature must be >= 0 (got {temperature})")
+    ids = _prompt_ids(sm, prompt)
+    if attention_mask is not None and attention_mask.device != ids.device:
+        raise SinklabError(f"the attention mask is on {attention_mask.device} and the prompt on {ids.device}; "
+                           "put the whole batch on one device")
+    ids = ids.to(sm.device)
+    attention_mask = attention_mask.to(sm.device) if attention_mask is not None else None
+    window = default_window(sm.model, n_sink) if window is None else window
+    cache = SinkCache(sm.model, n_sink, window, name=sm.name)
+    compile = sm.device.type == "cuda" and max_new_tokens >= 2048 if compile is None else compile
+    eos = getattr(sm.model.generation_config, "eos_token_id", None) if stop_at_eos else None
+    config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=temperature > 0,
+                              temperature=temperature if temperature > 0 else None, top_k=None, top_p=None,
+                              eos_token_id=eos, pad_token_id=eos if isinstance(eos, int) else 0,
+                              disable_compile=not compile)
+    torch.manual_seed(seed)
+    mask = attention_mask if attention_mask is not None else torch.ones_like(ids)
+    out = sm.model.generate(input_ids=ids, attention_mask=mask, generation_config=config,
+                            **{cache_kwarg(sm.model): cache})
+    new = out[:, ids.shape[1]:]
+    if isinstance(prompt, str) and sm.hf_tokenizer is not None:
+        return sm.hf_tokenizer.decode(new[0], skip_special_tokens=True)
+    return new
