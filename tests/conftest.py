@@ -47,3 +47,20 @@ def smollm2():
     from sinklab.load import load_model
 
     return load_model()
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_with_tokenizer(tiny_hf_folders, tmp_path_factory) -> str:
+    """The tiny Llama plus a word-level tokenizer inside its vocabulary of 128, for commands that take text."""
+    import shutil
+
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    folder = tmp_path_factory.mktemp("llama_tok")
+    shutil.copytree(tiny_hf_folders["llama"], folder, dirs_exist_ok=True)
+    words = "attention sinks appear in trained language models . hi".split()
+    tok = Tokenizer(models.WordLevel({"[UNK]": 0, **{w: i + 1 for i, w in enumerate(words)}}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]").save_pretrained(folder)
+    return str(folder)

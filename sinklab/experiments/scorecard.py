@@ -136,11 +136,10 @@ def scorecard(suite_names_: list[str], preset: str, out: str, report_dir: str | 
               extra: dict | None = None) -> dict:
     out_p = Path(out)
     report = Path(report_dir) if report_dir else out_p / preset / "scorecard"
-    report.mkdir(parents=True, exist_ok=True)
+    planned = {name: (load_suite(name), plan([name], preset, out_p, data="", extra=extra)) for name in suite_names_}
+    report.mkdir(parents=True, exist_ok=True)  # after every suite and override has been checked
     all_rows, all_claims, sections = [], [], []
-    for name in suite_names_:
-        suite = load_suite(name)
-        runs = plan([name], preset, out_p, data="", extra=extra)
+    for name, (suite, runs) in planned.items():
         rows = {r.change: run_row(r, preset) for r in runs}
         claims = []
         for c in suite.get("claims", []):

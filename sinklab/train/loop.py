@@ -83,8 +83,8 @@ class TrainConfig:
         """From a dict as written to config.json or a checkpoint (lists back to tuples); unknown keys are
         one clear error naming the nearest field."""
         check_keys(cls, d, "train")
-        return cls(**{k: tuple(v) if k in ("random_tokens", "fixed_token") and v is not None else v
-                      for k, v in d.items()})
+        return cls(**{k: tuple(v) if k in ("random_tokens", "fixed_token") and isinstance(v, list) else v
+                      for k, v in d.items()})  # anything else is left for validate() to name
 
     def validate(self, world: int = 1) -> "TrainConfig":
         """Types, ranges and choices, each error naming the field; then what depends on several fields."""
@@ -182,7 +182,10 @@ def parse_overrides(items: list[str]) -> dict:
         if "=" not in item:
             raise SinklabError(f"override {item!r} must look like key=value")
         k, v = item.split("=", 1)
-        value = yaml.safe_load(v)
+        try:
+            value = yaml.safe_load(v)
+        except yaml.YAMLError:  # not YAML (a lone quote, a NUL): the text itself, which the type check judges
+            value = v
         if isinstance(value, str):  # YAML 1.1 reads 1e-2 as a string
             try:
                 value = float(value)
