@@ -1,78 +1,113 @@
-"""Long-context measurement on the GPU: sinklab's streamed capture against a plain SDPA forward and
-against eager `output_attentions=True`, on a random-initialised model of SmolLM2-135M's shape.
+"""Long-context measurement on one GPU: sinklab's measurement against a plain SDPA forward of the same
+model, in one process, on random-initialised models of Llama-3-8B's and SmolLM2-135M's shapes (bf16).
 
-    python benchmarks/measure_long_context.py --T 32768 --eager-T 8192
+For each shape and T it times `sinklab.measure` (capture, column sums, diagnostics, the tables) and
+`model.base_model(ids)` under SDPA, each after a warm-up, as the median of --repeats, and records
+their peak memory. `--exact-T` also times the row-block path (SINKLAB_FUSED=0) at that T, and
+`--eager-T` eager `output_attentions=True` on the 135M shape.
+
+    python benchmarks/measure_long_context.py --shapes 8b,135m --T 8192:4 32768:1 --out rows.jsonl
 """
 import argparse
-import json
+import os
+import statistics
+import sys
 import time
 
 import torch
 
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import emit  # noqa: E402
 
-def smollm2_shape(max_len):
+SHAPES = {
+    "8b": dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+               num_attention_heads=32, num_key_value_heads=8, rope_theta=500000.0, tie_word_embeddings=False),
+    "135m": dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                 num_attention_heads=9, num_key_value_heads=3, rope_theta=100000.0, tie_word_embeddings=True),
+}
+
+
+def build(shape: str, max_len: int):
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    cfg = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-                      num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=max_len,
-                      rope_theta=100000.0, tie_word_embeddings=True)
     torch.manual_seed(0)
-    return AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).cuda().eval()
+    cfg = LlamaConfig(**SHAPES[shape], max_position_embeddings=max_len)
+    with torch.device("cuda"):
+        return AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).eval()
 
 
-def peak(fn):
+def timed(fn, repeats: int) -> dict:
+    fn()  # warm-up: kernels compiled, allocator warm
     torch.cuda.synchronize()
-    torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
     base = torch.cuda.memory_allocated()
-    t0 = time.perf_counter()
-    out = fn()
-    torch.cuda.synchronize()
-    return {"seconds": round(time.perf_counter() - t0, 3),
+    times = []
+    for _ in range(repeats):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return {"seconds": round(statistics.median(times), 4), "seconds_min": round(min(times), 4),
             "peak_gb": round(torch.cuda.max_memory_allocated() / 2**30, 3),
-            "peak_above_weights_gb": round((torch.cuda.max_memory_allocated() - base) / 2**30, 3)}, out
+            "peak_above_weights_gb": round((torch.cuda.max_memory_allocated() - base) / 2**30, 3)}
+
+
+def one(model, shape, T, n, repeats, exact_T, eager_T, out):
+    import sinklab
+    from sinklab.load import wrap_module
+
+    ids = torch.randint(0, SHAPES[shape]["vocab_size"], (n, T), device="cuda")
+    model.set_attn_implementation("sdpa")
+    with torch.inference_mode():
+        plain = timed(lambda: model.base_model(input_ids=ids, use_cache=False), repeats)
+    loaded = wrap_module(model)
+    result = {}
+
+    def run():
+        result["r"] = sinklab.measure(loaded, input_ids=ids.cpu(), batch_size=n, progress=False, keep_map_upto=0)
+    fused = timed(run, repeats)
+    key = dict(shape=shape, T=T, n=n)
+    emit({**key, "method": "plain SDPA forward (no measurement)", **plain}, out)
+    emit({**key, "method": "sinklab measure (fused)", **fused, "time_ratio": round(fused["seconds"] / plain["seconds"], 3),
+          "memory_ratio": round(fused["peak_gb"] / plain["peak_gb"], 3),
+          "sink_1": result["r"].sink_1, "mean_alpha_1": result["r"].summary["mean_alpha_1"]}, out)
+    if T in exact_T:
+        os.environ["SINKLAB_FUSED"] = "0"
+        exact = timed(run, 1)
+        os.environ.pop("SINKLAB_FUSED")
+        emit({**key, "method": "sinklab measure (row blocks, SINKLAB_FUSED=0)", **exact,
+              "time_ratio": round(exact["seconds"] / plain["seconds"], 3), "sink_1": result["r"].sink_1,
+              "mean_alpha_1": result["r"].summary["mean_alpha_1"]}, out)
+    if shape == "135m" and T in eager_T:
+        model.set_attn_implementation("eager")
+        try:
+            with torch.inference_mode():
+                eager = timed(lambda: model(input_ids=ids, output_attentions=True), 1)
+            emit({**key, "method": "eager output_attentions=True", **eager,
+                  "time_ratio": round(eager["seconds"] / plain["seconds"], 3)}, out)
+        except torch.OutOfMemoryError:
+            emit({**key, "method": "eager output_attentions=True", "error": "out of memory"}, out)
+        model.set_attn_implementation("sinklab")
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--T", type=int, default=32768)
-    ap.add_argument("--eager-T", type=int, default=8192)
+    ap.add_argument("--shapes", default="8b,135m")
+    ap.add_argument("--T", nargs="+", default=["8192:4", "32768:1"], help="T:n pairs")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--exact-T", type=int, nargs="*", default=[8192])
+    ap.add_argument("--eager-T", type=int, nargs="*", default=[8192])
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
-    from sinklab.load import wrap_module
-    from sinklab.measure import capture, metrics
-
-    model = smollm2_shape(max(a.T, a.eager_T))
-    rows = []
-    for T in sorted({a.eager_T, a.T}):
-        ids = torch.randint(0, 49152, (1, T), device="cuda")
-        model.set_attn_implementation("sdpa")
-        with torch.inference_mode():
-            model.base_model(input_ids=ids, use_cache=False)  # warm-up
-            stats, _ = peak(lambda: model.base_model(input_ids=ids, use_cache=False))
-        rows.append({"method": "plain SDPA forward (no measurement)", "T": T, **stats})
-        loaded = wrap_module(model)
-        rec = capture.AttentionRecorder()
-        stats, _ = peak(lambda: loaded.capture_forward(ids, rec))
-        alpha = torch.stack([rec.layers[l].alpha for l in sorted(rec.layers)], 1)
-        rows.append({"method": "sinklab streamed capture", "T": T, **stats,
-                     "sink_1": round(metrics.sink_rate(alpha[..., 0], 0.3).item(), 3)})
-        if T == a.eager_T:
-            model.set_attn_implementation("eager")
-            try:
-                with torch.inference_mode():
-                    stats, out = peak(lambda: model(input_ids=ids, output_attentions=True))
-                eager_alpha = torch.stack([metrics.importance_scores(x.float()) for x in out.attentions], 1).cpu()
-                del out
-                rows.append({"method": "eager output_attentions=True", "T": T, **stats,
-                             "max_abs_alpha_diff_vs_sinklab": float((eager_alpha - alpha).abs().max())})
-            except torch.OutOfMemoryError:
-                rows.append({"method": "eager output_attentions=True", "T": T, "error": "out of memory"})
-    for r in rows:
-        print(json.dumps(r), flush=True)
-    if a.out:
-        with open(a.out, "w") as f:
-            json.dump(rows, f, indent=1)
+    pairs = [tuple(int(x) for x in p.split(":")) for p in a.T]
+    emit({"device": torch.cuda.get_device_name(), "torch": torch.__version__}, a.out)
+    for shape in a.shapes.split(","):
+        model = build(shape, max(T for T, _ in pairs))
+        for T, n in pairs:
+            one(model, shape, T, n, a.repeats, a.exact_T, a.eager_T, a.out)
+        del model
+        torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":

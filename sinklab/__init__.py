@@ -1,12 +1,6 @@
 """sinklab: measure, explain, cause, remove and use attention sinks in language models."""
 __version__ = "0.1.0"
 
-
-def measure(*args, **kwargs):
-    """See `sinklab.measure.run.measure`."""
-    from .measure.run import measure as _measure
-
-    return _measure(*args, **kwargs)
-
+from . import measure  # noqa: E402  a callable package: sinklab.measure(model, ...) (see measure/__init__.py)
 
 __all__ = ["measure", "__version__"]

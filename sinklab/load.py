@@ -79,12 +79,26 @@ def _looks_like_path(spec: str) -> bool:
 
 
 def load_model(spec: str | None = None, *, device: str = "cpu", dtype: str = "float32",
-               trust_remote_code: bool = False) -> LoadedModel:
-    """Load anything `sinklab measure --model` accepts."""
+               trust_remote_code: bool = False, device_map: str | None = None,
+               max_memory: dict | None = None, revision: str | None = None) -> LoadedModel:
+    """Load anything `sinklab measure --model` accepts.
+
+    device_map: accelerate's big-model placement ("auto", "balanced", ...) for HF models larger
+    than one GPU, with `max_memory` ({0: "10GiB", "cpu": "200GiB"}) bounding each device.
+    Weights load straight to `device` in `dtype`: no float32 copy in host memory.
+    revision: a hub revision (branch, tag or commit) of an HF model id.
+    """
     if dtype not in DTYPES:
         raise SinklabError(f"unknown --dtype {dtype!r}: use one of {', '.join(DTYPES)}")
     _check_device(device)
+    placement = _placement(device, device_map, max_memory)
     spec = spec or DEFAULT_MODEL
+    local = spec in (DEFAULT_MODEL, "default") or Path(os.path.expanduser(spec)).exists()
+    if revision is not None and local:
+        raise SinklabError(f"--revision {revision!r} applies to hub model ids; {spec} is local "
+                           "(for a sinklab run, pass its checkpoint folders as --model)")
+    if device_map is not None and not (local and _is_hf_folder(spec)) and (local or _looks_like_path(spec)):
+        raise SinklabError(f"--device-map applies to Hugging Face models; {spec} is not one")
     if spec in (DEFAULT_MODEL, "default"):
         return _load_gguf(default_gguf_path(), device, dtype, name="SmolLM2-135M-Instruct (Q4_1 GGUF)")
     path = Path(os.path.expanduser(spec))
@@ -94,14 +108,52 @@ def load_model(spec: str | None = None, *, device: str = "cpu", dtype: str = "fl
         if path.is_dir() and (path / "sinklab.json").exists():
             from .model.checkpoint import load_for_measurement
             return load_for_measurement(path, device=device, dtype=DTYPES[dtype])
-        if path.is_dir() and (path / "config.json").exists():
-            return _load_hf(str(path), device, dtype, trust_remote_code)
+        if _is_hf_folder(spec):
+            return _load_hf(str(path), device, dtype, trust_remote_code, placement=placement)
         if path.is_dir() and list(path.glob("*.gguf")):
             return _load_gguf(sorted(path.glob("*.gguf"))[0], device, dtype)
         raise SinklabError(f"{spec}: not a model (expected a .gguf file, or a folder with config.json or sinklab.json)")
     if _looks_like_path(spec):
         raise SinklabError(f"model path does not exist: {spec}")
-    return _load_hf(spec, device, dtype, trust_remote_code)
+    return _load_hf(spec, device, dtype, trust_remote_code, placement=placement, revision=revision)
+
+
+def _is_hf_folder(spec: str) -> bool:
+    path = Path(os.path.expanduser(spec))
+    return path.is_dir() and (path / "config.json").exists()
+
+
+def parse_max_memory(text: str | None) -> dict | None:
+    """"0=10GiB,cpu=200GiB" -> {0: "10GiB", "cpu": "200GiB"} (accelerate's max_memory)."""
+    if not text:
+        return None
+    out = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not value or not (key.isdigit() or key in ("cpu", "disk")):
+            raise SinklabError(f"--max-memory {text!r}: use DEVICE=SIZE pairs, e.g. 0=10GiB,cpu=200GiB")
+        out[int(key) if key.isdigit() else key] = value
+    return out
+
+
+def _placement(device: str, device_map: str | None, max_memory: dict | None) -> dict:
+    """from_pretrained's placement arguments: load straight onto the device (or the device map)."""
+    if device_map is None:
+        if max_memory:
+            raise SinklabError("--max-memory needs --device-map (e.g. --device-map auto)")
+        return {"device_map": device} if torch.device(device).type != "cpu" else {}
+    if device_map not in ("auto", "balanced", "balanced_low_0", "sequential"):
+        raise SinklabError(f"unknown --device-map {device_map!r}: use auto, balanced, balanced_low_0 or sequential")
+    if not torch.cuda.is_available():
+        raise SinklabError(f"--device-map {device_map}: no CUDA GPU is visible to PyTorch")
+    gpus = [k for k in (max_memory or {}) if isinstance(k, int)]
+    if gpus and max(gpus) >= torch.cuda.device_count():
+        raise SinklabError(f"--max-memory names GPU {max(gpus)}, but only {torch.cuda.device_count()} are visible")
+    out = {"device_map": device_map}
+    if max_memory:
+        out["max_memory"] = max_memory
+    return out
 
 
 def _check_device(device: str) -> None:
@@ -110,7 +162,9 @@ def _check_device(device: str) -> None:
     except RuntimeError:
         raise SinklabError(f"unknown --device {device!r}: use cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SinklabError("--device cuda: no CUDA GPU is visible to PyTorch")
+        raise SinklabError(f"--device {device}: no CUDA GPU is visible to PyTorch")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise SinklabError(f"--device {device}: only {torch.cuda.device_count()} CUDA GPU(s) are visible")
 
 
 def _load_gguf(path: Path, device: str, dtype: str, name: str | None = None) -> LoadedModel:
@@ -169,14 +223,15 @@ def _note(text: str) -> None:
 
 
 def _load_hf(spec: str, device: str, dtype: str, trust_remote_code: bool, name: str | None = None,
-             kind: str = "hf") -> LoadedModel:
+             kind: str = "hf", placement: dict | None = None, revision: str | None = None) -> LoadedModel:
     _quiet_transformers()
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     try:
-        config = AutoConfig.from_pretrained(spec, trust_remote_code=trust_remote_code)
+        config = AutoConfig.from_pretrained(spec, trust_remote_code=trust_remote_code, revision=revision)
     except OSError as e:
-        raise SinklabError(f"cannot load model {spec!r}: not a local model and not reachable on the hub ({str(e).splitlines()[0]})") from None
+        what = f"revision {revision!r} of {spec!r}" if revision else f"model {spec!r}"
+        raise SinklabError(f"cannot load {what}: not a local model and not reachable on the hub ({str(e).splitlines()[0]})") from None
     except ValueError as e:
         raise SinklabError(f"cannot load model {spec!r}: {str(e).splitlines()[0]}") from None
     if getattr(config, "is_encoder_decoder", False):
@@ -184,7 +239,8 @@ def _load_hf(spec: str, device: str, dtype: str, trust_remote_code: bool, name: 
     attn = capture.register_hf_attention()
     try:
         model = AutoModelForCausalLM.from_pretrained(spec, dtype=DTYPES[dtype], attn_implementation=attn,
-                                                     trust_remote_code=trust_remote_code)
+                                                     trust_remote_code=trust_remote_code, revision=revision,
+                                                     **(placement or {}))
     except ValueError as e:
         msg = str(e).splitlines()[0]
         if "Unrecognized configuration class" in msg or "not supported" in msg:
@@ -193,28 +249,36 @@ def _load_hf(spec: str, device: str, dtype: str, trust_remote_code: bool, name: 
     except OSError as e:
         raise SinklabError(f"cannot load model {spec!r}: {str(e).splitlines()[0]}") from None
     try:
-        tok = AutoTokenizer.from_pretrained(spec, trust_remote_code=trust_remote_code)
+        tok = AutoTokenizer.from_pretrained(spec, trust_remote_code=trust_remote_code, revision=revision)
         if len(tok) < 2:  # a folder without tokenizer files can yield an empty tokenizer
             tok = None
     except Exception:
         tok = None  # random and repeat probes still work from the vocabulary size
-    return _wrap_hf(model, tok, name or spec, kind, device, dtype)
+    info = {"revision": revision} if revision else {}
+    if getattr(model, "hf_device_map", None) and len(set(model.hf_device_map.values())) > 1:
+        info["device_map"] = {str(k): str(v) for k, v in model.hf_device_map.items()}
+    return _wrap_hf(model, tok, name or (f"{spec}@{revision}" if revision else spec), kind, device, dtype, info=info)
 
 
 def _wrap_hf(model, tok, name: str, kind: str, device: str, dtype: str, info: dict | None = None) -> LoadedModel:
     cfg = model.config
-    model = (model.to(device=device, dtype=DTYPES[dtype]) if dtype else model.to(device)).eval()
+    if getattr(model, "hf_device_map", None) is None:  # accelerate placed a mapped model; never move it
+        model = model.to(device=device, dtype=DTYPES[dtype]) if dtype else model.to(device)
+    model = model.eval()
     if cfg._attn_implementation != capture.ATTN_IMPLEMENTATION:
         model.set_attn_implementation(capture.register_hf_attention())
     n_layers = int(getattr(cfg, "num_hidden_layers", 0) or getattr(cfg, "n_layer", 0))
     layers = capture.find_decoder_layers(model, n_layers)
     base = model.base_model
+    input_device = model.get_input_embeddings().weight.device
+    if input_device.type == "meta":  # offloaded embedding: accelerate runs it on the main device
+        input_device = torch.device("cuda", 0)
 
     def capture_forward(input_ids: torch.Tensor, recorder: capture.AttentionRecorder) -> None:
         recorder.reset()
         hooks = capture.hidden_state_hooks(layers, recorder) if layers is not None else contextlib.nullcontext()
         with torch.inference_mode(), capture.recording(recorder), hooks:
-            base(input_ids=input_ids.to(model.device), use_cache=False)
+            base(input_ids=input_ids.to(input_device), use_cache=False)
 
     vocab = int(getattr(cfg, "vocab_size", 0)) or (len(tok) if tok is not None else 0)
     loaded = LoadedModel(
@@ -225,7 +289,7 @@ def _wrap_hf(model, tok, name: str, kind: str, device: str, dtype: str, info: di
         capture_forward=capture_forward, info=dict(info or {}, model_type=cfg.model_type),
     )
     loaded.hf_tokenizer = tok
-    check_causal(loaded, lambda ids: base(input_ids=ids, use_cache=False).last_hidden_state)
+    check_causal(loaded, lambda ids: base(input_ids=ids.to(input_device), use_cache=False).last_hidden_state)
     return loaded
 
 
@@ -246,7 +310,7 @@ def check_causal(loaded: LoadedModel, hidden: Callable[[torch.Tensor], torch.Ten
     `hidden(ids)` returns the last hidden state (batch, T, d).
     """
     vocab = max(2, loaded.tokenizer.vocab_size)
-    ids = torch.arange(1, 7).remainder(vocab).unsqueeze(0).to(loaded.device)
+    ids = torch.arange(1, 7).remainder(vocab).unsqueeze(0)
     changed = ids.clone()
     changed[0, -1] = (changed[0, -1] + 1) % vocab
     with torch.inference_mode():

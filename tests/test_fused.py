@@ -19,9 +19,9 @@ HELPER = Path(__file__).parent / "helpers" / "fused_alphas.py"
 triton = pytest.importorskip("triton")
 
 
-def _run(interpret: bool) -> dict:
+def _run(interpret: bool, *args) -> dict:
     env = dict(os.environ, TRITON_INTERPRET="1" if interpret else "0", PYTHONWARNINGS="ignore")
-    out = subprocess.run([sys.executable, str(HELPER)], capture_output=True, text=True, env=env, timeout=600)
+    out = subprocess.run([sys.executable, str(HELPER), *args], capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout)
 
@@ -40,11 +40,19 @@ def test_fused_alpha_equals_exact_path_in_float32():
             assert abs(value - fused[name]["qk"][key]) < 1e-5, (name, key)
 
 
+def test_kernels_at_every_tile_shape_and_window():
+    errors = _run(True, "--kernels")
+    assert len(errors) == 20
+    bad = {case: err for case, err in errors.items() if not err < 1e-5}
+    assert not bad, bad
+
+
 @pytest.mark.parametrize("device,dtype,head_dim,T,softcap,mask,expected", [
-    ("cuda", torch.bfloat16, 128, 8192, None, "causal", "flash"),
+    ("cuda", torch.bfloat16, 128, 8192, None, "causal", "cudnn"),
+    ("cuda", torch.bfloat16, 256, 8192, None, "causal", "flash"),  # cuDNN's head dims stop at 128
     ("cuda", torch.float16, 64, 32768, None, "window", "flash"),
     ("cuda", torch.float32, 64, 4096, None, "causal", "triton"),
-    ("cuda", torch.bfloat16, 72, 64, None, "causal", "flash"),
+    ("cuda", torch.bfloat16, 72, 64, None, "causal", "cudnn"),
     ("cuda", torch.bfloat16, 100, 64, None, "causal", "triton"),   # flash wants head dims in multiples of 8
     ("cuda", torch.bfloat16, 512, 64, None, "causal", None),      # beyond the kernels' head dim
     ("cuda", torch.bfloat16, 128, 64, 30.0, "causal", None),      # softcap: the exact path

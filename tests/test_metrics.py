@@ -90,3 +90,15 @@ def test_proxy_scores():
     sim = torch.tensor([[2.0, -1.0, 1.0]])
     assert torch.allclose(metrics.proxy_scores(sim, non_negative=False), torch.tensor([[0.5, 0.25, 0.25]]))
     assert torch.allclose(metrics.proxy_scores(sim.abs(), non_negative=True), torch.tensor([[0.5, 0.25, 0.25]]))
+
+
+def test_causal_pair_sum_and_grouped_qk_split_match_brute_force():
+    torch.manual_seed(2)
+    a, b = torch.randn(2, 3, 150, 8), torch.randn(2, 3, 150, 8)
+    brute = torch.tril(a @ b.transpose(-1, -2)).sum((-1, -2))
+    assert torch.allclose(metrics.causal_pair_sum(a, b, block=64), brute, rtol=1e-4, atol=1e-3)
+    q, k = torch.randn(1, 6, 70, 4), torch.randn(1, 2, 70, 4)   # 3 query heads per key head
+    grouped = metrics.qk_split(q, k)
+    repeated = metrics.qk_split(q, k.repeat_interleave(3, dim=1))
+    for name in grouped:
+        assert math.isclose(grouped[name], repeated[name], rel_tol=1e-5, abs_tol=1e-6), name

@@ -28,7 +28,8 @@ MAX_HEAD_DIM = 256
 @dataclass(frozen=True)
 class FusedPlan:
     """How the fused path computes one layer: where the row log-sum-exp comes from."""
-    lse_source: str            # "flash" (aten FlashAttention forward) or "triton" (SDPA output + Triton LSE)
+    lse_source: str            # "cudnn" or "flash" (aten forwards that return the LSE), or "triton"
+                               # (SDPA's output and a Triton LSE kernel)
 
 
 def plan(device_type: str, dtype: torch.dtype, head_dim: int, T: int, *, softcap=None,
@@ -36,15 +37,22 @@ def plan(device_type: str, dtype: torch.dtype, head_dim: int, T: int, *, softcap
     """A pure dispatch decision: the fused plan for a layer, or None for the exact row-block path.
 
     mask_kind: "causal" or "window" (causal sliding window) are fused; anything else is not.
+    SINKLAB_FUSED=0 in the environment forces the exact path (for side-by-side checks).
     """
+    if os.environ.get("SINKLAB_FUSED") == "0":
+        return None
     interpret = _interpreting() if interpret is None else interpret
     if device_type != "cuda" and not interpret:
         return None
     if softcap or mask_kind not in ("causal", "window") or head_dim > MAX_HEAD_DIM or T > MAX_TOKENS:
         return None
     if dtype in (torch.float16, torch.bfloat16) and device_type == "cuda" and head_dim % 8 == 0:
-        return FusedPlan("flash")
+        # cuDNN's forward runs at about 1.6x FlashAttention-2's on an H200 (BENCHMARKS.md); it has no window
+        return FusedPlan("cudnn" if mask_kind == "causal" and head_dim <= 128 and _cudnn_ok[0] else "flash")
     return FusedPlan("triton")
+
+
+_cudnn_ok = [True]  # set to False once cuDNN refuses a shape here: FlashAttention then serves
 
 
 def _interpreting() -> bool:
@@ -59,9 +67,12 @@ def attention_with_column_sums(q, k, v, scale: float, fused: FusedPlan, *, windo
     (out (B, T, H, D) in q's dtype, col (B, H, T) float32 = sum_i A[i, j] over real keys,
     sink_col (B, H) float32 = the sink logit's share summed over rows, or None).
     """
-    if fused.lse_source == "flash":
+    out = lse = None
+    if fused.lse_source == "cudnn":
+        out, lse = _cudnn_with_lse(q, k, v, scale)
+    if out is None and fused.lse_source in ("cudnn", "flash"):
         out, lse = _flash_with_lse(q, k, v, scale, window)
-    else:
+    if out is None:
         out = _sdpa(q, k, v, scale, window).transpose(1, 2)
         lse = row_logsumexp(q, k, scale, window)
     sink_col = None
@@ -72,6 +83,21 @@ def attention_with_column_sums(q, k, v, scale: float, fused: FusedPlan, *, windo
         sink_col = torch.exp(sink - lse_all).sum(-1)
         lse = lse_all
     return out, column_sums(q, k, lse, scale, window), sink_col
+
+
+def _cudnn_with_lse(q, k, v, scale):
+    """cuDNN's causal forward with the row log-sum-exp; K and V repeated for grouped queries.
+    (None, None) if cuDNN refuses the inputs."""
+    B, H, T, D = q.shape
+    if k.shape[1] != H:
+        k, v = k.repeat_interleave(H // k.shape[1], dim=1), v.repeat_interleave(H // v.shape[1], dim=1)
+    try:
+        out, lse = torch.ops.aten._scaled_dot_product_cudnn_attention(q, k, v, None, True, 0.0, True, False,
+                                                                      scale=scale)[:2]
+    except RuntimeError:  # no cuDNN attention for this build, GPU or shape: remember, and use FlashAttention
+        _cudnn_ok[0] = False
+        return None, None
+    return out.transpose(1, 2), lse.reshape(B, H, -1)[..., :T].float()
 
 
 def _flash_with_lse(q, k, v, scale, window):
@@ -97,19 +123,22 @@ def _sdpa(q, k, v, scale, window):
 def _blocks(head_dim: int, dtype: torch.dtype) -> dict:
     d_pad = max(16, 1 << (head_dim - 1).bit_length())
     if _interpreting():
-        return dict(D_PAD=d_pad, BLOCK_M=16, BLOCK_N=16, num_warps=1, num_stages=1)
-    wide = d_pad > 64 or dtype == torch.float32
-    return dict(D_PAD=d_pad, BLOCK_M=64, BLOCK_N=64 if wide else 128, num_warps=4 if not wide else 8, num_stages=3)
+        return dict(D_PAD=d_pad, BLOCK_M=16, BLOCK_N=32, num_warps=1, num_stages=1)
+    if dtype == torch.float32 or d_pad > 128:
+        return dict(D_PAD=d_pad, BLOCK_M=64, BLOCK_N=64, num_warps=4, num_stages=2)
+    # the fastest of eight tile shapes at head dims 64 and 128 on an H200 (benchmarks/measure_kernels.py)
+    return dict(D_PAD=d_pad, BLOCK_M=128, BLOCK_N=64, num_warps=4, num_stages=3)
 
 
-def column_sums(q, k, lse, scale: float, window: int | None = None) -> torch.Tensor:
-    """sum_i exp(scale q_i.k_j - lse_i) over the causal (windowed) queries i of each key j: (B, H, T)."""
+def column_sums(q, k, lse, scale: float, window: int | None = None, blocks: dict | None = None) -> torch.Tensor:
+    """sum_i exp(scale q_i.k_j - lse_i) over the causal (windowed) queries i of each key j: (B, H, T).
+    `blocks` overrides the tile sizes (benchmarks)."""
     kernels = _kernels()
     B, H, T, D = q.shape
     group = H // k.shape[1]
     lse = lse.float().contiguous()
     out = torch.empty((B, H, T), device=q.device, dtype=torch.float32)
-    cfg = _blocks(D, q.dtype)
+    cfg = blocks or _blocks(D, q.dtype)
     grid = (math.ceil(T / cfg["BLOCK_N"]), B * H)
     kernels.column_sums[grid](
         q, k, lse, out, *q.stride()[:3], *k.stride()[:3], *lse.stride()[:2], *out.stride()[:2],

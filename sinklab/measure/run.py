@@ -42,15 +42,16 @@ class _Accumulator:
     def add(self, rec: capture.AttentionRecorder) -> None:
         layers = sorted(rec.layers)
         caps = [rec.layers[l] for l in layers]
-        alpha = torch.stack([c.alpha.cpu() for c in caps], dim=1).double()  # (B, L, H, T)
+        dev = caps[0].alpha.device  # reduce where the layers ran: the host gets (L, H, T) sums, not (B, L, H, T)
+        alpha = torch.stack([c.alpha.to(dev) for c in caps], dim=1).double()  # (B, L, H, T)
         B = alpha.shape[0]
         if self.alpha_sum is None:
-            self.alpha_sum = torch.zeros(alpha.shape[1:], dtype=torch.float64)
-            self.exceed = torch.zeros((len(self.eps),) + alpha.shape[1:], dtype=torch.int64)
+            self.alpha_sum = torch.zeros(alpha.shape[1:], dtype=torch.float64, device=dev)
+            self.exceed = torch.zeros((len(self.eps),) + alpha.shape[1:], dtype=torch.int64, device=dev)
         self.alpha_sum += alpha.sum(0)
         for e, eps in enumerate(self.eps):
             self.exceed[e] += (alpha > eps).sum(0)
-        self.first_k.append(alpha[..., : self.K].float())
+        self.first_k.append(alpha[..., : self.K].float().cpu())
         if caps[0].alpha_mask_aware is not None:
             ma = torch.stack([c.alpha_mask_aware.expand_as(c.alpha).cpu() for c in caps], dim=1)
             self.first_k_mask_aware.append(ma[..., : self.K].float())
@@ -76,6 +77,10 @@ class _Accumulator:
         if self.attention_maps is None and caps[0].attention_map is not None:
             self.attention_maps = torch.stack([c.attention_map.cpu() for c in caps])
         self.n += B
+
+    def to_host(self) -> "_Accumulator":
+        self.alpha_sum, self.exceed = self.alpha_sum.cpu(), self.exceed.cpu()
+        return self
 
 
 @dataclass
@@ -110,13 +115,17 @@ def _as_list(x, cast) -> list:
 def measure(model=None, probe: str = "natural", *, n: int = DEFAULT_N, T=DEFAULT_T, eps=DEFAULT_EPS,
             bos: str = "auto", batch_size: int = 16, K: int = 8, device: str = "cpu",
             dtype: str = "float32", seed: int = 0, tokenizer=None, trust_remote_code: bool = False,
-            keep_map_upto: int = 256, progress: bool = True, input_ids: torch.Tensor | None = None) -> MeasureResult:
+            keep_map_upto: int = 256, progress: bool = True, input_ids: torch.Tensor | None = None,
+            device_map: str | None = None, max_memory: dict | None = None,
+            revision: str | None = None) -> MeasureResult:
     """Measure Sink_k^eps, importance scores and the sink diagnostics of a causal LM.
 
     model: a spec string (HF id or folder, .gguf, sinklab checkpoint; None = SmolLM2-135M), a
     `LoadedModel`, or an in-memory HF / sinklab model (pass `tokenizer` for text probes).
     T and eps may be lists: one forward pass per T serves every eps. `input_ids` (n, T) measures
     given tokens instead of a probe (probe is then only a label, e.g. "tokens").
+    device_map / max_memory: accelerate's placement of an HF model over several devices;
+    revision: a hub revision of an HF model id.
     """
     from ..load import LoadedModel, load_model, wrap_module
 
@@ -129,7 +138,8 @@ def measure(model=None, probe: str = "natural", *, n: int = DEFAULT_N, T=DEFAULT
         loaded = model
     elif model is None or isinstance(model, (str, os.PathLike)):
         loaded = load_model(None if model is None else str(model), device=device, dtype=dtype,
-                            trust_remote_code=trust_remote_code)
+                            trust_remote_code=trust_remote_code, device_map=device_map, max_memory=max_memory,
+                            revision=revision)
     else:
         loaded = wrap_module(model, tokenizer)
     load_s = time.perf_counter() - t0
@@ -165,7 +175,7 @@ def measure(model=None, probe: str = "natural", *, n: int = DEFAULT_N, T=DEFAULT
                 acc = _Accumulator(len(recorder.layers), n_heads, t, epss, min(K, t))
             acc.add(recorder)
             bar.update(1)
-        accs[t] = acc
+        accs[t] = acc.to_host()
     bar.close()
     measure_s = time.perf_counter() - t1
     return _tabulate(loaded, probe, bos, accs, epss, load_s, measure_s, device, dtype, seed)

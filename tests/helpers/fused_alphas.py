@@ -59,5 +59,30 @@ def main():
     json.dump(out, sys.stdout)
 
 
+def kernel_errors():
+    """Column sums and row LSE at several tile shapes (BLOCK_M above, equal to and below BLOCK_N),
+    windows and T not a multiple of any tile, against float64: the largest error of each case."""
+    from sinklab.kernels import attention_sums
+
+    torch.manual_seed(0)
+    out = {}
+    for T, window in ((45, None), (70, 9), (70, 33), (64, 16), (41, 100)):
+        q, k = torch.randn(1, 4, T, 16) * 2, torch.randn(1, 2, T, 16) * 2
+        i = torch.arange(T)
+        allowed = i[None, :] <= i[:, None]
+        if window:
+            allowed &= i[:, None] - i[None, :] < window
+        s = (q.double() @ k.double().repeat_interleave(2, 1).transpose(-1, -2) / 4).masked_fill(~allowed, float("-inf"))
+        lse = torch.logsumexp(s, -1)
+        ref = torch.exp(s - lse[..., None]).sum(-2)
+        for bm, bn in ((16, 32), (32, 16), (16, 16)):
+            blocks = dict(D_PAD=16, BLOCK_M=bm, BLOCK_N=bn, num_warps=1, num_stages=1)
+            col = attention_sums.column_sums(q, k, lse.float(), 0.25, window if window and window < T else None, blocks)
+            out[f"T{T} w{window} M{bm} N{bn}"] = (col.double() - ref).abs().max().item()
+        got = attention_sums.row_logsumexp(q, k, 0.25, window if window and window < T else None)
+        out[f"T{T} w{window} lse"] = (got.double() - lse).abs().max().item()
+    json.dump(out, sys.stdout)
+
+
 if __name__ == "__main__":
-    main()
+    kernel_errors() if sys.argv[1:] == ["--kernels"] else main()
