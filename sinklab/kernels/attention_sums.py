@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 LOG2E = 1.4426950408889634
-MAX_TOKENS = 1 << 22          # int64 offsets throughout; this bounds only the LSE/column buffers' sanity
+MAX_TOKENS = 1 << 22          # T the kernels are tested towards (offsets are int64); longer T is refused
 MAX_HEAD_DIM = 256
 
 

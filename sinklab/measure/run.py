@@ -12,6 +12,7 @@ from typing import Sequence
 import torch
 
 from ..errors import SinklabError
+from ..kernels import attention_sums
 from . import capture, metrics, probes
 
 DEFAULT_T = 64
@@ -184,6 +185,8 @@ def measure(model=None, probe: str = "natural", *, n: int = DEFAULT_N, T=DEFAULT
 def _validate(Ts, epss, n, batch_size, K, probe, bos):
     if not Ts or any(t < 2 for t in Ts):
         raise SinklabError(f"--T must be at least 2 (got {Ts})")
+    if max(Ts) > attention_sums.MAX_TOKENS:
+        raise SinklabError(f"--T {max(Ts)} is beyond the measurement kernels' limit of {attention_sums.MAX_TOKENS:,} tokens")
     if not epss or any(not (0.0 < e < 1.0) for e in epss):
         bad = [e for e in epss if not (0.0 < e < 1.0)]
         raise SinklabError(f"--eps must lie in (0, 1) (got {bad[0] if bad else epss})")

@@ -71,6 +71,9 @@ class TrainConfig:
     # None: min(seq_len, 1024) for sparse and windowed models, off otherwise; 0: off
     measure_T_long: int | None = None
     ckpt_every: int = 500
+    # also keep the model of every keep_every-th step (a multiple of ckpt_every) in checkpoints/stepN,
+    # so `sinklab measure --model RUN` traces Sink across the saved steps; None: keep none
+    keep_every: int | None = None
     # data interventions (batch time)
     random_tokens: tuple[int, int] | None = None    # positions [a, b)
     fixed_token: tuple[int, int] | None = None      # (position, token id)
@@ -102,6 +105,8 @@ class TrainConfig:
         if self.global_batch % (self.micro_batch * world):
             raise SinklabError(f"global_batch={self.global_batch} is not divisible by micro_batch={self.micro_batch}"
                                f" x {world} GPU(s)")
+        if self.keep_every and self.keep_every % self.ckpt_every:
+            raise SinklabError(f"train field keep_every={self.keep_every} is not a multiple of ckpt_every={self.ckpt_every}")
         if self.min_lr is not None and self.min_lr > self.lr:
             raise SinklabError(f"train field min_lr={self.min_lr} is larger than lr={self.lr}")
         if self.random_tokens is not None and not 0 <= self.random_tokens[0] < self.random_tokens[1] <= self.seq_len:
@@ -122,6 +127,7 @@ TRAIN_RANGES = {
     "eval_every": (1, None, False, False), "eval_batches": (1, None, False, False),
     "measure_every": (1, None, False, False), "measure_n": (1, None, False, False), "measure_T": (2, None, False, False),
     "measure_T_long": (0, None, False, False), "ckpt_every": (1, None, False, False),
+    "keep_every": (1, None, False, False),
     "data_fraction": (0, 1, True, False),
 }
 
@@ -322,6 +328,24 @@ def save_checkpoint(folder: Path, model, opt_state: dict, step: int, tc: TrainCo
     if final.exists():
         final.rename(prev)
     tmp.rename(final)
+    if tc.keep_every and (step % tc.keep_every == 0 or step == tc.steps):
+        keep_model_copy(final, folder / "checkpoints" / f"step{step}")
+
+
+def keep_model_copy(ckpt: Path, target: Path) -> None:
+    """The model of a checkpoint (weights, config, tokenizer), hard-linked where the file system
+    allows (no second copy on disk), written whole or not at all."""
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in ("model.safetensors", "sinklab.json", "tokenizer.json"):
+        if (ckpt / name).exists():
+            try:
+                os.link(ckpt / name, tmp / name)
+            except OSError:
+                shutil.copy2(ckpt / name, tmp / name)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
 
 
 def latest_checkpoint(folder: Path) -> Path | None:

@@ -22,12 +22,12 @@ from ..errors import SinklabError
 CHECKPOINT_NAMES = ("ckpt", "ckpt.prev", "ckpt.old")
 # what marks a folder as holding a run, and what --overwrite removes (nothing else in the folder)
 RUN_MARKERS = ("metrics.jsonl", "config.json", *CHECKPOINT_NAMES)
-RUN_OUTPUTS = (*RUN_MARKERS, "ckpt.tmp", "final_measure", "report.html", "sink_vs_step.png", "tb")
+RUN_OUTPUTS = (*RUN_MARKERS, "ckpt.tmp", "checkpoints", "final_measure", "report.html", "sink_vs_step.png", "tb")
 # train fields a resumed run may change: where it runs, how often it logs, evaluates, measures and
 # saves, and how long it goes on. Every other field shapes the trajectory and must match.
 RESUME_FREE = ("out", "data", "steps", "compile", "device", "parallel", "ddp_graph", "micro_batch", "log_every",
                "eval_every", "eval_batches", "measure_every", "measure_n", "measure_T", "measure_probe",
-               "measure_T_long", "ckpt_every", "tensorboard")
+               "measure_T_long", "ckpt_every", "keep_every", "tensorboard")
 # what a checkpoint file raises when it is truncated or overwritten with something else
 _CORRUPT = (OSError, RuntimeError, ValueError, KeyError, TypeError, EOFError, pickle.UnpicklingError,
             json.JSONDecodeError)
