@@ -168,7 +168,7 @@ def run_stream(inputs, mode, option, value):
 
 
 @pytest.mark.slow
-@bounded(40)
+@bounded(25)
 @given(data=st.data())
 def test_stream_option_values(inputs, data):
     mode = data.draw(st.sampled_from(sorted(STREAM_OPTIONS)), label="mode")
