@@ -237,6 +237,7 @@ def _load_hf(spec: str, device: str, dtype: str, trust_remote_code: bool, name: 
     if getattr(config, "is_encoder_decoder", False):
         raise SinklabError(f"{spec} is not a causal LM: {config.model_type} is an encoder-decoder model")
     attn = capture.register_hf_attention()
+    route = "interface"
     try:
         model = AutoModelForCausalLM.from_pretrained(spec, dtype=DTYPES[dtype], attn_implementation=attn,
                                                      trust_remote_code=trust_remote_code, revision=revision,
@@ -248,6 +249,14 @@ def _load_hf(spec: str, device: str, dtype: str, trust_remote_code: bool, name: 
         raise SinklabError(f"cannot load model {spec!r}: {msg}") from None
     except OSError as e:
         raise SinklabError(f"cannot load model {spec!r}: {str(e).splitlines()[0]}") from None
+    except KeyError as e:
+        if not (e.args and e.args[0] == attn):
+            raise
+        # it picks its attention class by implementation name instead of calling AttentionInterface
+        model = AutoModelForCausalLM.from_pretrained(spec, dtype=DTYPES[dtype], attn_implementation="eager",
+                                                     trust_remote_code=trust_remote_code, revision=revision,
+                                                     **(placement or {}))
+        route = "eager"
     try:
         tok = AutoTokenizer.from_pretrained(spec, trust_remote_code=trust_remote_code, revision=revision)
         if len(tok) < 2:  # a folder without tokenizer files can yield an empty tokenizer
@@ -257,28 +266,61 @@ def _load_hf(spec: str, device: str, dtype: str, trust_remote_code: bool, name: 
     info = {"revision": revision} if revision else {}
     if getattr(model, "hf_device_map", None) and len(set(model.hf_device_map.values())) > 1:
         info["device_map"] = {str(k): str(v) for k, v in model.hf_device_map.items()}
-    return _wrap_hf(model, tok, name or (f"{spec}@{revision}" if revision else spec), kind, device, dtype, info=info)
+    return _wrap_hf(model, tok, name or (f"{spec}@{revision}" if revision else spec), kind, device, dtype, info=info,
+                    route=route)
 
 
-def _wrap_hf(model, tok, name: str, kind: str, device: str, dtype: str, info: dict | None = None) -> LoadedModel:
-    cfg = model.config
+EAGER_ROUTE = "eager output_attentions, one layer at a time (module hooks)"
+# check_causal's refusals that a model outside AttentionInterface also gives: worth the eager route
+_RETRY_EAGER = ("is not a causal LM: its early positions", "no attention layer reported", "forward fails under")
+
+
+def _wrap_hf(model, tok, name: str, kind: str, device: str, dtype: str, info: dict | None = None,
+             route: str = "interface") -> LoadedModel:
+    """Capture through the registered attention function; a model that does not call it (its own
+    attention classes, or masks it builds for itself) is captured from eager `output_attentions`
+    instead, one layer at a time. The summary names the route."""
     if getattr(model, "hf_device_map", None) is None:  # accelerate placed a mapped model; never move it
         model = model.to(device=device, dtype=DTYPES[dtype]) if dtype else model.to(device)
     model = model.eval()
-    if cfg._attn_implementation != capture.ATTN_IMPLEMENTATION:
-        model.set_attn_implementation(capture.register_hf_attention())
+    if route == "interface":
+        try:
+            return _wrap_hf_route(model, tok, name, kind, info, "interface")
+        except SinklabError as e:
+            if not any(reason in str(e) for reason in _RETRY_EAGER):
+                raise
+            first_refusal = e
+        try:
+            return _wrap_hf_route(model, tok, name, kind, info, "eager")
+        except SinklabError:
+            raise first_refusal from None
+    return _wrap_hf_route(model, tok, name, kind, info, route)
+
+
+def _wrap_hf_route(model, tok, name, kind, info, route) -> LoadedModel:
+    cfg = model.config
+    wanted = capture.register_hf_attention() if route == "interface" else "eager"
+    if cfg._attn_implementation != wanted:
+        model.set_attn_implementation(wanted)
     n_layers = int(getattr(cfg, "num_hidden_layers", 0) or getattr(cfg, "n_layer", 0))
     layers = capture.find_decoder_layers(model, n_layers)
     base = model.base_model
+    if base is model:  # base_model_prefix names no submodule (llama4): the decoder is the one beside the head
+        base = model.get_decoder() if model.get_decoder() is not model else getattr(model, "model", model)
     input_device = model.get_input_embeddings().weight.device
     if input_device.type == "meta":  # offloaded embedding: accelerate runs it on the main device
         input_device = torch.device("cuda", 0)
+    attention = capture.attention_modules(model) if route == "eager" else []
 
     def capture_forward(input_ids: torch.Tensor, recorder: capture.AttentionRecorder) -> None:
         recorder.reset()
         hooks = capture.hidden_state_hooks(layers, recorder) if layers is not None else contextlib.nullcontext()
         with torch.inference_mode(), capture.recording(recorder), hooks:
-            base(input_ids=input_ids.to(input_device), use_cache=False)
+            if route == "eager":
+                with capture.attention_weight_hooks(attention, recorder):
+                    base(input_ids=input_ids.to(input_device), use_cache=False, output_attentions=True)
+            else:
+                base(input_ids=input_ids.to(input_device), use_cache=False)
 
     vocab = int(getattr(cfg, "vocab_size", 0)) or (len(tok) if tok is not None else 0)
     loaded = LoadedModel(
@@ -286,11 +328,28 @@ def _wrap_hf(model, tok, name: str, kind: str, device: str, dtype: str, info: di
         tokenizer=from_hf_tokenizer(tok, vocab_size=min(vocab, len(tok))) if tok is not None else
         TextTokenizer(encode=None, vocab_size=vocab, bos_id=getattr(cfg, "bos_token_id", None), adds_bos=False),
         max_context=getattr(cfg, "max_position_embeddings", None), n_layers=n_layers,
-        capture_forward=capture_forward, info=dict(info or {}, model_type=cfg.model_type),
+        capture_forward=capture_forward,
+        info=dict(info or {}, model_type=cfg.model_type,
+                  capture_route="AttentionInterface" if route == "interface" else EAGER_ROUTE),
     )
     loaded.hf_tokenizer = tok
     check_causal(loaded, lambda ids: base(input_ids=ids.to(input_device), use_cache=False).last_hidden_state)
+    if route == "eager":
+        _check_same_output(loaded, base, input_device)
     return loaded
+
+
+def _check_same_output(loaded, base, input_device) -> None:
+    """The eager route measures the model run with output_attentions=True: it must compute what the
+    model computes without it (Falcon's does not)."""
+    ids = torch.arange(1, 9).remainder(max(2, loaded.tokenizer.vocab_size)).unsqueeze(0).to(input_device)
+    with torch.inference_mode():
+        plain = base(input_ids=ids, use_cache=False).last_hidden_state.float()
+        with_weights = base(input_ids=ids, use_cache=False, output_attentions=True).last_hidden_state.float()
+    if not torch.allclose(plain, with_weights, atol=1e-4, rtol=1e-3):
+        raise SinklabError(f"{loaded.name}: {loaded.info.get('model_type')} does not call transformers' "
+                           "AttentionInterface, and its output changes under output_attentions=True, the one "
+                           "other route to its weights; it cannot be measured exactly")
 
 
 def wrap_module(model: torch.nn.Module, tokenizer=None) -> LoadedModel:
@@ -313,12 +372,19 @@ def check_causal(loaded: LoadedModel, hidden: Callable[[torch.Tensor], torch.Ten
     ids = torch.arange(1, 7).remainder(vocab).unsqueeze(0)
     changed = ids.clone()
     changed[0, -1] = (changed[0, -1] + 1) % vocab
-    with torch.inference_mode():
-        a, b = hidden(ids)[:, :-1].float(), hidden(changed)[:, :-1].float()
+    try:
+        with torch.inference_mode():
+            a, b = hidden(ids)[:, :-1].float(), hidden(changed)[:, :-1].float()
+        rec = capture.AttentionRecorder()
+        loaded.capture_forward(ids, rec)
+    except SinklabError:
+        raise
+    except Exception as e:  # any model code failing under capture: refuse by name, never a traceback
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise SinklabError(f"{loaded.name}: its forward fails under sinklab's capture ({type(e).__name__}: {first}); "
+                           "it cannot be measured") from None
     if not torch.allclose(a, b, atol=1e-4, rtol=1e-3):
         raise SinklabError(f"{loaded.name} is not a causal LM: its early positions change when a later token does")
-    rec = capture.AttentionRecorder()
-    loaded.capture_forward(ids, rec)
     if not rec.layers:
         raise SinklabError(f"{loaded.name}: no attention layer reported to sinklab; this architecture routes "
                            "attention outside transformers' AttentionInterface and is not supported yet")

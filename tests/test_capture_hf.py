@@ -84,3 +84,22 @@ def test_gpt_oss_style_sink_logit_is_an_extra_column():
     assert w.shape == (1, 2, 5, 6)
     assert torch.allclose(w.sum(-1), torch.ones(1, 2, 5))
     assert w[0, 1, :, 0].mean() > w[0, 0, :, 0].mean()
+
+
+def test_unknown_attention_keywords_are_refused_and_repeated_layers_kept_per_pass():
+    from sinklab.errors import SinklabError
+    from sinklab.measure import capture
+
+    class Attn(torch.nn.Module):
+        layer_idx = 0
+
+    q, k = torch.randn(1, 2, 5, 4), torch.randn(1, 2, 5, 4)
+    rec = capture.AttentionRecorder()
+    with capture.recording(rec):
+        for name, value in (("indices", torch.zeros(1, 5, 2, dtype=torch.long)), ("position_bias", torch.zeros(2, 5)),
+                            ("sinks", torch.zeros(2)), ("cu_seq_lens_q", torch.tensor([0, 5]))):
+            with pytest.raises(SinklabError, match=name):
+                capture.sinklab_hf_attention(Attn(), q, k, k, None, **{name: value})
+        capture.sinklab_hf_attention(Attn(), q, k, k, None, position_ids=torch.arange(5)[None], indices=None)
+        capture.sinklab_hf_attention(Attn(), q, k, k, None)   # the same layer again: a shared block's second pass
+    assert len(rec.layers) == 2 and rec.passes == {0: (0, 0), 1: (0, 1)}

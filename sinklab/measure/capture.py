@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import SinklabError
 from . import metrics
 from ..kernels import attention_sums as fused
 
@@ -54,13 +55,16 @@ class AttentionRecorder:
         self.layers: dict[int, LayerCapture] = {}
         self.hidden_ratio: dict[int, float] = {}
         self.branches: dict[str, dict[int, LayerCapture]] = {}  # e.g. NSA's compressed / window
+        self.passes: dict[int, tuple[int, int]] = {}  # capture index -> (the model's layer index, pass)
         self._calls = 0
 
     def reset(self) -> None:
         self.layers.clear()
         self.hidden_ratio.clear()
         self.branches.clear()
+        self.passes.clear()
         self._calls = 0
+        self._last_module = None
 
     def next_layer_index(self) -> int:
         self._calls += 1
@@ -117,6 +121,10 @@ class AttentionRecorder:
         T, n_keys = q.shape[-2], k.shape[-2]
         alpha = col / metrics.causal_query_counts(n_keys, col.device)
         target = self.layers if branch is None else self.branches.setdefault(branch, {})
+        if branch is None:  # captures in call order: a layer that runs twice (shared blocks) is two captures
+            passes = sum(1 for lay, _ in self.passes.values() if lay == layer)
+            self.passes[len(self.layers)] = (layer, passes)
+            layer = len(self.layers)
         target[layer] = LayerCapture(
             alpha=alpha,
             alpha_extra=extra_col / T if extra_col is not None else None,
@@ -127,6 +135,20 @@ class AttentionRecorder:
             alpha_mask_aware=metrics.mask_aware_importance(col, visible) if visible is not None else None,
             weight_raw=weight_raw, row_mass=row_mass,
         )
+
+    def observe_weights(self, layer: int, weights: torch.Tensor) -> None:
+        """Record a layer from the attention weights the model itself returns (eager
+        `output_attentions`), (B, H, T, T); q and k are not seen, so the key norms and the q.k split
+        of such layers are NaN."""
+        with torch.no_grad():
+            col = weights.float().sum(-2)
+            nan = torch.tensor(float("nan"))
+            T = weights.shape[-1]
+            self.passes[len(self.layers)] = (layer, sum(1 for lay, _ in self.passes.values() if lay == layer))
+            self.layers[len(self.layers)] = LayerCapture(
+                alpha=col / metrics.causal_query_counts(T, col.device), alpha_extra=None, key_ratio=nan,
+                value_ratio=nan, qk={k: nan for k in ("normprod_first", "normprod_rest", "cos_first", "cos_rest")},
+                attention_map=weights[0].float() if self.keep_map_upto and T <= self.keep_map_upto else None)
 
     def observe_hidden(self, layer: int, hidden: torch.Tensor) -> None:
         self.hidden_ratio[layer] = metrics.first_token_norm_ratio(hidden)
@@ -208,6 +230,38 @@ def mask_kind(attention_mask, T: int, window: int | None, is_causal=None) -> str
     return "window" if windowed else "causal"
 
 
+# attention-function keywords that sinklab reads (scaling, masks, windows, caps, sink logits) or that
+# carry nothing the weights depend on; any other keyword with a value is refused by name
+READ_KWARGS = {"scaling", "dropout", "is_causal", "sliding_window", "softcap", "s_aux"}
+INERT_KWARGS = {"position_ids", "cache_position", "output_attentions", "use_cache", "past_key_values",
+                "past_key_value", "deterministic", "layer_idx", "max_length_q", "max_length_k", "head_mask",
+                "output_router_logits", "output_hidden_states", "logits_to_keep", "return_dict"}
+
+
+def check_kwargs(module, kwargs: dict) -> None:
+    """Refuse an attention call whose keywords would change the weights in a way sinklab ignores
+    (top-k indices, position biases, per-query sinks, packed sequences)."""
+    for name, value in kwargs.items():
+        if value is None or name in READ_KWARGS or name in INERT_KWARGS:
+            continue
+        if name in ("cu_seq_lens_q", "cu_seq_lens_k"):
+            raise SinklabError(f"{type(module).__name__} packs several sequences into one row ({name}); "
+                               "sinklab measures unpacked batches only")
+        raise SinklabError(f"{type(module).__name__} passes {name!r} to its attention function, which sinklab "
+                           "does not apply to the weights it measures; this architecture is refused rather than "
+                           "measured wrongly")
+
+
+def _check_single_call(recorder, module) -> None:
+    """One attention module calling its function twice in a row combines two maps (differential
+    attention subtracts two softmaxes): no single alpha describes it. Shared blocks that run again
+    later, with other layers in between, are measured per pass."""
+    if getattr(recorder, "_last_module", None) is module:
+        raise SinklabError(f"{type(module).__name__} calls its attention function twice per layer (as differential "
+                           "attention does); its weights combine two maps, which sinklab does not measure")
+    recorder._last_module = module
+
+
 def _fused_layer(recorder, layer, query, key, value, attention_mask, scaling, kwargs):
     """The fused path for one HF layer, if it computes this layer exactly: the output, else None."""
     T = query.shape[-2]
@@ -248,6 +302,8 @@ def sinklab_hf_attention(module, query, key, value, attention_mask, scaling=None
     sink_logits = kwargs.get("s_aux")
     layer = None
     if recorder is not None:
+        check_kwargs(module, kwargs)
+        _check_single_call(recorder, module)
         layer = getattr(module, "layer_idx", None)
         layer = recorder.next_layer_index() if layer is None else int(layer)
         with torch.no_grad():
@@ -285,6 +341,36 @@ def register_hf_attention() -> str:
         AttentionMaskInterface.register(ATTN_IMPLEMENTATION, sdpa_mask)
         _registered = True
     return ATTN_IMPLEMENTATION
+
+
+def attention_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The innermost modules named *Attention (BloomAttention, FalconAttention, ...): where a model
+    that does not call `AttentionInterface` returns its weights under `output_attentions=True`."""
+    named = [m for m in model.modules() if type(m).__name__.endswith("Attention")]
+    return [m for m in named if not any(c is not m and type(c).__name__.endswith("Attention") for c in m.modules())]
+
+
+@contextlib.contextmanager
+def attention_weight_hooks(modules: list[torch.nn.Module], recorder: AttentionRecorder):
+    """The eager route, one layer at a time: each attention module's returned weights are reduced to
+    column sums as the module returns, and replaced by None, so no (layers, T, T) stack builds up."""
+    def make_hook(i):
+        def hook(_module, _inputs, output):
+            if not isinstance(output, tuple):
+                return None
+            for j, x in enumerate(output):
+                if torch.is_tensor(x) and x.dim() == 4 and x.shape[-1] == x.shape[-2]:
+                    recorder.observe_weights(i, x.detach())
+                    return output[:j] + (None,) + output[j + 1:]
+            return None
+        return hook
+
+    handles = [m.register_forward_hook(make_hook(i)) for i, m in enumerate(modules)]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def find_decoder_layers(model: torch.nn.Module, n_layers: int) -> torch.nn.ModuleList | None:

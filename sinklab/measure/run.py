@@ -39,10 +39,13 @@ class _Accumulator:
     row_mass: list = field(default_factory=list)        # unnormalised attention: per batch (B, L, H)
     diag_sum: dict = field(default_factory=dict)  # name -> (L,) weighted by samples
     attention_maps: torch.Tensor | None = None    # (L, H, T, T) of sample 0
+    passes: dict = field(default_factory=dict)    # capture index -> (model layer, pass), for shared blocks
 
     def add(self, rec: capture.AttentionRecorder) -> None:
         layers = sorted(rec.layers)
         caps = [rec.layers[l] for l in layers]
+        if not self.passes:
+            self.passes = dict(rec.passes)
         dev = caps[0].alpha.device  # reduce where the layers ran: the host gets (L, H, T) sums, not (B, L, H, T)
         alpha = torch.stack([c.alpha.to(dev) for c in caps], dim=1).double()  # (B, L, H, T)
         B = alpha.shape[0]
@@ -254,8 +257,10 @@ def _tabulate(loaded, probe, bos, accs, epss, load_s, measure_s, device, dtype, 
                         row["row_mass"] = round(mass[l, h].item(), 6)
                     heads.append(row)
         diag = {name: (v / acc.n).tolist() for name, v in acc.diag_sum.items()}
+        repeated = any(p for _, p in acc.passes.values())
         for l in range(L):
-            layers_rows.append({"T": t, "layer": l, **{name: round(diag[name][l], 6) for name in diag},
+            origin = {"model_layer": acc.passes[l][0], "pass": acc.passes[l][1]} if repeated and l in acc.passes else {}
+            layers_rows.append({"T": t, "layer": l, **origin, **{name: round(diag[name][l], 6) for name in diag},
                                 "mean_alpha_1": round(mean_alpha_lh[l, :, 0].mean().item(), 6),
                                 f"sink_1_eps{epss[0]:g}": round(acc.exceed[0, l, :, 0].double().mean().item() / acc.n * 100, 4)})
         largest = int(sink_all[0, :half].argmax().item())
@@ -284,6 +289,8 @@ def _tabulate(loaded, probe, bos, accs, epss, load_s, measure_s, device, dtype, 
         "diagnostics": f["diag"],
         "Ts": list(accs), "eps_values": list(epss),
         "layers": acc.alpha_sum.shape[0], "heads": acc.alpha_sum.shape[1],
+        "layer_passes": ([list(acc.passes[l]) for l in sorted(acc.passes)]
+                         if any(p for _, p in acc.passes.values()) else None),
         "device": device, "dtype": dtype, "seed": seed,
         "load_time_s": round(load_s, 3), "measure_time_s": round(measure_s, 3),
         "wall_time_s": round(load_s + measure_s, 3),
