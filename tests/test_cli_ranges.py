@@ -131,6 +131,8 @@ SWEEP_CASES = [
     (["scorecard", "norm", "--preset", "banana", "--out", "OUT"], "banana"),
     (["scorecard", "banana", "--out", "OUT"], "banana"),
     (["report", "OUT"], "metrics.jsonl"),
+    (["zoo", "--types", "banana", "--out", "OUT"], "banana"),  # zoo has no numeric option
+    (["zoo", "--types", "llama", "--out", "FILE/table.md"], "is a file"),
     (["train", "missing.yaml", "train.data=SHARDS"], "missing.yaml"),
     (["train", "tiny", "train.out=OUT"], "train.data"),
     (["train", "tiny", "train.data=SHARDS", "train.out=OUT", "steps"], "key=value"),
@@ -169,5 +171,5 @@ def test_every_subcommand_is_covered():
     from sinklab.cli import build_parser
 
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    covered = {"measure", "data", "train", "report", "stream", "sweep", "scorecard"}
+    covered = {"measure", "data", "train", "report", "stream", "sweep", "scorecard", "zoo"}
     assert set(sub.choices) <= covered, f"no range cases for {set(sub.choices) - covered}"
