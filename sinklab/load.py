@@ -261,7 +261,7 @@ def _load_hf(spec: str, device: str, dtype: str, trust_remote_code: bool, name: 
         tok = AutoTokenizer.from_pretrained(spec, trust_remote_code=trust_remote_code, revision=revision)
         if len(tok) < 2:  # a folder without tokenizer files can yield an empty tokenizer
             tok = None
-    except Exception:
+    except Exception:  # tokenizer loaders raise many kinds for missing or odd files; the model still measures
         tok = None  # random and repeat probes still work from the vocabulary size
     info = {"revision": revision} if revision else {}
     if getattr(model, "hf_device_map", None) and len(set(model.hf_device_map.values())) > 1:
