@@ -368,6 +368,9 @@ def format_summary(result: MeasureResult) -> str:
         nr = sum(d["normprod_rest"]) / len(d["normprod_rest"])
         lines.append(f"q.k split (mean over layers): cos(q,k_1) = {cf:.3f} vs {cr:.3f} for other keys;"
                      f" ||q||.||k_1|| = {nf:.1f} vs {nr:.1f}")
+    route = (s.get("model_info") or {}).get("capture_route")
+    if route and route != "AttentionInterface":
+        lines.append(f"captured through {route}: key norms and the q.k split are not available")
     lines.append("")
     lines.append(f"load {s['load_time_s']:.1f} s, measure {s['measure_time_s']:.1f} s")
     return "\n".join(lines)
