@@ -1,14 +1,15 @@
 """The architecture zoo on a subset that covers every capture route: AttentionInterface (Llama, GPT-2),
 sliding windows and softcaps (Gemma 2), learned sink logits (gpt-oss), MoE (Qwen2-MoE, Mixtral),
 MLA (DeepSeek-V2 shape), a head whose base_model_prefix names no submodule (Llama 4 text), and the
-refusals: attention classes picked by implementation name (Falcon), position biases passed as
-keywords (Inkling). None may be silently wrong or crash; `sinklab zoo` runs all types."""
+eager route for attention classes picked by implementation name (Falcon), and the refusals: position
+biases passed as keywords (Inkling), differential attention (DiffLlama). None may be silently wrong or crash; `sinklab zoo` runs all types."""
 import pytest
 
 from sinklab.measure import zoo
 
-EXACT = ["llama", "gpt2", "gemma2", "gpt_oss", "qwen2_moe", "mixtral", "llama4_text", "mistral", "qwen3"]
-REFUSED = {"falcon": "picks its attention class by implementation name", "inkling_text": "'position_bias'"}
+# falcon picks its attention class by implementation name: measured through the eager route
+EXACT = ["llama", "gpt2", "gemma2", "gpt_oss", "qwen2_moe", "mixtral", "llama4_text", "mistral", "qwen3", "falcon"]
+REFUSED = {"inkling_text": "'position_bias'", "diffllama": "twice per layer"}
 
 
 @pytest.mark.parametrize("sharpened", [False, True])
