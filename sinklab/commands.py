@@ -162,6 +162,8 @@ def _read_text(path: str, errors: str = "strict") -> str:
     except UnicodeDecodeError as e:
         raise SinklabError(f"{path} is not UTF-8 text (byte {e.start}); --encoding-errors replace reads it "
                            "anyway") from None
+    except OSError as e:
+        raise SinklabError(f"cannot read {path}: {e.strerror or e}") from None
     if not text.strip():
         raise SinklabError(f"text file {path} is empty")
     return text

@@ -56,13 +56,14 @@ def left_padding(positions: torch.Tensor) -> int:
 class Ring:
     """Slot bookkeeping shared by every sink layer: where the next token goes and how far each slot turns."""
 
-    def __init__(self, n_sink: int, window: int, static: bool):
+    def __init__(self, n_sink: int, window: int, static: bool, freqs: list | None = None):
         self.n_sink, self.window, self.static = n_sink, window, static
+        self.freqs = freqs or []  # the distinct rotary frequencies of the sink layers (float64)
         self.ready = False
         self.seen_int = 0  # tokens seen, kept as a Python int only when not static (it would recompile)
         self.position_hint = None  # positions of the step about to run, set by sinklab's own loop
 
-    def allocate(self, batch: int, pad: int, device) -> None:
+    def allocate(self, batch: int, pad: int, device, dtype=torch.float32) -> None:
         self.pad, self.head = pad, pad + self.n_sink
         self.ring_len = self.window + 1
         self.size = self.head + self.ring_len
@@ -71,7 +72,10 @@ class Ring:
         self.slot_pos = torch.zeros(batch, self.size, dtype=torch.long, device=device)
         self.slot_col = torch.full((self.size,), -1, dtype=torch.long, device=device)
         self.turn = torch.zeros(batch, self.size, dtype=torch.long, device=device)
-        _mark_static(self.seen, self.write, self.slot_pos, self.slot_col, self.turn)
+        self.freqs = [f.to(device) for f in self.freqs]
+        self.cos = [torch.zeros(batch, 1, self.size, 2 * f.numel(), dtype=dtype, device=device) for f in self.freqs]
+        self.sin = [torch.zeros_like(c) for c in self.cos]
+        _mark_static(self.seen, self.write, self.slot_pos, self.slot_col, self.turn, *self.cos, *self.sin)
         self.ready = True
 
     def seen_now(self) -> int:
@@ -100,6 +104,10 @@ class Ring:
         index = torch.arange(self.size, device=seen.device)
         inside = torch.where(index < self.head, index, query - (seen - self.slot_col))
         self.turn.copy_(pos - query + inside - self.slot_pos)
+        for freq, cos, sin in zip(self.freqs, self.cos, self.sin):
+            angle = self.turn.to(torch.float64)[:, None, :, None] * freq
+            cos.copy_(torch.cat([angle.cos(), angle.cos()], dim=-1))
+            sin.copy_(torch.cat([-angle.sin(), angle.sin()], dim=-1))  # rotate_half's sign folded in
         self.seen.add_(1)
         if not self.static:
             self.seen_int += 1
@@ -148,6 +156,7 @@ class SinkLayer(CacheLayerMixin):
     def __init__(self, ring: Ring, inv_freq: torch.Tensor | None, leader: bool, sliding_window: int | None = None):
         super().__init__()
         self.ring, self.inv_freq, self.leader, self.sliding_window = ring, inv_freq, leader, sliding_window
+        self.table = None if inv_freq is None else _index_of(ring.freqs, inv_freq)
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         batch, heads = key_states.shape[:2]
@@ -168,7 +177,7 @@ class SinkLayer(CacheLayerMixin):
             if self.sliding_window is not None and pad + ring.n_sink + ring.window + 1 > self.sliding_window:
                 raise SinklabError(f"left padding of {pad} tokens makes the sink cache larger than the model's "
                                    f"sliding window of {self.sliding_window}; pad less or shrink the window")
-            ring.allocate(key_states.shape[0], pad, key_states.device)
+            ring.allocate(key_states.shape[0], pad, key_states.device, key_states.dtype)
         if key_states.shape[-2] == 1:
             ring.advance_one(pos)
         else:
@@ -184,10 +193,19 @@ class SinkLayer(CacheLayerMixin):
             return self._update_chunk(key_states, value_states, ring.chunk)
         self.keys.index_copy_(2, ring.write, key_states)
         self.values.index_copy_(2, ring.write, value_states)
-        if ring.static:
-            return rotate(self.keys, ring.turn, self.inv_freq), self.values
-        n = min(ring.seen_int, ring.size)
-        return rotate(self.keys[:, :, :n], ring.turn[:, :n], self.inv_freq), self.values[:, :, :n]
+        n = ring.size if ring.static else min(ring.seen_int, ring.size)
+        return self._turned(n), self.values[:, :, :n]
+
+    def _turned(self, n: int) -> torch.Tensor:
+        """The first n slots' keys turned by this step's tables (one fused operation when compiled)."""
+        keys = self.keys[:, :, :n]
+        if self.table is None:
+            return keys
+        cos, sin = self.ring.cos[self.table][:, :, :n], self.ring.sin[self.table][:, :, :n]
+        rot = cos.shape[-1]
+        part = keys[..., :rot]
+        turned = part * cos + part.roll(rot // 2, dims=-1) * sin
+        return torch.cat([turned, keys[..., rot:]], dim=-1) if rot < keys.shape[-1] else turned
 
     def _update_chunk(self, key_states, value_states, step: dict):
         live_keys = rotate(self.keys[:, :, step["order"]], step["turn"], self.inv_freq)
@@ -255,7 +273,7 @@ class SinkCache(Cache):
         if all(native):
             raise SinklabError(f"every layer's sliding window ({specs[0].sliding_window}) is shorter than the "
                                f"sink cache ({capacity}); the model's own cache is already bounded")
-        self.ring = Ring(n_sink, window, static=not any(native))
+        self.ring = Ring(n_sink, window, static=not any(native), freqs=[])
         leader = native.index(False)
         layers = [DynamicSlidingWindowLayer(sliding_window=s.sliding_window) if is_native
                   else SinkLayer(self.ring, s.inv_freq, i == leader, s.sliding_window)
@@ -284,7 +302,16 @@ class SinkCache(Cache):
 
 
 def _fresh(ring: Ring) -> Ring:
-    return Ring(ring.n_sink, ring.window, ring.static)
+    return Ring(ring.n_sink, ring.window, ring.static, ring.freqs)
+
+
+def _index_of(freqs: list, inv_freq: torch.Tensor) -> int:
+    """Index of inv_freq among the distinct frequencies, added if new: layers that share it share one table."""
+    for i, f in enumerate(freqs):
+        if f.shape == inv_freq.shape and torch.equal(f.cpu(), inv_freq.cpu()):
+            return i
+    freqs.append(inv_freq)
+    return len(freqs) - 1
 
 
 def check_sizes(model, n_sink: int, window: int) -> None:
