@@ -169,6 +169,9 @@ def _read_text(path: str, errors: str = "strict") -> str:
     return text
 
 
+MIN_TEMPERATURE = 1e-3  # below it, logits / temperature overflow to inf and sampling breaks
+
+
 def _stream_sizes(args, n_sink: int) -> int:
     """Check the numeric options before loading anything; returns the --eval window."""
     from .errors import SinklabError
@@ -181,8 +184,9 @@ def _stream_sizes(args, n_sink: int) -> int:
             raise SinklabError(f"{flag} must be at least {low} (got {value})")
     if args.window is not None and args.window < 1:
         raise SinklabError(f"--window must be at least 1 (got {args.window})")
-    if not args.temperature >= 0:
-        raise SinklabError(f"--temperature must be >= 0 (got {args.temperature})")
+    if not (args.temperature == 0 or MIN_TEMPERATURE <= args.temperature < float("inf")):
+        raise SinklabError(f"--temperature must be 0 (greedy) or from {MIN_TEMPERATURE:g} up, finite "
+                           f"(got {args.temperature:g})")
     if args.eval is not None and n_sink >= args.cache_size:
         raise SinklabError(f"--n-sink {n_sink} leaves no room in --cache-size {args.cache_size}")
     if args.eval is not None and args.tokens // args.streams < 2:

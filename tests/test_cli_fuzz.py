@@ -176,8 +176,6 @@ def test_stream_option_values(inputs, data):
     run_stream(inputs, mode, option, data.draw(STREAM_OPTIONS[mode][option], label="value"))
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError,
-                   reason="stream validation: stream owner (--temperature 1e-163 reaches sampling as inf/nan)")
 @bounded(20)
 @given(value=floats(-1, 3))
 def test_stream_temperature_values(inputs, value):

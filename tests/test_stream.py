@@ -158,7 +158,9 @@ def _cli(capsys, *argv):
     (["--eval", "F", "--n-sink", "300"], "--n-sink 300 leaves no room in --cache-size 256"),
     (["--eval", "F", "--tokens", "3", "--streams", "2"], "fewer than 2 tokens a stream"),
     (["--eval", "F", "--policies", "full,nope"], "unknown policy 'nope'"),
-    (["--prompt", "x", "--temperature", "-1"], "--temperature must be >= 0"),
+    (["--prompt", "x", "--temperature", "-1"], "--temperature must be 0 (greedy) or from 0.001 up"),
+    (["--prompt", "x", "--temperature", "1e-163"], "--temperature must be 0 (greedy) or from 0.001 up"),
+    (["--prompt", "x", "--temperature", "inf"], "--temperature must be 0 (greedy) or from 0.001 up"),
 ])
 def test_cli_bad_options_are_one_line(tiny_hf_folders, tmp_path, capsys, argv, message):
     text = tmp_path / "t.txt"

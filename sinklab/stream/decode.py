@@ -247,8 +247,8 @@ def generate(model, prompt, max_new_tokens: int = 100, n_sink: int = 4, window: 
     sm = prepare(model)
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise SinklabError(f"max_new_tokens must be at least 1 (got {max_new_tokens})")
-    if temperature < 0 or not math.isfinite(temperature):
-        raise SinklabError(f"temperature must be >= 0 (got {temperature})")
+    if not (temperature == 0 or 1e-3 <= temperature < float("inf")):
+        raise SinklabError(f"temperature must be 0 (greedy) or from 0.001 up, finite (got {temperature:g})")
     ids = _prompt_ids(sm, prompt)
     if attention_mask is not None and attention_mask.device != ids.device:
         raise SinklabError(f"the attention mask is on {attention_mask.device} and the prompt on {ids.device}; "
