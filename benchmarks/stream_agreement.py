@@ -4,7 +4,6 @@ same tokens of one stream: SmolLM2-135M, the start of Austen, 4 + 252 and 0 + 25
     python benchmarks/stream_agreement.py --tokens 2048 [--device cpu] [--out FILE.jsonl]
 """
 import argparse
-import json
 import lzma
 import math
 import sys
@@ -12,6 +11,9 @@ import time
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import emit  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -45,10 +47,7 @@ def main():
                "mean_nll_difference": float(f"{diff.mean().item():.3e}"),
                "ppl_past_cache_reference": round(math.exp(ref[256:].mean().item()), 4),
                "ppl_past_cache_sinklab": round(math.exp(ours[256:].mean().item()), 4)}
-        print(json.dumps(row), flush=True)
-        if a.out:
-            with open(a.out, "a") as f:
-                f.write(json.dumps(row) + "\n")
+        emit(row, a.out)
 
 
 if __name__ == "__main__":

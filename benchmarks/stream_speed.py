@@ -8,12 +8,14 @@ The model is a random-initialised LlamaConfig of SmolLM2-135M's shape (speed doe
 weights); --model default loads the real SmolLM2 instead (CPU here).
 """
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import emit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -146,10 +148,7 @@ def main():
             if not fast and batch > a.slow_variants_batch or variant == "compile" and batch > 1:
                 continue
             row = {**info, **tokens_per_s(variant, model, batch, 4, 252, a.warm, a.timed if fast else min(64, a.timed))}
-            print(json.dumps(row), flush=True)
-            if a.out:
-                with open(a.out, "a") as f:
-                    f.write(json.dumps(row) + "\n")
+            emit(row, a.out)
 
 
 if __name__ == "__main__":
