@@ -265,6 +265,8 @@ def _check_single_call(recorder, module) -> None:
 def _fused_layer(recorder, layer, query, key, value, attention_mask, scaling, kwargs):
     """The fused path for one HF layer, if it computes this layer exactly: the output, else None."""
     T = query.shape[-2]
+    if fused.plan(query.device.type, query.dtype, query.shape[-1], T) is None:
+        return None  # no fused kernels here (the CPU): skip reading the mask
     window = kwargs.get("sliding_window")
     kind = mask_kind(attention_mask, T, window, kwargs.get("is_causal"))
     chosen = fused.plan(query.device.type, query.dtype, query.shape[-1], T, softcap=kwargs.get("softcap"),
