@@ -29,7 +29,9 @@ RESUME_FREE = ("out", "data", "steps", "compile", "device", "parallel", "ddp_gra
                "eval_every", "eval_batches", "measure_every", "measure_n", "measure_T", "measure_probe",
                "measure_T_long", "ckpt_every", "keep_every", "tensorboard")
 # what a checkpoint file raises when it is truncated or overwritten with something else
-_CORRUPT = (OSError, RuntimeError, ValueError, KeyError, TypeError, EOFError, pickle.UnpicklingError,
+# (random bytes can reach the legacy unpickler, which then raises IndexError, AttributeError or OverflowError)
+_CORRUPT = (OSError, RuntimeError, ValueError, KeyError, TypeError, EOFError, IndexError, AttributeError,
+            OverflowError, pickle.UnpicklingError,
             json.JSONDecodeError)
 
 
