@@ -5,7 +5,7 @@ OUT=${OUT:-results}; t0=$(date +%s); DEADLINE=$((t0 + ${BUDGET_S:-${BUDGET:-540}
 left() { echo $((DEADLINE - $(date +%s))); }
 SITE=$(python3 -c "import site;print(site.getsitepackages()[0])")
 prepare_py8k() {  # the 8k BPE over the host's own site-packages (EXPERIMENTS.md section 4), ~35 s
-  python3 -m sinklab.cli data prepare "$SITE/**/*.py" --out /tmp/py8k --tokenizer bpe:8192 --max-chars 250000000 2>&1 | tail -1
+  python3 -m sinklab.cli data prepare "$SITE/**/*.py" --out /tmp/py8k --tokenizer bpe:8192 --max-chars 250000000 --encoding-errors replace 2>&1 | tail -1
   echo "data prepared at $(( $(date +%s) - t0 )) s"
 }
 TWO="--nnodes 1 --nproc_per_node 2"  # two GPUs per job; give each job its own --master_port

@@ -272,6 +272,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper-60m": {},
     "paper-1b": {"d_model": 2048, "n_layers": 22, "n_heads": 16, "d_ffn": 5632},
     "quick-60m": {"vocab_size": 8192},
+    "faithful-60m": {"vocab_size": 8192},
     "tiny": {"vocab_size": 256, "d_model": 64, "n_layers": 2, "n_heads": 4, "d_ffn": 128, "max_seq_len": 256},
 }
 
