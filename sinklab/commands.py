@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import os
 
+from .config import PRESETS
+
+PRESET_NAMES = ", ".join(PRESETS)
+
 
 def _data(sub):
     p = sub.add_parser("data", help="prepare token shards for training")
@@ -46,7 +50,7 @@ def cmd_data_synthetic(args):
 
 def _train(sub):
     p = sub.add_parser("train", help="pre-train a sinklab model and track Sink against step",
-                       description="Train CONFIG (a preset: tiny, quick-60m, paper-60m, paper-1b; or a YAML file) "
+                       description=f"Train CONFIG (a preset: {PRESET_NAMES}; or a YAML file) "
                                    "with key=value overrides, e.g. train.data=shards/ model.score=sigmoid. "
                                    "The run goes to train.out (default: runs/CONFIG-HASH, the hash of the settings "
                                    "that shape the run). Use torchrun for several GPUs.")
@@ -68,7 +72,7 @@ def cmd_train(args):
     if args.fields:
         return print_fields(*resolve_configs(args.config or "tiny", parse_overrides(args.overrides)))
     if not args.config:
-        raise SinklabError("train needs CONFIG: a preset (tiny, quick-60m, paper-60m, paper-1b) or a YAML/JSON file")
+        raise SinklabError(f"train needs CONFIG: a preset ({PRESET_NAMES}) or a YAML/JSON file")
     mc, tc = resolve_configs(args.config, parse_overrides(args.overrides))
     if os.environ.get("RANK", "0") == "0":
         print(f"run folder: {tc.out}")
@@ -284,7 +288,7 @@ def _sweep(sub):
                                    "resumed, so rerunning the same command completes only what is missing.")
     p.add_argument("suite", help="suite name(s), comma-separated, or all (see `sinklab sweep --list`)", nargs="?")
     p.add_argument("--list", action="store_true", help="list the suites and exit")
-    p.add_argument("--preset", default="quick-60m", help="tiny | quick-60m | paper-60m (default: quick-60m)")
+    p.add_argument("--preset", default="quick-60m", help=f"one of {PRESET_NAMES} (default: quick-60m)")
     p.add_argument("--data", help="token shards from `sinklab data prepare`")
     p.add_argument("--out", default="runs/sweeps")
     p.add_argument("--only", default=None, help="comma-separated change names")
@@ -333,7 +337,6 @@ def scorecard_command(args) -> str:
 
 
 def _check_sweep_args(args) -> None:
-    from .config import PRESETS
     from .errors import SinklabError
 
     if args.preset not in PRESETS:

@@ -102,3 +102,29 @@ def test_causal_pair_sum_and_grouped_qk_split_match_brute_force():
     repeated = metrics.qk_split(q, k.repeat_interleave(3, dim=1))
     for name in grouped:
         assert math.isclose(grouped[name], repeated[name], rel_tol=1e-5, abs_tol=1e-6), name
+
+
+def test_paper_sink_star_convention_by_hand():
+    # T = 3 real queries over a K-bias key (column 0) and 3 real keys; rows sum to 1.
+    A = torch.tensor([[0.5, 0.5, 0.0, 0.0],
+                      [0.2, 0.3, 0.5, 0.0],
+                      [0.8, 0.1, 0.05, 0.05]])
+    ours = A[:, 0].sum() / 3                         # sinklab: the mean over the real queries, 1.5 / 3 = 0.5
+    assert math.isclose(ours.item(), 0.5)
+    # the paper prepends the bias position with a query of its own, which can see only itself
+    paper_matrix = torch.cat([torch.tensor([[1.0, 0.0, 0.0, 0.0]]), A])
+    paper = metrics.importance_scores(paper_matrix)[0]   # (1 + 1.5) / 4 = 0.625
+    assert math.isclose(paper.item(), 0.625)
+    assert math.isclose(metrics.prepended_query_alpha(ours, 3).item(), paper.item(), rel_tol=1e-6)
+    # at eps 0.6 the two conventions disagree on whether this head is a sink
+    assert metrics.sink_rate(ours.view(1, 1, 1, 1), 0.6).item() == 0.0
+    assert metrics.sink_rate(metrics.prepended_query_alpha(ours, 3).view(1, 1, 1, 1), 0.6).item() == 100.0
+
+
+def test_prepended_columns_follow_the_decoder_layout():
+    assert list(metrics.prepended_columns(None)) == []
+    assert list(metrics.prepended_columns({"attn_bias": "k"})) == [0]
+    assert list(metrics.prepended_columns({"attn_bias": "kv", "sink_token": True})) == [0, 1]
+    # a sink logit comes first and has no position of its own
+    assert list(metrics.prepended_columns({"sink_logit": True, "attn_bias": "k"})) == [1]
+    assert list(metrics.prepended_columns({"sink_logit": True})) == []

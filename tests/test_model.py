@@ -210,6 +210,22 @@ def test_checkpoint_round_trip_and_measure(tmp_path):
     result = measure(str(tmp_path / "ck"), probe="random", n=3, T=16, progress=False)
     # Sink* is reported for both added positions (the K/KV bias key and the sink token)
     assert set(result.summary["sink_star"]) == {"sink*", "sink*2"}
+    # both are prepended positions in the paper, so both also get its convention, never below ours
+    assert set(result.summary["sink_star_paper"]) == {"sink*", "sink*2"}
+    rows = {r["position"]: r for r in result.sweep if r["position"].startswith("sink*") and r["T"] == 16}
+    for r in rows.values():
+        assert abs(r["mean_alpha_paper"] - (1 + 16 * r["mean_alpha"]) / 17) < 2e-6
+        assert r["sink_pct_paper"] >= r["sink_pct"]
+
+
+def test_sink_logit_has_no_paper_convention(tmp_path):
+    from sinklab.measure.run import measure
+    from sinklab.model.checkpoint import save_model
+
+    torch.manual_seed(0)
+    save_model(SinkLM(preset("tiny", sink_logit=True)), tmp_path / "ck")
+    result = measure(str(tmp_path / "ck"), probe="random", n=2, T=16, progress=False)
+    assert set(result.summary["sink_star"]) == {"sink*"} and result.summary["sink_star_paper"] is None
 
 
 def test_corrupt_checkpoint_is_one_clear_error(tmp_path):

@@ -64,6 +64,23 @@ def row_block_size(n_rows: int, n_keys: int, batch_heads: int, budget_elems: int
     return max(1, min(n_rows, budget_elems // max(1, batch_heads * n_keys)))
 
 
+def prepended_query_alpha(alpha: torch.Tensor, T: int) -> torch.Tensor:
+    """An added key's alpha in the paper's convention: its evaluation prepends the added position (a K/KV bias
+    key, a learnable sink token) with a query that sees only itself, so alpha = (1 + sum over the T real queries)
+    / (T + 1). `alpha` is sinklab's: that sum / T."""
+    return (1.0 + alpha * T) / (T + 1)
+
+
+def prepended_columns(cfg: dict | None) -> range:
+    """Which added-key columns (in the order the sinklab decoder lays them out: a sink logit first, then a K/KV
+    bias key, then sink-token prefixes) stand for a prepended position in the paper. A sink logit has no
+    position, and HF models (no sinklab config) have none."""
+    if not cfg:
+        return range(0)
+    start = int(bool(cfg.get("sink_logit")) or cfg.get("score") == "off_by_one")
+    return range(start, start + int(cfg.get("attn_bias") in ("k", "kv")) + int(bool(cfg.get("sink_token"))))
+
+
 def sink_rate(alpha: torch.Tensor, eps: float) -> torch.Tensor:
     """Sink in % as the paper computes it: threshold every sample, then average.
 

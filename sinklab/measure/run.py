@@ -213,6 +213,22 @@ def _versions() -> dict:
     return out
 
 
+def _added_key_rows(base: dict, n: int, T: int, eps: float, extra: torch.Tensor, prepended: range) -> list[dict]:
+    """Sweep rows of the added keys, `extra` (n, L, H, n_extra) in sinklab's convention (the sum over the T real
+    queries / T); a key the paper treats as a prepended position also gets its convention, labelled `_paper`."""
+    rows = []
+    for j in range(extra.shape[-1]):
+        row = {**base, "n": n, "T": T, "eps": eps, "position": f"sink*{j + 1}" if j else "sink*",
+               "sink_pct": round(metrics.sink_rate(extra[..., j], eps).item(), 4),
+               "sink_se": float("nan"), "mean_alpha": round(extra[..., j].mean().item(), 6)}
+        if j in prepended:
+            paper = metrics.prepended_query_alpha(extra[..., j], T)
+            row.update(sink_pct_paper=round(metrics.sink_rate(paper, eps).item(), 4),
+                       mean_alpha_paper=round(paper.mean().item(), 6))
+        rows.append(row)
+    return rows
+
+
 def _tabulate(loaded, probe, bos, accs, epss, load_s, measure_s, device, dtype, seed) -> MeasureResult:
     sweep, heads, layers_rows = [], [], []
     base = {"model": loaded.name, "probe": probe, "bos": bos}
@@ -238,10 +254,7 @@ def _tabulate(loaded, probe, bos, accs, epss, load_s, measure_s, device, dtype, 
                     row["mean_alpha_mask_aware"] = round(mask_aware[..., k].mean().item(), 6)
                 sweep.append(row)
             if extra is not None:
-                for j in range(extra.shape[-1]):
-                    sweep.append({**base, "n": acc.n, "T": t, "eps": eps, "position": f"sink*{j + 1}" if j else "sink*",
-                                  "sink_pct": round(metrics.sink_rate(extra[..., j], eps).item(), 4),
-                                  "sink_se": float("nan"), "mean_alpha": round(extra[..., j].mean().item(), 6)})
+                sweep.extend(_added_key_rows(base, acc.n, t, eps, extra, metrics.prepended_columns(loaded.info.get("config"))))
         mean_alpha_lh = acc.alpha_sum / acc.n                               # (L, H, T)
         weights = torch.cat(acc.weight_first_k) if acc.weight_first_k else None  # (n, L, H, K)
         mass = torch.cat(acc.row_mass).mean(0) if acc.row_mass else None          # (L, H)
@@ -285,6 +298,8 @@ def _tabulate(loaded, probe, bos, accs, epss, load_s, measure_s, device, dtype, 
                          "searched": f"k <= T/2 = {max(1, first_T // 2)}"},
         "sink_star": ({r["position"]: r["sink_pct"] for r in first_rows if r["position"].startswith("sink*")}
                       if f["extra"] is not None else None),
+        "sink_star_paper": ({r["position"]: r["sink_pct_paper"] for r in first_rows if "sink_pct_paper" in r}
+                            or None),
         "unnormalised": _unnormalised(f["first_k"][..., 0], f["weights"], f["mass"], epss[0]),
         "diagnostics": f["diag"],
         "Ts": list(accs), "eps_values": list(epss),
@@ -334,7 +349,11 @@ def format_summary(result: MeasureResult) -> str:
     lines.append(f"Sink_1 = {s['sink']['1']:.2f} % (± {s['sink_se']['1']:.2f} s.e. over samples),"
                  f" mean alpha_1 = {s['mean_alpha_1']:.3f}")
     if s.get("sink_star"):
-        lines.append("Sink* on added positions: " + ", ".join(f"{k} = {v:.2f} %" for k, v in s["sink_star"].items()))
+        lines.append("Sink* on added positions (alpha over the real queries): "
+                     + ", ".join(f"{k} = {v:.2f} %" for k, v in s["sink_star"].items()))
+    if s.get("sink_star_paper"):
+        lines.append("Sink* in the paper's convention (a prepended query that sees only itself): "
+                     + ", ".join(f"{k} = {v:.2f} %" for k, v in s["sink_star_paper"].items()))
     if s.get("unnormalised"):
         u = s["unnormalised"]
         top = u["max_head_weight_1"]

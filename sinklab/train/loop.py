@@ -677,6 +677,8 @@ def measure_sink(model: SinkLM, probe_ids: torch.Tensor, mc: ModelConfig, save_a
            "massive_activation": round(max(hr), 3) if hr else None}
     if s.get("sink_star"):
         out["sink_star"] = s["sink_star"]
+    if s.get("sink_star_paper"):
+        out["sink_star_paper"] = s["sink_star_paper"]
     if s.get("sink_by_branch"):
         out["sink_by_branch"] = s["sink_by_branch"]
     if s.get("unnormalised"):  # proxy-score models: Sink_1 of heads that also weigh token 1 > eps; the largest weight
