@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A CPU-scale preview of issue 7's question: with a fixed first token (the recipe that grows a sink
-# on 2 cores in minutes, EXPERIMENTS.md section 2), where does the sink go under MoBA and NSA, with and
+# on 2 cores in minutes, EXPERIMENTS.md section 7), where does the sink go under MoBA and NSA, with and
 # without forcing the first block?   DATA=pybytes bash scripts/cpu_sparse.sh
 # SELECT=token (default): every token gates, as the papers do; SELECT=block: once per query block.
 set -eu

@@ -4,7 +4,7 @@ export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD SINKLAB_NO_PROGRESS=1 NCCL_NVLS_ENABLE
 OUT=${OUT:-results}; t0=$(date +%s); DEADLINE=$((t0 + ${BUDGET_S:-${BUDGET:-540}}))
 left() { echo $((DEADLINE - $(date +%s))); }
 SITE=$(python3 -c "import site;print(site.getsitepackages()[0])")
-prepare_py8k() {  # the 8k BPE over the host's own site-packages (EXPERIMENTS.md section 4), ~35 s
+prepare_py8k() {  # the 8k BPE over the host's own site-packages (EXPERIMENTS.md section 1), ~35 s
   python3 -m sinklab.cli data prepare "$SITE/**/*.py" --out /tmp/py8k --tokenizer bpe:8192 --max-chars 250000000 --encoding-errors replace 2>&1 | tail -1
   echo "data prepared at $(( $(date +%s) - t0 )) s"
 }
