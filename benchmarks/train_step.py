@@ -14,7 +14,8 @@ from _common import emit, error_text
 from sinklab.config import preset
 from sinklab.model import attention
 from sinklab.model.decoder import SinkLM
-from sinklab.train.loop import TrainConfig, make_optimizer, peak_flops
+from sinklab.train.config import TrainConfig
+from sinklab.train.optim import make_optimizer, peak_flops
 
 VARIANTS = {
     "softmax": {}, "nope": dict(position="nope"), "learned": dict(position="learned"),

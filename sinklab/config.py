@@ -182,11 +182,6 @@ class ModelConfig:
         check_keys(type(self), changes, "model")
         return dataclasses.replace(self, **changes).validate()
 
-    def n_params(self, embeddings: bool = False) -> int:
-        from .model.decoder import SinkLM
-
-        return SinkLM.count_params(self, embeddings)
-
 
 # (low, high, low_open, high_open) per numeric field; None = unbounded on that side
 MODEL_RANGES = {

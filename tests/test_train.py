@@ -32,7 +32,8 @@ def corpus(tmp_path_factory):
 def test_random_tokens_are_the_same_in_any_process_and_any_split_of_the_batch(corpus):
     """A resumed run or another rank must draw the very tokens of the uninterrupted one-GPU run: the
     draw may not depend on Python's per-process hash salt, nor on how the global batch is split."""
-    from sinklab.train.loop import Batches, TrainConfig, apply_interventions
+    from sinklab.train.batches import Batches, apply_interventions
+    from sinklab.train.config import TrainConfig
 
     tc = TrainConfig(data=str(corpus), random_tokens=(1, 4), seq_len=32)
     data = Batches(str(corpus), "train", 32, 0)
@@ -40,7 +41,7 @@ def test_random_tokens_are_the_same_in_any_process_and_any_split_of_the_batch(co
     two_ranks = torch.cat([apply_interventions(data.get(4, 5, 0, rank, world=2), tc, 256, 5, rank) for rank in range(2)])
     assert torch.equal(whole, two_ranks)
     assert not torch.equal(whole, apply_interventions(data.get(8, 6), tc, 256, 6)[:, 1:4])
-    code = ("import sys; sys.path.insert(0, %r); from sinklab.train.loop import Batches, TrainConfig, apply_interventions; "
+    code = ("import sys; sys.path.insert(0, %r); from sinklab.train.batches import Batches, apply_interventions; from sinklab.train.config import TrainConfig; "
             "tc = TrainConfig(data=%r, random_tokens=(1, 4), seq_len=32); "
             "print(apply_interventions(Batches(%r, 'train', 32, 0).get(8, 5), tc, 256, 5)[:, 1:4].tolist())"
             % (str(ROOT), str(corpus), str(corpus)))
@@ -83,7 +84,8 @@ def test_fixed_token_and_prefix_loss_mask():
 
 
 def test_interventions_reach_the_batches(corpus, tmp_path):
-    from sinklab.train.loop import Batches, TrainConfig, apply_interventions
+    from sinklab.train.batches import Batches, apply_interventions
+    from sinklab.train.config import TrainConfig
 
     tc = TrainConfig(data=str(corpus), random_tokens=(1, 3), fixed_token=(0, 255), seq_len=32)
     x = apply_interventions(Batches(str(corpus), "train", 32, 0).get(8, 5), tc, 256, 5)
@@ -103,7 +105,7 @@ def _losses(out, key="loss"):
 
 
 def test_kill_between_checkpoint_renames_falls_back_to_the_old_one(corpus, tmp_path):
-    from sinklab.train.loop import latest_checkpoint
+    from sinklab.train.checkpoint import latest_checkpoint
 
     main(["train", "tiny", f"train.data={corpus}", f"train.out={tmp_path}", "train.steps=5", "train.ckpt_every=5",
           "train.seq_len=32", "train.measure_every=1000", "train.eval_every=1000"])
@@ -113,7 +115,8 @@ def test_kill_between_checkpoint_renames_falls_back_to_the_old_one(corpus, tmp_p
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(corpus, tmp_path, monkeypatch):
     from sinklab.model.decoder import SinkLM
-    from sinklab.train.loop import resolve_configs, train
+    from sinklab.train.config import resolve_configs
+    from sinklab.train.loop import train
 
     real = SinkLM.forward
     calls = {"n": 0}
@@ -197,7 +200,7 @@ def _torchrun(corpus, out, parallel, steps, resume=False):
 
 @pytest.mark.parametrize("n,world", [(8, 1), (8, 2), (3, 2), (5, 4), (2, 3)])
 def test_evaluation_batches_split_over_ranks_count_each_batch_once(n, world):
-    from sinklab.train.loop import eval_slots
+    from sinklab.train.evaluate import eval_slots
     shares = [eval_slots(n, rank, world) for rank in range(world)]
     assert len({len(s) for s in shares}) == 1  # the same number of forwards on every rank (FSDP gathers in each)
     counted = sorted(i for s in shares for i, c in s if c)
@@ -205,7 +208,7 @@ def test_evaluation_batches_split_over_ranks_count_each_batch_once(n, world):
 
 
 def test_a_step_sees_the_same_sequences_whatever_the_gpus_and_micro_batches(corpus):
-    from sinklab.train.loop import Batches
+    from sinklab.train.batches import Batches
     data = Batches(str(corpus), "train", 16, seed=3)
     one = data.get(8, step=5)
     two_gpus = torch.cat([data.get(2, 5, micro, rank, world=2, accum=2) for micro in range(2) for rank in range(2)])
@@ -246,7 +249,8 @@ def test_sparse_models_are_also_measured_on_a_probe_longer_than_their_pattern(co
     last = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()][-1]
     assert last["measure_T_long"] == 48 and "sink_1_long" in last and "sink_1_mask_aware_long" in last and "mean_alpha_1_long" in last
     from sinklab.config import preset
-    from sinklab.train.loop import TrainConfig, long_probe_T
+    from sinklab.train.config import TrainConfig
+    from sinklab.train.probe import long_probe_T
     assert long_probe_T(TrainConfig(seq_len=2048), preset("tiny"), 10**6) == 0          # dense: no long probe
     assert long_probe_T(TrainConfig(seq_len=2048), preset("tiny", window=32), 10**6) == 1024
     assert long_probe_T(TrainConfig(seq_len=2048, measure_T_long=0), preset("tiny", window=32), 10**6) == 0
@@ -269,14 +273,15 @@ def test_prepare_reads_hugging_face_datasets_from_local_paths(tmp_path):
 
 
 def test_the_trainer_can_probe_document_starts(tmp_path):
-    from sinklab.train.loop import TrainConfig, _probe
+    from sinklab.train.config import TrainConfig
+    from sinklab.train.probe import probe_ids
 
     d = tmp_path / "docs"
     d.mkdir()
     for i in range(60):
         (d / f"{i:02d}.txt").write_text(f"Doc {i}: " + "some words " * 10)
     m = prepare([str(d / "*.txt")], tmp_path / "sh", "bytes", val_fraction=0.3, progress=False)
-    x = _probe(TrainConfig(data=str(tmp_path / "sh"), measure_probe="doc_starts", measure_n=8, measure_T=32), m)
+    x = probe_ids(TrainConfig(data=str(tmp_path / "sh"), measure_probe="doc_starts", measure_n=8, measure_T=32), m)
     assert x.shape == (8, 32) and bytes(x[:, :4].flatten().tolist()) == b"Doc " * 8
 
 
@@ -297,7 +302,7 @@ def test_document_start_windows_begin_after_an_end_of_text_token():
 
 def test_train_fields_lists_every_field_with_its_value_and_choices(capsys):
     from sinklab.config import ModelConfig
-    from sinklab.train.loop import TrainConfig
+    from sinklab.train.config import TrainConfig
 
     assert main(["train", "--fields", "quick-60m", "model.score=sigmoid"]) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -18,8 +18,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..kernels import attention_sums
-from ..measure import metrics
-from . import masks
+from . import masks, observe
 from .position import apply_rope, expand_distance_bias, rope_cache
 
 _flex = None
@@ -141,7 +140,7 @@ class Attention(nn.Module):
     def _proxy(self, w: torch.Tensor) -> torch.Tensor:
         """The paper's proxy scores of unnormalised weights (row-local): sim / sum sim, or |sim| / sum |sim|."""
         non_negative = self.cfg.score in ("sigmoid", "elu1") or self.cfg.kernel == "elu1"
-        return metrics.proxy_scores(w, non_negative)
+        return observe.proxy_scores(w, non_negative)
 
     # -- forward ----------------------------------------------------------------------------------
     def forward(self, x, rope, pos_bias, mask_fn, plain_causal: bool, recorder=None, n_prefix: int = 0,
@@ -409,7 +408,7 @@ class Attention(nn.Module):
     def _dense(self, q, k, v, pos_bias, mask_fn, dyn_mask=None):
         T = q.shape[-2]
         # whole rows on a GPU (the compiled graph fuses the score function); row blocks elsewhere
-        rows = T if q.is_cuda else metrics.row_block_size(T, T + 2, q.shape[0] * q.shape[1], budget_elems=1 << 27)
+        rows = T if q.is_cuda else observe.row_block_size(T, T + 2, q.shape[0] * q.shape[1], budget_elems=1 << 27)
         outs = []
         n_extra = len(self._extra_logits(q[:, :, :1]))
         v_extra = self._extra_values(q)
