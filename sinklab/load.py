@@ -13,7 +13,6 @@ import os
 import shutil
 import sys
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 

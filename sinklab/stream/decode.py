@@ -9,7 +9,7 @@ import time
 import torch
 
 from ..errors import SinklabError
-from .cache import SinkCache, check_sizes
+from .cache import SinkCache
 
 POLICIES = ("full", "window", "sink", "recompute")
 

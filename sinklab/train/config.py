@@ -40,8 +40,11 @@ class TrainConfig:
     dtype: str = "bfloat16"         # autocast dtype on GPU; CPU runs in float32
     compile: bool = True
     device: str = "auto"
-    parallel: str = "ddp"           # several GPUs: ddp (replicas) or fsdp (parameters, gradients and optimizer state sharded)
-    ddp_graph: str = "whole"        # compiled DDP: whole (one graph, all-reduce after it) or split (a graph per bucket, all-reduce overlaps backward)
+    # several GPUs: ddp (replicas) or fsdp (parameters, gradients and optimizer state sharded)
+    parallel: str = "ddp"
+    # compiled DDP: whole (one graph, all-reduce after it) or split (a graph per bucket, all-reduce
+    # overlaps backward)
+    ddp_graph: str = "whole"
     log_every: int = 10
     eval_every: int = 250
     eval_batches: int = 8
@@ -85,12 +88,14 @@ class TrainConfig:
             try:
                 torch.device(self.device)
             except RuntimeError:
-                raise SinklabError(f"train field device={self.device!r} is not one of: auto, cpu, cuda, cuda:N") from None
+                raise SinklabError(f"train field device={self.device!r} is not one of: "
+                                   "auto, cpu, cuda, cuda:N") from None
         if self.global_batch % (self.micro_batch * world):
             raise SinklabError(f"global_batch={self.global_batch} is not divisible by micro_batch={self.micro_batch}"
                                f" x {world} GPU(s)")
         if self.keep_every and self.keep_every % self.ckpt_every:
-            raise SinklabError(f"train field keep_every={self.keep_every} is not a multiple of ckpt_every={self.ckpt_every}")
+            raise SinklabError(f"train field keep_every={self.keep_every} is not a multiple of "
+                               f"ckpt_every={self.ckpt_every}")
         if self.min_lr is not None and self.min_lr > self.lr:
             raise SinklabError(f"train field min_lr={self.min_lr} is larger than lr={self.lr}")
         if self.random_tokens is not None and not 0 <= self.random_tokens[0] < self.random_tokens[1] <= self.seq_len:
@@ -109,7 +114,8 @@ TRAIN_RANGES = {
     "warmup": (0, None, False, False), "weight_decay": (0, None, False, False), "beta1": (0, 1, False, True),
     "beta2": (0, 1, False, True), "clip": (0, None, False, False), "log_every": (1, None, False, False),
     "eval_every": (1, None, False, False), "eval_batches": (1, None, False, False),
-    "measure_every": (1, None, False, False), "measure_n": (1, None, False, False), "measure_T": (2, None, False, False),
+    "measure_every": (1, None, False, False), "measure_n": (1, None, False, False),
+    "measure_T": (2, None, False, False),
     "measure_T_long": (0, None, False, False), "ckpt_every": (1, None, False, False),
     "keep_every": (1, None, False, False),
     "data_fraction": (0, 1, True, False),
