@@ -6,32 +6,12 @@ import torch
 
 from sinklab.config import ModelConfig, preset
 from sinklab.errors import SinklabError
-from sinklab.model import masks
+from sinklab.model import masks, variants
 from sinklab.model.attention import Attention
 from sinklab.model.decoder import SinkLM
 from sinklab.model.position import alibi_slopes
 
-VARIANTS = {
-    "default": {}, "nope": dict(position="nope"), "sinusoidal": dict(position="sinusoidal"),
-    "learned": dict(position="learned"), "alibi": dict(position="alibi"), "relative": dict(position="relative"),
-    "post_norm": dict(norm_position="post"), "layernorm": dict(norm="layernorm"),
-    **{f"ffn_{f}": dict(ffn=f) for f in ("geglu", "reglu", "relu", "gelu", "swish")},
-    "gqa": dict(n_kv_heads=2), "one_head": dict(n_heads=1), "sum_heads": dict(head_combine="sum"),
-    "k_bias": dict(attn_bias="k"), "kv_bias": dict(attn_bias="kv"), "v_bias": dict(attn_bias="v"),
-    "kv_bias_shared": dict(attn_bias="kv", attn_bias_shared=True), "k_bias_dim": dict(attn_bias="k", attn_bias_dim=4),
-    "fixed_value_bias": dict(attn_bias="k", value_bias_scale=5.0), "sink_token": dict(sink_token=True),
-    "scaled_softmax": dict(score="scaled_softmax", score_scale=0.2),
-    "sigmoid": dict(score="sigmoid"), "sigmoid_norm": dict(score="sigmoid", normalize=True),
-    "sigmoid_apple": dict(score="sigmoid", sigmoid_bias="auto"), "elu1": dict(score="elu1"),
-    "elu1_norm": dict(score="elu1", normalize=True),
-    "kernel_elu1": dict(score="kernel", kernel="elu1"),
-    "kernel_identity": dict(score="kernel", kernel="identity", kernel_normalizer="max_abs_sum"),
-    "kernel_mlp": dict(score="kernel", kernel="mlp", kernel_normalizer="none"),
-    "sink_logit": dict(sink_logit=True), "off_by_one": dict(score="off_by_one"),
-    "gate_elementwise": dict(gate="elementwise"), "gate_headwise": dict(gate="headwise"),
-    "softpick": dict(score="softpick"), "prefix_lm": dict(prefix_len=8), "window": dict(window=8),
-    "window_sink_token": dict(window=8, sink_token=True),
-}
+VARIANTS = variants.dense(block=4)  # the shared catalogue at T = 24
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
@@ -355,3 +335,59 @@ def test_fsdp_input_cast_passes_the_recorder_through_uncopied():
     ctx = {"recorder": rec, "rope": (torch.ones(2), torch.ones(2))}
     cast = _apply_to_tensors(lambda t: t.to(torch.bfloat16), ctx)
     assert cast["recorder"] is rec and cast["rope"][0].dtype == torch.bfloat16
+
+
+def test_the_catalogue_reaches_every_choice_switch_and_optional_size():
+    import dataclasses
+
+    from sinklab.config import CHOICES
+
+    configs = [preset("tiny", **change) for change in variants.catalogue().values()]
+    missing = [f"{name}={value!r}" for name, allowed in CHOICES.items() for value in allowed
+               if all(getattr(c, name) != value for c in configs)]
+    for f in dataclasses.fields(ModelConfig):
+        if f.type == "bool" and all(getattr(c, f.name) is not True for c in configs):
+            missing.append(f"{f.name}=True")
+        if f.default is None and all(getattr(c, f.name) is None for c in configs):
+            missing.append(f"{f.name} set")
+    assert not missing, f"no catalogue entry has {', '.join(missing)}: add one to sinklab/model/variants.py"
+
+
+EXPORTABLE = {"default", "gqa", "one_head", "tied_embeddings", "wide_head"}  # what LlamaForCausalLM computes
+
+
+@pytest.mark.parametrize("name", sorted(variants.catalogue()))
+def test_hf_export_carries_the_model_or_refuses_naming_the_field(name):
+    from sinklab.model.checkpoint import HF_CARRIED, to_hf_llama
+
+    torch.manual_seed(0)
+    change = variants.catalogue()[name]
+    model = SinkLM(preset("tiny", **change)).eval()
+    if name not in EXPORTABLE:
+        with pytest.raises(SinklabError, match="exports to LlamaForCausalLM: ") as e:
+            to_hf_llama(model)
+        off = [k for k, v in change.items() if k not in HF_CARRIED and v != getattr(ModelConfig(), k)]
+        assert off and all(f"{k}=" in str(e.value) for k in off) and "\n" not in str(e.value)
+        return
+    hf = to_hf_llama(model).eval()
+    ids = torch.randint(0, 256, (2, 24))
+    with torch.no_grad():
+        assert (model(ids) - hf(ids).logits).abs().max().item() < 1e-5
+
+
+def test_hf_export_refuses_every_sparse_pattern_by_name():
+    from sinklab.model.checkpoint import to_hf_llama
+
+    for name, change in variants.sparse().items():
+        with pytest.raises(SinklabError, match=rf"sparse={change['sparse']!r}"):
+            to_hf_llama(SinkLM(preset("tiny", **change)))
+
+
+def test_stream_refuses_a_sparse_checkpoint(tmp_path, capsys):
+    from sinklab.cli import main
+    from sinklab.model.checkpoint import save_model
+
+    folder = save_model(SinkLM(preset("tiny", **variants.sparse()["local_global"])), tmp_path / "ck")
+    assert main(["stream", "--model", str(folder), "--prompt", "hello", "--max-new-tokens", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sparse='local_global'" in err[0]

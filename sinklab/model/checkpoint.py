@@ -4,6 +4,7 @@ A checkpoint folder loads from itself alone: `sinklab.json` holds the resolved c
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -75,16 +76,28 @@ def load_model(folder: str | os.PathLike, device="cpu", dtype=torch.float32) -> 
 
 # -- Hugging Face parity -----------------------------------------------------------------------
 
-HF_COMPATIBLE = dict(position="rope", norm="rmsnorm", norm_position="pre", ffn="swiglu", head_combine="concat",
-                     attn_bias="none", sink_token=False, score="softmax", sink_logit=False, gate="none",
-                     prefix_len=None, window=None, linear_bias=False)
+# what LlamaForCausalLM carries; every other field must be at its default or export refuses (an
+# allow-list: a new field, such as a sparse pattern, is refused until export learns to carry it)
+HF_CARRIED = ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "d_ffn", "max_seq_len", "rope_theta",
+              "norm_eps", "tie_embeddings",
+              "init_std")  # the initialisation only: trained weights carry what it did
+
+
+def hf_export_refusal(cfg: ModelConfig) -> str | None:
+    """Why this config does not export to LlamaForCausalLM (every field off its default), or None."""
+    default = ModelConfig()
+    off = [(f.name, getattr(cfg, f.name), getattr(default, f.name)) for f in dataclasses.fields(ModelConfig)
+           if f.name not in HF_CARRIED and getattr(cfg, f.name) != getattr(default, f.name)]
+    if not off:
+        return None
+    return ("only the LLaMA-shaped config exports to LlamaForCausalLM: "
+            + ", ".join(f"{name}={value!r} (needs {needs!r})" for name, value, needs in off))
 
 
 def _check_llama_compatible(cfg: ModelConfig) -> None:
-    for field, value in HF_COMPATIBLE.items():
-        if getattr(cfg, field) != value:
-            raise SinklabError(f"only the LLaMA-shaped config exports to LlamaForCausalLM: {field}={getattr(cfg, field)!r}"
-                               f" (needs {value!r})")
+    why = hf_export_refusal(cfg)
+    if why:
+        raise SinklabError(why)
 
 
 def _name_map(n_layers: int) -> dict[str, str]:
