@@ -17,7 +17,8 @@ from sinklab.model.decoder import SinkLM
 # every catalogue entry at T = 256, blocks of 32 (2 chosen); then the sparse patterns again with
 # blocks of 128, the FlexAttention tile, which take the block-sparse flex paths
 CHECKS = {**variants.catalogue(block=32, topk=2),
-          **{f"{k}_128": v for k, v in variants.sparse(block=128, topk=1).items() if k.startswith(("moba", "nsa"))}}
+          **{k.replace("moba", "moba_128", 1).replace("nsa", "nsa_128", 1): v
+             for k, v in variants.sparse(block=128, topk=1).items() if k.startswith(("moba", "nsa"))}}
 
 
 def dsa_indexer_kernel() -> dict:

@@ -22,19 +22,43 @@ VARIANTS = {**variants.catalogue(block=128, topk=2),
             "dsa_torch_indexer": dict(sparse="dsa", dsa_tokens=256),  # A/B: the selection scores in PyTorch, not Triton
             "moba_16k": dict(sparse="moba", sparse_block=128, sparse_topk=16)}  # T = 16384: 1/8 of the 128 blocks
 VARIANTS["dsa"] = dict(VARIANTS["dsa"], dsa_tokens=256)
-ALIASES = {"softmax": "default"}  # the name earlier result rows use
-# the dense attention path holds (B, H, T, T) scores: smaller micro-batches, same tokens per step
-MICRO = {name: 8 for name, change in VARIANTS.items()
-         if change.get("score") in ("sigmoid", "elu1", "kernel", "softpick") or change.get("head_combine") == "sum"}
+# the names (and sizes) of the rows in benchmarks/results/: catalogue entry, size changes
+PUBLISHED = {
+    "softmax": ("default", {}), "geglu": ("ffn_geglu", {}), "relu": ("ffn_relu", {}), "reglu": ("ffn_reglu", {}),
+    "gelu": ("ffn_gelu", {}), "swish": ("ffn_swish", {}), "heads_1": ("one_head", {}), "gqa_2": ("gqa", {}),
+    "head_sum": ("sum_heads", {}), "sigmoid_logT": ("sigmoid_apple", {}), "window_512": ("window", dict(window=512)),
+    "k_bias_shared": ("k_bias", dict(attn_bias_shared=True)), "k_bias_d16": ("k_bias_dim", dict(attn_bias_dim=16)),
+    "value_bias_fixed": ("fixed_value_bias", dict(value_bias_scale=1.0)),
+    "kernel_identity": ("kernel_identity", dict(kernel_normalizer="sum")),
+    "kernel_mlp": ("kernel_mlp", dict(kernel_normalizer="sum")),
+    "kernel_elu1_max_abs": ("kernel_elu1", dict(kernel_normalizer="max_abs_sum")),
+    "local_global": ("local_global", dict(sparse_window=256, sparse_globals=1)),
+    "moba_64": ("moba", dict(sparse_block=64, sparse_topk=3)), "moba_128": ("moba", {}),
+    "moba_gated": ("moba", dict(gate="elementwise")),
+    "nsa_64": ("nsa", dict(sparse_block=64, sparse_topk=3, sparse_window=256)),
+    "nsa_128": ("nsa", dict(sparse_window=256)),
+}
+
+
+def change_of(name: str) -> dict:
+    """The config change of a variant: a catalogue entry, or a published row's name for one."""
+    entry, sizes = PUBLISHED.get(name, (name, {}))
+    return {**VARIANTS[entry], **sizes}
+
+
+def micro_batch(change: dict, batch: int) -> int:
+    """The dense attention path holds (B, H, T, T) scores: micro-batches of 8, same tokens per step."""
+    dense = change.get("score") in ("sigmoid", "elu1", "kernel", "softpick") or change.get("head_combine") == "sum"
+    return min(8, batch) if dense else batch
 
 
 def bench(name, vocab, T, batch, steps, warmup, profile=0):
-    cfg = preset("paper-60m", vocab_size=vocab, max_seq_len=max(T, 2048), **VARIANTS[ALIASES.get(name, name)])
+    cfg = preset("paper-60m", vocab_size=vocab, max_seq_len=max(T, 2048), **change_of(name))
     attention.DSA_TRITON_INDEXER = name != "dsa_torch_indexer"
     torch.manual_seed(0)
     model = SinkLM(cfg).cuda()
     opt = make_optimizer(model, TrainConfig(), fused=True)
-    micro = min(MICRO.get(name, batch), batch)
+    micro = micro_batch(change_of(name), batch)
     compiled = torch.compile(model)
     x = torch.randint(0, vocab, (batch, T + 1), device="cuda")
 

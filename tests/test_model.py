@@ -225,12 +225,12 @@ def test_measured_alpha_matches_dense_weights_for_every_score():
         h2 = layer0.attn.hook_q.register_forward_hook(lambda m, i, o: captured.setdefault("q", o))
         ctx = model._context(12, ids.device)
         with torch.no_grad():
-            layer0.attn(x, **ctx)
+            layer0.attn(x, **ctx.attention_args())
         h.remove(), h2.remove()
-        w = layer0.attn.measured_weights(captured["q"], captured["k"], ctx["pos_bias"], ctx["mask_fn"], 0, 12)
+        w = layer0.attn.measured_weights(captured["q"], captured["k"], ctx.pos_bias, ctx.mask_fn, 0, 12)
         assert torch.allclose(rec.layers[0].alpha, metrics.importance_scores(w), atol=1e-5), change
         if model.cfg.proxy_scores:  # the weights applied are reported beside the proxy
-            raw = layer0.attn.weights(captured["q"], captured["k"], ctx["pos_bias"], ctx["mask_fn"], 0, 12)
+            raw = layer0.attn.weights(captured["q"], captured["k"], ctx.pos_bias, ctx.mask_fn, 0, 12)
             assert torch.allclose(rec.layers[0].weight_raw, metrics.importance_scores(raw), atol=1e-5), change
             assert torch.allclose(rec.layers[0].row_mass, raw.sum(-1).mean(-1), atol=1e-5), change
         else:
@@ -261,7 +261,7 @@ def test_unnormalised_summary_counts_heads_that_also_weigh_token_1():
     ctx = model._context(16, ids.device)
     share, weight = [], []
     for i, block in enumerate(model.layers):
-        raw = block.attn.weights(captured[("q", i)], captured[("k", i)], None, ctx["mask_fn"], 0, 16)
+        raw = block.attn.weights(captured[("q", i)], captured[("k", i)], None, ctx.mask_fn, 0, 16)
         share.append((raw / raw.sum(-1, keepdim=True)).mean(-2)[..., 0])    # (B, H) proxy alpha_1
         weight.append(raw.mean(-2)[..., 0])                                   # (B, H) mean weight on token 1
     share, weight = torch.stack(share, 1), torch.stack(weight, 1)
@@ -391,3 +391,66 @@ def test_stream_refuses_a_sparse_checkpoint(tmp_path, capsys):
     assert main(["stream", "--model", str(folder), "--prompt", "hello", "--max-new-tokens", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "sparse='local_global'" in err[0]
+
+
+# the attention backend for (catalogue entry at block 128, device, real tokens T, recording, gradient)
+PLAN_TABLE = [
+    ("default", "cpu", 256, False, True, "sdpa_causal"),
+    ("default", "cuda", 256, False, True, "sdpa_causal"),
+    ("default", "cpu", 256, True, False, "fused"),
+    ("scaled_softmax", "cuda", 256, False, True, "sdpa_causal"),
+    ("wide_head", "cpu", 256, False, True, "sdpa_causal"),
+    ("wide_head", "cuda", 256, False, True, "dense"),          # head dim 512: past the kernels' 256
+    ("window", "cpu", 512, False, True, "dense"),              # a window of 256
+    ("window", "cuda", 512, False, True, "flex"),
+    ("window", "cuda", 512, True, False, "fused"),
+    ("window", "cpu", 256, False, True, "sdpa_causal"),        # a window as long as T is plain causal
+    ("prefix_lm", "cuda", 256, True, False, "flex"),           # a prefix: not what the fused kernels take
+    ("alibi", "cuda", 256, False, True, "flex"),
+    ("alibi", "cpu", 256, False, True, "dense"),
+    ("relative", "cuda", 256, False, True, "band_and_far"),
+    ("relative", "cuda", 256, False, False, "flex"),           # no gradient: the bias is a fixed score_mod
+    ("relative", "cuda", 100, False, True, "dense"),           # T not a multiple of the 128 tile
+    ("sink_logit", "cpu", 256, False, True, "dense"),
+    ("sink_logit", "cuda", 256, False, True, "flex"),
+    ("sink_logit", "cuda", 256, True, False, "fused"),
+    ("off_by_one", "cuda", 256, False, True, "flex"),
+    ("kv_bias", "cuda", 256, False, True, "sdpa_extra_key"),
+    ("k_bias", "cpu", 256, True, False, "sdpa_extra_key"),
+    ("sigmoid", "cuda", 256, False, True, "dense"),
+    ("softpick", "cuda", 256, False, True, "dense"),
+    ("sink_token", "cuda", 256, True, False, "sdpa_causal"),   # recorded: the sink token is no fused shape
+    ("moba", "cuda", 256, False, True, "moba_flex"),
+    ("moba", "cuda", 256, True, False, "sdpa_bool_mask"),      # measured per token
+    ("moba", "cpu", 256, False, True, "sdpa_bool_mask"),
+    ("moba_sink_token", "cuda", 256, False, True, "moba_flex_prefix_keys"),
+    ("moba_per_token", "cuda", 256, False, True, "sdpa_bool_mask"),
+    ("moba_gated_sink_logit", "cpu", 256, False, True, "dense"),
+    ("nsa", "cuda", 256, False, True, "nsa"),
+    ("dsa", "cuda", 256, False, True, "sdpa_bool_mask"),
+]
+
+
+@pytest.mark.parametrize("name,device,T,recording,grad,backend", PLAN_TABLE)
+def test_attention_plan_table(name, device, T, recording, grad, backend):
+    from sinklab.model import dispatch
+
+    cfg = preset("tiny", max_seq_len=512, **variants.catalogue(block=128)[name])
+    assert dispatch.plan(cfg, dispatch.Where.derive(cfg, device, T, recording, grad)) == backend
+
+
+def test_the_plan_names_a_known_backend_for_every_entry_and_place():
+    from sinklab.model import dispatch
+
+    for change in variants.catalogue(block=128).values():
+        cfg = preset("tiny", max_seq_len=512, **change)
+        for device in ("cpu", "cuda"):
+            for recording in (False, True):
+                assert dispatch.plan(cfg, dispatch.Where.derive(cfg, device, 256, recording)) in dispatch.BACKENDS
+
+
+def test_every_score_choice_has_a_score_function():
+    from sinklab.config import CHOICES
+    from sinklab.model.attention import SCORES
+
+    assert set(SCORES) == set(CHOICES["score"])
