@@ -11,28 +11,14 @@ import torch
 from _common import emit, error_text
 
 from sinklab.config import preset
+from sinklab.model import variants
 from sinklab.model.decoder import SinkLM
 
-SPARSE = dict(sparse_block=32, sparse_topk=2)
-CHECKS = {"alibi": dict(position="alibi"), "relative": dict(position="relative"), "sink_logit": dict(sink_logit=True),
-          "off_by_one": dict(score="off_by_one"), "window": dict(window=48), "prefix_lm": dict(prefix_len=40),
-          "kv_bias": dict(attn_bias="kv"), "sink_token_window": dict(sink_token=True, window=48),
-          "scaled_softmax_window": dict(score="scaled_softmax", score_scale=0.5, window=64),
-          "softpick": dict(score="softpick"), "softpick_alibi_window": dict(score="softpick", position="alibi", window=40),
-          "heads_1_wide": dict(d_model=512, n_heads=1, d_ffn=512), "local_global": dict(sparse="local_global", sparse_window=48),
-          "strided": dict(sparse="strided", sparse_stride=16), "moba": dict(sparse="moba", **SPARSE),
-          "moba_forced": dict(sparse="moba", force_first_block=True, **SPARSE),
-          "moba_gated_sink_logit": dict(sparse="moba", gate="elementwise", sink_logit=True, **SPARSE),
-          "nsa": dict(sparse="nsa", sparse_window=64, **SPARSE),
-          "nsa_forced": dict(sparse="nsa", sparse_window=64, force_first_block=True, **SPARSE),
-          # blocks of 128 (T = 256): the flex block-sparse paths; relative at T = 256 > its band of 128
-          "moba_128": dict(sparse="moba", sparse_block=128, sparse_topk=1),
-          "nsa_128": dict(sparse="nsa", sparse_block=128, sparse_topk=1, sparse_window=64),
-          "relative_sink_logit": dict(position="relative", sink_logit=True),
-          # MoBA + sink token: flex over the real tokens (still tile-aligned), the sink key joined by LSE
-          "moba_128_sink_token": dict(sparse="moba", sparse_block=128, sparse_topk=1, sink_token=True),
-          "moba_128_sink_token_logit": dict(sparse="moba", sparse_block=128, sparse_topk=1, sink_token=True,
-                                            sink_logit=True)}
+# every catalogue entry at T = 256, blocks of 32 (2 chosen); then the sparse patterns again with
+# blocks of 128, the FlexAttention tile, which take the block-sparse flex paths
+CHECKS = {**variants.catalogue(block=32, topk=2),
+          **{k.replace("moba", "moba_128", 1).replace("nsa", "nsa_128", 1): v
+             for k, v in variants.sparse(block=128, topk=1).items() if k.startswith(("moba", "nsa"))}}
 
 
 def dsa_indexer_kernel() -> dict:

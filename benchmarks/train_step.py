@@ -12,53 +12,53 @@ import torch
 from _common import emit, error_text
 
 from sinklab.config import preset
-from sinklab.model import attention
+from sinklab.model import attention, variants
 from sinklab.model.decoder import SinkLM
-from sinklab.train.loop import TrainConfig, make_optimizer, peak_flops
+from sinklab.train.config import TrainConfig
+from sinklab.train.optim import make_optimizer, peak_flops
 
-VARIANTS = {
-    "softmax": {}, "nope": dict(position="nope"), "learned": dict(position="learned"),
-    "alibi": dict(position="alibi"), "relative": dict(position="relative"), "post_norm": dict(norm_position="post"),
-    "geglu": dict(ffn="geglu"), "relu": dict(ffn="relu"), "heads_1": dict(n_heads=1), "gqa_2": dict(n_kv_heads=2),
-    "kv_bias": dict(attn_bias="kv"), "k_bias": dict(attn_bias="k"), "v_bias": dict(attn_bias="v"),
-    "sink_token": dict(sink_token=True), "scaled_softmax": dict(score="scaled_softmax", score_scale=0.2),
-    "sink_logit": dict(sink_logit=True), "off_by_one": dict(score="off_by_one"),
-    "gate_elementwise": dict(gate="elementwise"), "window_512": dict(window=512), "prefix_lm": dict(prefix_len=256),
-    "softpick": dict(score="softpick"), "sigmoid": dict(score="sigmoid"),
-    "sigmoid_norm": dict(score="sigmoid", normalize=True), "elu1": dict(score="elu1"),
-    "kernel_elu1": dict(score="kernel", kernel="elu1"),
-    # the remaining values of issue 3's fields (not yet measured on a GPU)
-    "sinusoidal": dict(position="sinusoidal"), "layernorm": dict(norm="layernorm"), "reglu": dict(ffn="reglu"),
-    "gelu": dict(ffn="gelu"), "swish": dict(ffn="swish"), "head_sum": dict(head_combine="sum"),
-    "gate_headwise": dict(gate="headwise"), "k_bias_shared": dict(attn_bias="k", attn_bias_shared=True),
-    "k_bias_d16": dict(attn_bias="k", attn_bias_dim=16), "value_bias_fixed": dict(attn_bias="k", value_bias_scale=1.0),
-    "sigmoid_logT": dict(score="sigmoid", sigmoid_bias="auto"), "elu1_norm": dict(score="elu1", normalize=True),
-    "kernel_identity": dict(score="kernel", kernel="identity"), "kernel_mlp": dict(score="kernel", kernel="mlp"),
-    "kernel_elu1_max_abs": dict(score="kernel", kernel="elu1", kernel_normalizer="max_abs_sum"),
-    # sparse patterns (issue 7); MoBA / NSA choose per query block unless sparse_select=token
-    "local_global": dict(sparse="local_global", sparse_window=256), "strided": dict(sparse="strided", sparse_stride=128),
-    "moba_64": dict(sparse="moba", sparse_block=64, sparse_topk=3), "moba_128": dict(sparse="moba", sparse_block=128, sparse_topk=2),
-    "moba_gated": dict(sparse="moba", sparse_block=128, sparse_topk=2, gate="elementwise"),
-    "moba_sink_token": dict(sparse="moba", sparse_block=128, sparse_topk=2, sink_token=True),
-    "nsa_64": dict(sparse="nsa", sparse_block=64, sparse_topk=3, sparse_window=256),
-    "nsa_128": dict(sparse="nsa", sparse_block=128, sparse_topk=2, sparse_window=256),
-    "dsa": dict(sparse="dsa", dsa_tokens=256),
-    "dsa_torch_indexer": dict(sparse="dsa", dsa_tokens=256),  # A/B: the selection scores in PyTorch, not Triton
-    # T = 16384: MoBA with top-k over 1/8 of the 128 blocks
-    "moba_16k": dict(sparse="moba", sparse_block=128, sparse_topk=16),
+# the shared catalogue at T = 2048, blocks of 128 (2 chosen); DSA keeps 256 tokens, as measured so far
+VARIANTS = {**variants.catalogue(block=128, topk=2),
+            "dsa_torch_indexer": dict(sparse="dsa", dsa_tokens=256),  # A/B: the selection scores in PyTorch, not Triton
+            "moba_16k": dict(sparse="moba", sparse_block=128, sparse_topk=16)}  # T = 16384: 1/8 of the 128 blocks
+VARIANTS["dsa"] = dict(VARIANTS["dsa"], dsa_tokens=256)
+# the names (and sizes) of the rows in benchmarks/results/: catalogue entry, size changes
+PUBLISHED = {
+    "softmax": ("default", {}), "geglu": ("ffn_geglu", {}), "relu": ("ffn_relu", {}), "reglu": ("ffn_reglu", {}),
+    "gelu": ("ffn_gelu", {}), "swish": ("ffn_swish", {}), "heads_1": ("one_head", {}), "gqa_2": ("gqa", {}),
+    "head_sum": ("sum_heads", {}), "sigmoid_logT": ("sigmoid_apple", {}), "window_512": ("window", dict(window=512)),
+    "k_bias_shared": ("k_bias", dict(attn_bias_shared=True)), "k_bias_d16": ("k_bias_dim", dict(attn_bias_dim=16)),
+    "value_bias_fixed": ("fixed_value_bias", dict(value_bias_scale=1.0)),
+    "kernel_identity": ("kernel_identity", dict(kernel_normalizer="sum")),
+    "kernel_mlp": ("kernel_mlp", dict(kernel_normalizer="sum")),
+    "kernel_elu1_max_abs": ("kernel_elu1", dict(kernel_normalizer="max_abs_sum")),
+    "local_global": ("local_global", dict(sparse_window=256, sparse_globals=1)),
+    "moba_64": ("moba", dict(sparse_block=64, sparse_topk=3)), "moba_128": ("moba", {}),
+    "moba_gated": ("moba", dict(gate="elementwise")),
+    "nsa_64": ("nsa", dict(sparse_block=64, sparse_topk=3, sparse_window=256)),
+    "nsa_128": ("nsa", dict(sparse_window=256)),
 }
-# the dense attention path holds (B, H, T, T) scores: smaller micro-batches, same tokens per step
-MICRO = {v: 8 for v in ("sigmoid", "sigmoid_norm", "elu1", "kernel_elu1", "softpick", "head_sum", "sigmoid_logT",
-                        "elu1_norm", "kernel_identity", "kernel_mlp", "kernel_elu1_max_abs")}
+
+
+def change_of(name: str) -> dict:
+    """The config change of a variant: a catalogue entry, or a published row's name for one."""
+    entry, sizes = PUBLISHED.get(name, (name, {}))
+    return {**VARIANTS[entry], **sizes}
+
+
+def micro_batch(change: dict, batch: int) -> int:
+    """The dense attention path holds (B, H, T, T) scores: micro-batches of 8, same tokens per step."""
+    dense = change.get("score") in ("sigmoid", "elu1", "kernel", "softpick") or change.get("head_combine") == "sum"
+    return min(8, batch) if dense else batch
 
 
 def bench(name, vocab, T, batch, steps, warmup, profile=0):
-    cfg = preset("paper-60m", vocab_size=vocab, max_seq_len=max(T, 2048), **VARIANTS[name])
+    cfg = preset("paper-60m", vocab_size=vocab, max_seq_len=max(T, 2048), **change_of(name))
     attention.DSA_TRITON_INDEXER = name != "dsa_torch_indexer"
     torch.manual_seed(0)
     model = SinkLM(cfg).cuda()
     opt = make_optimizer(model, TrainConfig(), fused=True)
-    micro = min(MICRO.get(name, batch), batch)
+    micro = micro_batch(change_of(name), batch)
     compiled = torch.compile(model)
     x = torch.randint(0, vocab, (batch, T + 1), device="cuda")
 

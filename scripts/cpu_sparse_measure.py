@@ -6,15 +6,16 @@ import sys
 from pathlib import Path
 
 from sinklab.measure.run import measure
-from sinklab.model.checkpoint import load_for_measurement
-from sinklab.train.loop import TrainConfig, _probe
+from sinklab.measure.sinklab_model import load_for_measurement
+from sinklab.train.config import TrainConfig
+from sinklab.train.probe import probe_ids
 
 root = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/cpu_sparse")
 print("| run | val loss | Sink_1 % (paper alpha) | Sink_1 % (mask-aware) | largest Sink at | Sink_1 by NSA branch % |")
 print("|---|---|---|---|---|---|")
 for run in sorted(p for p in root.iterdir() if (p / "ckpt" / "COMPLETE").exists()):
     meta = json.loads((run / "ckpt" / "sinklab.json").read_text())
-    probe = _probe(TrainConfig.from_dict(meta["train"]), meta["data_manifest"])
+    probe = probe_ids(TrainConfig.from_dict(meta["train"]), meta["data_manifest"])
     s = measure(load_for_measurement(run / "ckpt"), probe="tokens", input_ids=probe, T=probe.shape[1],
                 progress=False).summary
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

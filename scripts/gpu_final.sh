@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The last GPU call of session 2 (4x H200): DDP scaling, the remaining sparse suite runs, and the
+# (4x H200): DDP scaling, the remaining sparse suite runs, and the
 # dense-path variants after the Toeplitz bias change.   OUT=results bash scripts/gpu_final.sh
 set -u
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD SINKLAB_NO_PROGRESS=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1

@@ -33,11 +33,11 @@ sparse = {"dense": "baseline", "local 256": "sparse_local", "local 256 + global 
 sink_and_loss_figure({label: rows(next(sw.glob(f"{name}-*")) / "metrics.jsonl") for label, name in sparse.items()},
                      root / "docs" / "sparse_quick60m.png")
 
-# session 4: the threshold-free mean alpha_1 at T = 1024, and where sigmoid's proxy Sink_1 comes from
-s4 = res / "s4"
+# the threshold-free mean alpha_1 at T = 1024, and where sigmoid's proxy Sink_1 comes from
+long_probe, sigmoid = res / "long_probe", res / "sigmoid"
 fig, ax = plt.subplots(figsize=(6, 4))
-for label, name in (("dense", "sparse_none"), ("MoBA", "sparse_moba"), ("NSA", "sparse_nsa"), ("window 256", "window_256")):
-    pts = [(r["step"], r["mean_alpha_1_long"]) for r in rows(s4 / f"long_probe_{name}_metrics.jsonl") if "mean_alpha_1_long" in r]
+for label, name in (("dense", "dense"), ("MoBA", "moba"), ("NSA", "nsa"), ("window 256", "window_256")):
+    pts = [(r["step"], r["mean_alpha_1_long"]) for r in rows(long_probe / f"mean_alpha_{name}_metrics.jsonl") if "mean_alpha_1_long" in r]
     ax.plot(*zip(*pts), marker="o", label=label)
 T = 1024
 ax.axhline(sum(1 / i for i in range(1, T + 1)) / T, color="grey", ls="--", label="uniform causal weights")
@@ -46,9 +46,9 @@ ax.legend()
 fig.tight_layout()
 fig.savefig(root / "docs" / "long_probe_mean_alpha.png", dpi=120)
 
-# per head: where the proxy Sink_1 comes from, after 1,000 steps (session 4) and 5,000 steps (session 5, 4 seeds)
-tables = {"after 1,000 steps (seed 0)": json.loads((s4 / "sigmoid_1000_heads.json").read_text())["heads"],
-          "after 5,000 steps (seeds 0-3)": [h for p in sorted((res / "s5").glob("sigmoid_5000*_heads_windows.json"))
+# per head: where the proxy Sink_1 comes from, after 1,000 steps and 5,000 steps (4 seeds)
+tables = {"after 1,000 steps (seed 0)": json.loads((sigmoid / "sigmoid_1000_heads.json").read_text())["heads"],
+          "after 5,000 steps (seeds 0-3)": [h for p in sorted(sigmoid.glob("sigmoid_5000*_heads_windows.json"))
                                             for h in json.loads(p.read_text())["heads"]]}
 fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
 for ax, (title, heads) in zip(axes, tables.items()):
@@ -62,10 +62,9 @@ fig.suptitle("Sigmoid without normalisation: each head's proxy alpha_1 against h
 fig.colorbar(sc, ax=axes, label="% of probe samples with alpha_1 > eps")
 fig.savefig(root / "docs" / "sigmoid_heads.png", dpi=120, bbox_inches="tight")
 
-# session 5: the preset's full 5,000 steps, softmax against sigmoid without normalisation (seeds as stored)
-s5 = res / "s5"
-runs5 = {"softmax": rows(s5 / "softmax_5000_metrics.jsonl"), "sigmoid seed 0": rows(s5 / "sigmoid_5000_metrics.jsonl")}
-runs5.update({f"sigmoid seed {s}": rows(p) for s in (1, 2, 3) if (p := s5 / f"sigmoid_5000_seed{s}_metrics.jsonl").exists()})
+# the preset's full 5,000 steps, softmax against sigmoid without normalisation (seeds as stored)
+runs5 = {"softmax": rows(sigmoid / "softmax_5000_metrics.jsonl"), "sigmoid seed 0": rows(sigmoid / "sigmoid_5000_metrics.jsonl")}
+runs5.update({f"sigmoid seed {s}": rows(p) for s in (1, 2, 3) if (p := sigmoid / f"sigmoid_5000_seed{s}_metrics.jsonl").exists()})
 fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(14, 3.8))
 for label, rs in runs5.items():
     m = [r for r in rs if "sink_1" in r]

@@ -19,8 +19,10 @@ import torch
 
 from sinklab.data.shards import document_starts, open_split
 from sinklab.measure.run import measure
-from sinklab.model.checkpoint import load_model, wrap_sinklab_model
-from sinklab.train.loop import TrainConfig, _probe
+from sinklab.model.checkpoint import load_model
+from sinklab.measure.sinklab_model import wrap_sinklab_model
+from sinklab.train.config import TrainConfig
+from sinklab.train.probe import probe_ids
 
 
 def head_table(model, ids: torch.Tensor, eps: float) -> list[dict]:
@@ -58,7 +60,7 @@ def main():
         if available < a.n:
             print(f"note: the held-out split has only {available} documents of at least {a.T} tokens")
             tc.measure_n = a.n = available
-    ids = _probe(tc, manifest).to(device)  # the trainer's own probe
+    ids = probe_ids(tc, manifest).to(device)  # the trainer's own probe
     rows = head_table(model, ids, a.eps)
     sink_1 = sum(r["sink_share_pct"] for r in rows) / len(rows)
     print(f"Sink_1 = {sink_1:.2f} % over {len(rows)} heads ({a.n} {a.probe} samples, T = {a.T}, eps = {a.eps})")

@@ -64,6 +64,7 @@ def cmd_measure(args) -> int:
     from .load import parse_max_memory
     from .measure import suite
     from .measure.run import format_summary, measure
+    from .report import write_results
 
     args.T, args.eps = args.T or [64], args.eps or [0.3]
     _no_duplicates(args.T, "--T")
@@ -82,7 +83,7 @@ def cmd_measure(args) -> int:
 
     def write_one(result, folder):
         print(format_summary(result))
-        result.write(folder, figures=not args.no_figures)
+        write_results(result, Path(folder), figures=not args.no_figures)
         print(f"results: {folder}/summary.json, sweep.csv, heads.csv, layers.csv"
               + ("" if args.no_figures else ", report.html"))
 

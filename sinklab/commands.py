@@ -67,7 +67,9 @@ def _train(sub):
 
 def cmd_train(args):
     from .errors import SinklabError
-    from .train.loop import parse_overrides, resolve_configs, train
+    from .report import write_results
+    from .train.config import parse_overrides, resolve_configs
+    from .train.loop import train
 
     if args.fields:
         return print_fields(*resolve_configs(args.config or "tiny", parse_overrides(args.overrides)))
@@ -76,7 +78,7 @@ def cmd_train(args):
     mc, tc = resolve_configs(args.config, parse_overrides(args.overrides))
     if os.environ.get("RANK", "0") == "0":
         print(f"run folder: {tc.out}")
-    row = train(mc, tc, resume=args.resume, overwrite=args.overwrite)
+    row = train(mc, tc, resume=args.resume, overwrite=args.overwrite, final_report=write_results)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run
         return
     if row:
@@ -101,7 +103,7 @@ def print_fields(mc, tc) -> None:
     import dataclasses
 
     from .config import CHOICES
-    from .train.loop import TRAIN_CHOICES
+    from .train.config import TRAIN_CHOICES
 
     for prefix, cfg, choices in (("model", mc, CHOICES), ("train", tc, TRAIN_CHOICES)):
         for f in dataclasses.fields(cfg):
@@ -318,7 +320,7 @@ def cmd_sweep(args):
     if not args.data:
         raise SinklabError("sweep needs --data (token shards from `sinklab data prepare`)")
     _check_sweep_args(args)
-    from .train.loop import parse_overrides
+    from .train.config import parse_overrides
 
     sweep(_suites_arg(args.suite), args.preset, args.out, args.data,
           only=args.only.split(",") if args.only else None, gpus=args.gpus, torchrun=args.torchrun,
@@ -349,7 +351,7 @@ def _check_sweep_args(args) -> None:
 
 def cmd_scorecard(args):
     from .experiments.scorecard import markdown, scorecard
-    from .train.loop import parse_overrides
+    from .train.config import parse_overrides
 
     _check_sweep_args(args)
 

@@ -97,9 +97,29 @@ class ModelConfig:
         return self.d_model if self.head_combine == "sum" else self.d_model // self.n_heads
 
     @property
+    def softmax_family(self) -> bool:
+        """Softmax rows: plain, scaled by a constant, or with off-by-one's zero logit."""
+        return self.score in ("softmax", "scaled_softmax", "off_by_one")
+
+    @property
+    def sdpa_softmax(self) -> bool:
+        """Softmax or scaled softmax: what SDPA computes (scaled afterwards), given no sink column."""
+        return self.score in ("softmax", "scaled_softmax")
+
+    @property
+    def has_bias_key(self) -> bool:
+        """A K (or K/V) bias: one added key that every query sees."""
+        return self.attn_bias in ("k", "kv")
+
+    @property
+    def sink_column(self) -> bool:
+        """A logit column in the denominator: gpt-oss's learned sink logit, or off-by-one's zero."""
+        return self.sink_logit or self.score == "off_by_one"
+
+    @property
     def n_extra_keys(self) -> int:
         """Added positions every query sees: a K/KV bias key, or a sink logit column."""
-        return int(self.attn_bias in ("k", "kv")) + int(self.sink_logit or self.score == "off_by_one")
+        return int(self.has_bias_key) + int(self.sink_column)
 
     @property
     def proxy_scores(self) -> bool:
@@ -181,11 +201,6 @@ class ModelConfig:
     def replace(self, **changes) -> "ModelConfig":
         check_keys(type(self), changes, "model")
         return dataclasses.replace(self, **changes).validate()
-
-    def n_params(self, embeddings: bool = False) -> int:
-        from .model.decoder import SinkLM
-
-        return SinkLM.count_params(self, embeddings)
 
 
 # (low, high, low_open, high_open) per numeric field; None = unbounded on that side

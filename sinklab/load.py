@@ -13,7 +13,6 @@ import os
 import shutil
 import sys
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -21,28 +20,12 @@ import torch
 
 from .errors import SinklabError
 from .measure import capture
+from .measure.loaded import LoadedModel
 from .measure.probes import TextTokenizer, from_hf_tokenizer
 
 DEFAULT_MODEL = "smollm2"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-@dataclass
-class LoadedModel:
-    name: str
-    kind: str                                   # "hf", "gguf" or "sinklab"
-    model: torch.nn.Module
-    tokenizer: TextTokenizer | None
-    max_context: int | None
-    n_layers: int
-    capture_forward: Callable[[torch.Tensor, capture.AttentionRecorder], None]
-    info: dict = field(default_factory=dict)
-    hf_tokenizer: object = None                 # the HF tokenizer, for decoding generated text
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
 
 
 def cache_dir() -> Path:
@@ -106,7 +89,7 @@ def load_model(spec: str | None = None, *, device: str = "cpu", dtype: str = "fl
         if path.is_file() and path.suffix == ".gguf":
             return _load_gguf(path, device, dtype)
         if path.is_dir() and (path / "sinklab.json").exists():
-            from .model.checkpoint import load_for_measurement
+            from .measure.sinklab_model import load_for_measurement
             return load_for_measurement(path, device=device, dtype=DTYPES[dtype])
         if _is_hf_folder(spec):
             return _load_hf(str(path), device, dtype, trust_remote_code, placement=placement)
@@ -359,7 +342,7 @@ def wrap_module(model: torch.nn.Module, tokenizer=None) -> LoadedModel:
     if isinstance(model, PreTrainedModel):
         name = getattr(model.config, "name_or_path", "") or type(model).__name__
         return _wrap_hf(model, tokenizer, name, "hf", next(model.parameters()).device, None)
-    from .model.checkpoint import wrap_sinklab_model
+    from .measure.sinklab_model import wrap_sinklab_model
     return wrap_sinklab_model(model, tokenizer)
 
 

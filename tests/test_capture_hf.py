@@ -5,6 +5,7 @@ import torch
 from sinklab.load import load_model
 from sinklab.measure import capture, metrics
 from sinklab.measure.run import measure
+from sinklab.report import write_results
 
 FAMILIES = ["llama", "gpt2", "gpt_neox", "qwen2"]
 
@@ -56,7 +57,7 @@ def test_measure_writes_every_output(tiny_hf_folders, tmp_path):
     assert len(result.sweep) == 2 * 2 * 4
     # one heads row per (T, layer, head, k) with a rate per eps
     assert len(result.heads) == 2 * 2 * 4 * 4 and "sink_rate_eps0.2" in result.heads[0]
-    out = result.write(tmp_path / "res")
+    out = write_results(result, tmp_path / "res")
     for name in ("summary.json", "sweep.csv", "heads.csv", "layers.csv", "report.html",
                  "figures/alpha1_heatmap.png", "figures/sink_by_position.png", "figures/sink_vs_T.png",
                  "figures/norms_by_layer.png", "figures/strongest_heads.png"):

@@ -19,7 +19,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from sinklab.cli import main  # noqa: E402
 from sinklab.config import MODEL_RANGES  # noqa: E402
-from sinklab.train.loop import TRAIN_RANGES  # noqa: E402
+from sinklab.train.config import TRAIN_RANGES  # noqa: E402
 
 ODD = st.sampled_from(["", "abc", "nan", "inf", "-inf", "1e309", "-0", "0x10", " 3", "1_0", "[1,", "{a: 1}",
                        "null", "true", "\x00", "\u00e9", "--", "1.5", "-1e-9", "[1, 2, 3]"])

@@ -8,7 +8,7 @@ import pytest
 
 from sinklab.cli import main
 from sinklab.config import MODEL_RANGES
-from sinklab.train.loop import TRAIN_RANGES
+from sinklab.train.config import TRAIN_RANGES
 
 
 def _bounds(section: str, ranges: dict):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from matplotlib.colors import LogNorm
 
-from sinklab.report import plots, sink_k_lines, training
+from sinklab.report import plots, sink_k_lines, training, write_results
 
 matplotlib.use("Agg")
 
@@ -107,7 +107,7 @@ def test_measurement_report_page(tmp_path, tiny_hf_folders):
     from sinklab.measure.run import measure
 
     result = measure(str(tiny_hf_folders["llama"]), probe="random", n=4, T=[16, 32], eps=[0.2, 0.3], progress=False)
-    out = result.write(tmp_path / "m")
+    out = write_results(result, tmp_path / "m")
     page = (out / "report.html").read_text()
     assert "white-space:pre-wrap" in page  # the summary wraps instead of scrolling sideways
     for name in ("sweep.csv", "heads.csv", "layers.csv", "summary.json"):

@@ -6,32 +6,12 @@ import torch
 
 from sinklab.config import ModelConfig, preset
 from sinklab.errors import SinklabError
-from sinklab.model import masks
+from sinklab.model import masks, variants
 from sinklab.model.attention import Attention
 from sinklab.model.decoder import SinkLM
 from sinklab.model.position import alibi_slopes
 
-VARIANTS = {
-    "default": {}, "nope": dict(position="nope"), "sinusoidal": dict(position="sinusoidal"),
-    "learned": dict(position="learned"), "alibi": dict(position="alibi"), "relative": dict(position="relative"),
-    "post_norm": dict(norm_position="post"), "layernorm": dict(norm="layernorm"),
-    **{f"ffn_{f}": dict(ffn=f) for f in ("geglu", "reglu", "relu", "gelu", "swish")},
-    "gqa": dict(n_kv_heads=2), "one_head": dict(n_heads=1), "sum_heads": dict(head_combine="sum"),
-    "k_bias": dict(attn_bias="k"), "kv_bias": dict(attn_bias="kv"), "v_bias": dict(attn_bias="v"),
-    "kv_bias_shared": dict(attn_bias="kv", attn_bias_shared=True), "k_bias_dim": dict(attn_bias="k", attn_bias_dim=4),
-    "fixed_value_bias": dict(attn_bias="k", value_bias_scale=5.0), "sink_token": dict(sink_token=True),
-    "scaled_softmax": dict(score="scaled_softmax", score_scale=0.2),
-    "sigmoid": dict(score="sigmoid"), "sigmoid_norm": dict(score="sigmoid", normalize=True),
-    "sigmoid_apple": dict(score="sigmoid", sigmoid_bias="auto"), "elu1": dict(score="elu1"),
-    "elu1_norm": dict(score="elu1", normalize=True),
-    "kernel_elu1": dict(score="kernel", kernel="elu1"),
-    "kernel_identity": dict(score="kernel", kernel="identity", kernel_normalizer="max_abs_sum"),
-    "kernel_mlp": dict(score="kernel", kernel="mlp", kernel_normalizer="none"),
-    "sink_logit": dict(sink_logit=True), "off_by_one": dict(score="off_by_one"),
-    "gate_elementwise": dict(gate="elementwise"), "gate_headwise": dict(gate="headwise"),
-    "softpick": dict(score="softpick"), "prefix_lm": dict(prefix_len=8), "window": dict(window=8),
-    "window_sink_token": dict(window=8, sink_token=True),
-}
+VARIANTS = variants.dense(block=4)  # the shared catalogue at T = 24
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
@@ -261,12 +241,12 @@ def test_measured_alpha_matches_dense_weights_for_every_score():
         h2 = layer0.attn.hook_q.register_forward_hook(lambda m, i, o: captured.setdefault("q", o))
         ctx = model._context(12, ids.device)
         with torch.no_grad():
-            layer0.attn(x, **ctx)
+            layer0.attn(x, **ctx.attention_args())
         h.remove(), h2.remove()
-        w = layer0.attn.measured_weights(captured["q"], captured["k"], ctx["pos_bias"], ctx["mask_fn"], 0, 12)
+        w = layer0.attn.measured_weights(captured["q"], captured["k"], ctx.pos_bias, ctx.mask_fn, 0, 12)
         assert torch.allclose(rec.layers[0].alpha, metrics.importance_scores(w), atol=1e-5), change
         if model.cfg.proxy_scores:  # the weights applied are reported beside the proxy
-            raw = layer0.attn.weights(captured["q"], captured["k"], ctx["pos_bias"], ctx["mask_fn"], 0, 12)
+            raw = layer0.attn.weights(captured["q"], captured["k"], ctx.pos_bias, ctx.mask_fn, 0, 12)
             assert torch.allclose(rec.layers[0].weight_raw, metrics.importance_scores(raw), atol=1e-5), change
             assert torch.allclose(rec.layers[0].row_mass, raw.sum(-1).mean(-1), atol=1e-5), change
         else:
@@ -278,7 +258,7 @@ def test_unnormalised_summary_counts_heads_that_also_weigh_token_1():
     exceeds eps too: by brute force from the dense weights. Softmax models have no such block."""
     from sinklab.measure import metrics
     from sinklab.measure.run import measure
-    from sinklab.model.checkpoint import wrap_sinklab_model
+    from sinklab.measure.sinklab_model import wrap_sinklab_model
 
     torch.manual_seed(0)
     ids = torch.randint(0, 256, (6, 16))
@@ -297,7 +277,7 @@ def test_unnormalised_summary_counts_heads_that_also_weigh_token_1():
     ctx = model._context(16, ids.device)
     share, weight = [], []
     for i, block in enumerate(model.layers):
-        raw = block.attn.weights(captured[("q", i)], captured[("k", i)], None, ctx["mask_fn"], 0, 16)
+        raw = block.attn.weights(captured[("q", i)], captured[("k", i)], None, ctx.mask_fn, 0, 16)
         share.append((raw / raw.sum(-1, keepdim=True)).mean(-2)[..., 0])    # (B, H) proxy alpha_1
         weight.append(raw.mean(-2)[..., 0])                                   # (B, H) mean weight on token 1
     share, weight = torch.stack(share, 1), torch.stack(weight, 1)
@@ -332,10 +312,10 @@ def test_prefix_longer_than_T_and_typo_suggestion():
 def test_presets_have_the_published_shapes():
     p = preset("paper-60m")
     assert (p.d_model, p.n_layers, p.n_heads, p.d_ffn, p.position, p.ffn) == (768, 10, 8, 1536, "rope", "swiglu")
-    assert 55e6 < p.n_params() < 62e6
+    assert 55e6 < SinkLM.count_params(p) < 62e6
     b = preset("paper-1b")
     assert (b.d_model, b.n_layers, b.n_heads, b.d_ffn) == (2048, 22, 16, 5632)
-    assert math.isclose(b.n_params() / 1e9, 1.13, rel_tol=0.05)
+    assert math.isclose(SinkLM.count_params(b) / 1e9, 1.13, rel_tol=0.05)
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
@@ -371,3 +351,122 @@ def test_fsdp_input_cast_passes_the_recorder_through_uncopied():
     ctx = {"recorder": rec, "rope": (torch.ones(2), torch.ones(2))}
     cast = _apply_to_tensors(lambda t: t.to(torch.bfloat16), ctx)
     assert cast["recorder"] is rec and cast["rope"][0].dtype == torch.bfloat16
+
+
+def test_the_catalogue_reaches_every_choice_switch_and_optional_size():
+    import dataclasses
+
+    from sinklab.config import CHOICES
+
+    configs = [preset("tiny", **change) for change in variants.catalogue().values()]
+    missing = [f"{name}={value!r}" for name, allowed in CHOICES.items() for value in allowed
+               if all(getattr(c, name) != value for c in configs)]
+    for f in dataclasses.fields(ModelConfig):
+        if f.type == "bool" and all(getattr(c, f.name) is not True for c in configs):
+            missing.append(f"{f.name}=True")
+        if f.default is None and all(getattr(c, f.name) is None for c in configs):
+            missing.append(f"{f.name} set")
+    assert not missing, f"no catalogue entry has {', '.join(missing)}: add one to sinklab/model/variants.py"
+
+
+EXPORTABLE = {"default", "gqa", "one_head", "tied_embeddings", "wide_head"}  # what LlamaForCausalLM computes
+
+
+@pytest.mark.parametrize("name", sorted(variants.catalogue()))
+def test_hf_export_carries_the_model_or_refuses_naming_the_field(name):
+    from sinklab.model.checkpoint import HF_CARRIED, to_hf_llama
+
+    torch.manual_seed(0)
+    change = variants.catalogue()[name]
+    model = SinkLM(preset("tiny", **change)).eval()
+    if name not in EXPORTABLE:
+        with pytest.raises(SinklabError, match="exports to LlamaForCausalLM: ") as e:
+            to_hf_llama(model)
+        off = [k for k, v in change.items() if k not in HF_CARRIED and v != getattr(ModelConfig(), k)]
+        assert off and all(f"{k}=" in str(e.value) for k in off) and "\n" not in str(e.value)
+        return
+    hf = to_hf_llama(model).eval()
+    ids = torch.randint(0, 256, (2, 24))
+    with torch.no_grad():
+        assert (model(ids) - hf(ids).logits).abs().max().item() < 1e-5
+
+
+def test_hf_export_refuses_every_sparse_pattern_by_name():
+    from sinklab.model.checkpoint import to_hf_llama
+
+    for name, change in variants.sparse().items():
+        with pytest.raises(SinklabError, match=rf"sparse={change['sparse']!r}"):
+            to_hf_llama(SinkLM(preset("tiny", **change)))
+
+
+def test_stream_refuses_a_sparse_checkpoint(tmp_path, capsys):
+    from sinklab.cli import main
+    from sinklab.model.checkpoint import save_model
+
+    folder = save_model(SinkLM(preset("tiny", **variants.sparse()["local_global"])), tmp_path / "ck")
+    assert main(["stream", "--model", str(folder), "--prompt", "hello", "--max-new-tokens", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sparse='local_global'" in err[0]
+
+
+# the attention backend for (catalogue entry at block 128, device, real tokens T, recording, gradient)
+PLAN_TABLE = [
+    ("default", "cpu", 256, False, True, "sdpa_causal"),
+    ("default", "cuda", 256, False, True, "sdpa_causal"),
+    ("default", "cpu", 256, True, False, "fused"),
+    ("scaled_softmax", "cuda", 256, False, True, "sdpa_causal"),
+    ("wide_head", "cpu", 256, False, True, "sdpa_causal"),
+    ("wide_head", "cuda", 256, False, True, "dense"),          # head dim 512: past the kernels' 256
+    ("window", "cpu", 512, False, True, "dense"),              # a window of 256
+    ("window", "cuda", 512, False, True, "flex"),
+    ("window", "cuda", 512, True, False, "fused"),
+    ("window", "cpu", 256, False, True, "sdpa_causal"),        # a window as long as T is plain causal
+    ("prefix_lm", "cuda", 256, True, False, "flex"),           # a prefix: not what the fused kernels take
+    ("alibi", "cuda", 256, False, True, "flex"),
+    ("alibi", "cpu", 256, False, True, "dense"),
+    ("relative", "cuda", 256, False, True, "band_and_far"),
+    ("relative", "cuda", 256, False, False, "flex"),           # no gradient: the bias is a fixed score_mod
+    ("relative", "cuda", 100, False, True, "dense"),           # T not a multiple of the 128 tile
+    ("sink_logit", "cpu", 256, False, True, "dense"),
+    ("sink_logit", "cuda", 256, False, True, "flex"),
+    ("sink_logit", "cuda", 256, True, False, "fused"),
+    ("off_by_one", "cuda", 256, False, True, "flex"),
+    ("kv_bias", "cuda", 256, False, True, "sdpa_extra_key"),
+    ("k_bias", "cpu", 256, True, False, "sdpa_extra_key"),
+    ("sigmoid", "cuda", 256, False, True, "dense"),
+    ("softpick", "cuda", 256, False, True, "dense"),
+    ("sink_token", "cuda", 256, True, False, "sdpa_causal"),   # recorded: the sink token is no fused shape
+    ("moba", "cuda", 256, False, True, "moba_flex"),
+    ("moba", "cuda", 256, True, False, "sdpa_bool_mask"),      # measured per token
+    ("moba", "cpu", 256, False, True, "sdpa_bool_mask"),
+    ("moba_sink_token", "cuda", 256, False, True, "moba_flex_prefix_keys"),
+    ("moba_per_token", "cuda", 256, False, True, "sdpa_bool_mask"),
+    ("moba_gated_sink_logit", "cpu", 256, False, True, "dense"),
+    ("nsa", "cuda", 256, False, True, "nsa"),
+    ("dsa", "cuda", 256, False, True, "sdpa_bool_mask"),
+]
+
+
+@pytest.mark.parametrize("name,device,T,recording,grad,backend", PLAN_TABLE)
+def test_attention_plan_table(name, device, T, recording, grad, backend):
+    from sinklab.model import dispatch
+
+    cfg = preset("tiny", max_seq_len=512, **variants.catalogue(block=128)[name])
+    assert dispatch.plan(cfg, dispatch.Where.derive(cfg, device, T, recording, grad)) == backend
+
+
+def test_the_plan_names_a_known_backend_for_every_entry_and_place():
+    from sinklab.model import dispatch
+
+    for change in variants.catalogue(block=128).values():
+        cfg = preset("tiny", max_seq_len=512, **change)
+        for device in ("cpu", "cuda"):
+            for recording in (False, True):
+                assert dispatch.plan(cfg, dispatch.Where.derive(cfg, device, 256, recording)) in dispatch.BACKENDS
+
+
+def test_every_score_choice_has_a_score_function():
+    from sinklab.config import CHOICES
+    from sinklab.model.attention import SCORES
+
+    assert set(SCORES) == set(CHOICES["score"])

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from sinklab.cli import main
@@ -140,7 +139,7 @@ def test_config_values_are_checked_by_type_and_range(override, words, corpus, tm
 
 
 def test_integral_floats_are_accepted_for_integer_fields():
-    from sinklab.train.loop import resolve_configs
+    from sinklab.train.config import resolve_configs
 
     mc, tc = resolve_configs("tiny", {"train.steps": 1e3, "model.rope_theta": 10000})
     assert tc.steps == 1000 and isinstance(tc.steps, int) and isinstance(mc.rope_theta, float)
@@ -168,7 +167,7 @@ def test_a_run_folder_is_never_overwritten_without_resume_or_overwrite(finished_
 
 
 def test_the_default_run_folder_is_unique_per_config_and_stable_across_resume(corpus):
-    from sinklab.train.loop import resolve_configs
+    from sinklab.train.config import resolve_configs
 
     base = {"train.data": str(corpus)}
     a = resolve_configs("tiny", base)[1].out

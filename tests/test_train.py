@@ -32,7 +32,8 @@ def corpus(tmp_path_factory):
 def test_random_tokens_are_the_same_in_any_process_and_any_split_of_the_batch(corpus):
     """A resumed run or another rank must draw the very tokens of the uninterrupted one-GPU run: the
     draw may not depend on Python's per-process hash salt, nor on how the global batch is split."""
-    from sinklab.train.loop import Batches, TrainConfig, apply_interventions
+    from sinklab.train.batches import Batches, apply_interventions
+    from sinklab.train.config import TrainConfig
 
     tc = TrainConfig(data=str(corpus), random_tokens=(1, 4), seq_len=32)
     data = Batches(str(corpus), "train", 32, 0)
@@ -40,7 +41,7 @@ def test_random_tokens_are_the_same_in_any_process_and_any_split_of_the_batch(co
     two_ranks = torch.cat([apply_interventions(data.get(4, 5, 0, rank, world=2), tc, 256, 5, rank) for rank in range(2)])
     assert torch.equal(whole, two_ranks)
     assert not torch.equal(whole, apply_interventions(data.get(8, 6), tc, 256, 6)[:, 1:4])
-    code = ("import sys; sys.path.insert(0, %r); from sinklab.train.loop import Batches, TrainConfig, apply_interventions; "
+    code = ("import sys; sys.path.insert(0, %r); from sinklab.train.batches import Batches, apply_interventions; from sinklab.train.config import TrainConfig; "
             "tc = TrainConfig(data=%r, random_tokens=(1, 4), seq_len=32); "
             "print(apply_interventions(Batches(%r, 'train', 32, 0).get(8, 5), tc, 256, 5)[:, 1:4].tolist())"
             % (str(ROOT), str(corpus), str(corpus)))
@@ -83,7 +84,8 @@ def test_fixed_token_and_prefix_loss_mask():
 
 
 def test_interventions_reach_the_batches(corpus, tmp_path):
-    from sinklab.train.loop import Batches, TrainConfig, apply_interventions
+    from sinklab.train.batches import Batches, apply_interventions
+    from sinklab.train.config import TrainConfig
 
     tc = TrainConfig(data=str(corpus), random_tokens=(1, 3), fixed_token=(0, 255), seq_len=32)
     x = apply_interventions(Batches(str(corpus), "train", 32, 0).get(8, 5), tc, 256, 5)
@@ -103,7 +105,7 @@ def _losses(out, key="loss"):
 
 
 def test_kill_between_checkpoint_renames_falls_back_to_the_old_one(corpus, tmp_path):
-    from sinklab.train.loop import latest_checkpoint
+    from sinklab.train.checkpoint import latest_checkpoint
 
     main(["train", "tiny", f"train.data={corpus}", f"train.out={tmp_path}", "train.steps=5", "train.ckpt_every=5",
           "train.seq_len=32", "train.measure_every=1000", "train.eval_every=1000"])
@@ -113,7 +115,8 @@ def test_kill_between_checkpoint_renames_falls_back_to_the_old_one(corpus, tmp_p
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(corpus, tmp_path, monkeypatch):
     from sinklab.model.decoder import SinkLM
-    from sinklab.train.loop import resolve_configs, train
+    from sinklab.train.config import resolve_configs
+    from sinklab.train.loop import train
 
     real = SinkLM.forward
     calls = {"n": 0}
@@ -151,7 +154,7 @@ def test_sink_is_measured_during_training(corpus, tmp_path):
 
 
 def test_faithful_preset_builds_and_trains_at_tiny_width(corpus, tmp_path):
-    from sinklab.train.loop import resolve_configs
+    from sinklab.train.config import resolve_configs
 
     mc, tc = resolve_configs("faithful-60m", {})
     # the paper's shape and the calibrated recipe (EXPERIMENTS.md, faithful-60m)
@@ -214,7 +217,7 @@ def _torchrun(corpus, out, parallel, steps, resume=False):
 
 @pytest.mark.parametrize("n,world", [(8, 1), (8, 2), (3, 2), (5, 4), (2, 3)])
 def test_evaluation_batches_split_over_ranks_count_each_batch_once(n, world):
-    from sinklab.train.loop import eval_slots
+    from sinklab.train.evaluate import eval_slots
     shares = [eval_slots(n, rank, world) for rank in range(world)]
     assert len({len(s) for s in shares}) == 1  # the same number of forwards on every rank (FSDP gathers in each)
     counted = sorted(i for s in shares for i, c in s if c)
@@ -222,7 +225,7 @@ def test_evaluation_batches_split_over_ranks_count_each_batch_once(n, world):
 
 
 def test_a_step_sees_the_same_sequences_whatever_the_gpus_and_micro_batches(corpus):
-    from sinklab.train.loop import Batches
+    from sinklab.train.batches import Batches
     data = Batches(str(corpus), "train", 16, seed=3)
     one = data.get(8, step=5)
     two_gpus = torch.cat([data.get(2, 5, micro, rank, world=2, accum=2) for micro in range(2) for rank in range(2)])
@@ -263,7 +266,8 @@ def test_sparse_models_are_also_measured_on_a_probe_longer_than_their_pattern(co
     last = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()][-1]
     assert last["measure_T_long"] == 48 and "sink_1_long" in last and "sink_1_mask_aware_long" in last and "mean_alpha_1_long" in last
     from sinklab.config import preset
-    from sinklab.train.loop import TrainConfig, long_probe_T
+    from sinklab.train.config import TrainConfig
+    from sinklab.train.probe import long_probe_T
     assert long_probe_T(TrainConfig(seq_len=2048), preset("tiny"), 10**6) == 0          # dense: no long probe
     assert long_probe_T(TrainConfig(seq_len=2048), preset("tiny", window=32), 10**6) == 1024
     assert long_probe_T(TrainConfig(seq_len=2048, measure_T_long=0), preset("tiny", window=32), 10**6) == 0
@@ -286,14 +290,15 @@ def test_prepare_reads_hugging_face_datasets_from_local_paths(tmp_path):
 
 
 def test_the_trainer_can_probe_document_starts(tmp_path):
-    from sinklab.train.loop import TrainConfig, _probe
+    from sinklab.train.config import TrainConfig
+    from sinklab.train.probe import probe_ids
 
     d = tmp_path / "docs"
     d.mkdir()
     for i in range(60):
         (d / f"{i:02d}.txt").write_text(f"Doc {i}: " + "some words " * 10)
     m = prepare([str(d / "*.txt")], tmp_path / "sh", "bytes", val_fraction=0.3, progress=False)
-    x = _probe(TrainConfig(data=str(tmp_path / "sh"), measure_probe="doc_starts", measure_n=8, measure_T=32), m)
+    x = probe_ids(TrainConfig(data=str(tmp_path / "sh"), measure_probe="doc_starts", measure_n=8, measure_T=32), m)
     assert x.shape == (8, 32) and bytes(x[:, :4].flatten().tolist()) == b"Doc " * 8
 
 
@@ -314,7 +319,7 @@ def test_document_start_windows_begin_after_an_end_of_text_token():
 
 def test_train_fields_lists_every_field_with_its_value_and_choices(capsys):
     from sinklab.config import ModelConfig
-    from sinklab.train.loop import TrainConfig
+    from sinklab.train.config import TrainConfig
 
     assert main(["train", "--fields", "quick-60m", "model.score=sigmoid"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -322,3 +327,54 @@ def test_train_fields_lists_every_field_with_its_value_and_choices(capsys):
     assert "model.score = 'sigmoid'   (softmax | scaled_softmax | off_by_one | softpick | sigmoid | elu1 | kernel)" in lines
     assert "train.steps = 5000" in lines and "train.measure_probe = 'windows'   (windows | doc_starts)" in lines
     assert main(["train"]) == 2 and "train needs CONFIG" in capsys.readouterr().err
+
+
+def test_resume_restores_the_cuda_generator(tmp_path, monkeypatch):
+    """The checkpoint saves the CUDA generator and resuming sets it again (checked here with a stand-in
+    for the GPU generator; on a GPU the same two calls run)."""
+    from sinklab.config import preset
+    from sinklab.model.decoder import SinkLM
+    from sinklab.train import checkpoint, runs
+    from sinklab.train.config import TrainConfig
+    from sinklab.train.optim import make_optimizer
+
+    gpu = {"state": torch.tensor([1, 2, 3], dtype=torch.uint8), "set_to": None}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda *a: gpu["state"].clone())
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda s, *a: gpu.update(set_to=s.clone()))
+    mc, tc = preset("tiny"), TrainConfig(data=str(tmp_path / "data"), out=str(tmp_path))
+    model = SinkLM(mc)
+    torch.manual_seed(5)
+    checkpoint.save_checkpoint(tmp_path, model, make_optimizer(model, tc, fused=False).state_dict(), 7, tc,
+                               {"data_manifest": {}}, mc)
+    expected = torch.rand(3)
+    gpu["state"] = torch.tensor([9, 9], dtype=torch.uint8)  # both generators move on after the save
+    torch.manual_seed(99)
+    fresh = SinkLM(mc)
+    restored = runs.restore(tmp_path, fresh, mc.to_dict(), dataclasses.asdict(tc), {}, "cpu")
+    step = checkpoint.resume_state(restored, fresh, make_optimizer(fresh, tc, fused=False), False, tmp_path, 0)
+    assert step == 7 and torch.equal(torch.rand(3), expected)
+    assert gpu["set_to"] is not None and torch.equal(gpu["set_to"], torch.tensor([1, 2, 3], dtype=torch.uint8))
+
+
+def test_a_training_step_and_its_jobs_run_on_their_own(corpus, tmp_path):
+    import math
+
+    from sinklab.train.config import resolve_configs
+    from sinklab.train.loop import Clock, periodic_jobs, setup, train_step
+
+    mc, tc = resolve_configs("tiny", {"train.data": str(corpus), "train.out": str(tmp_path), "train.steps": 4,
+                                      "train.seq_len": 32, "train.ckpt_every": 2, "train.log_every": 1,
+                                      "train.eval_every": 1000, "train.measure_every": 1000})
+    run = setup(mc, tc, resume=False, overwrite=False)
+    clock = Clock.start(run)
+    before = [p.detach().clone() for p in run.model.parameters()]
+    loss = train_step(run, 0)
+    assert math.isfinite(loss.item())
+    assert any(not torch.equal(a, b) for a, b in zip(before, run.model.parameters()))
+    row = periodic_jobs(run, clock, 1, loss)
+    assert row["step"] == 1 and row["loss"] == round(loss.item(), 5) and not (tmp_path / "ckpt").exists()
+    periodic_jobs(run, clock, 2, train_step(run, 1))
+    run.logger.close()
+    assert json.loads((tmp_path / "ckpt" / "sinklab.json").read_text())["step"] == 2
+    assert [json.loads(r)["step"] for r in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1, 2]

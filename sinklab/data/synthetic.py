@@ -7,7 +7,6 @@ that only act on triggers must do nothing elsewhere, and dump their attention on
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 

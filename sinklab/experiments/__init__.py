@@ -52,7 +52,7 @@ def _flatten(section: str, d: dict | None) -> dict:
 def plan(suite_names_: list[str], preset: str, out: Path, data: str, only: list[str] | None = None,
          extra: dict | None = None) -> list[Run]:
     """Every run of the suites, each with its resolved config and a folder keyed by preset and config hash."""
-    from ..train.loop import resolve_configs
+    from ..train.config import resolve_configs
 
     runs = []
     for name in suite_names_:
@@ -122,7 +122,9 @@ def sweep(suite_names_: list[str], preset: str, out: str, data: str, only=None, 
     """Run what is missing: skip finished runs, resume interrupted ones, one run per GPU if several."""
     import torch
 
-    from ..train.loop import resolve_configs, train
+    from ..report import write_results
+    from ..train.config import resolve_configs
+    from ..train.loop import train
 
     from ..data.shards import open_split
 
@@ -139,7 +141,7 @@ def sweep(suite_names_: list[str], preset: str, out: str, data: str, only=None, 
             print(f"[{i}/{len(todo)}] {r.suite}/{r.change} -> {r.folder}")
             mc, tc = resolve_configs(preset, {**r.overrides, "train.out": str(r.folder)})
             partial = run_state(r) == "partial"
-            train(mc, tc, resume=partial, overwrite=not partial, progress=progress)
+            train(mc, tc, resume=partial, overwrite=not partial, progress=progress, final_report=write_results)
     return runs
 
 

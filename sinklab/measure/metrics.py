@@ -5,12 +5,11 @@ Conventions: attention weights are (..., queries, keys); positions are 0-indexed
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 import torch.nn.functional as F
 
-WeightsForRows = Callable[[int, int], torch.Tensor]
+# owned by the model (its dense path uses them too); re-exported here as part of the metric
+from ..model.observe import WeightsForRows, proxy_scores, row_block_size  # noqa: F401
 
 
 def causal_query_counts(n_keys: int, device=None) -> torch.Tensor:
@@ -57,11 +56,6 @@ def column_sums_with_proxy(weights_for_rows: WeightsForRows, proxy, n_queries: i
         total_raw = raw if total_raw is None else total_raw + raw
         total_proxy = measured if total_proxy is None else total_proxy + measured
     return total_proxy, total_raw
-
-
-def row_block_size(n_rows: int, n_keys: int, batch_heads: int, budget_elems: int = 1 << 25) -> int:
-    """Rows per block so that one (batch*heads, rows, keys) float block stays under `budget_elems`."""
-    return max(1, min(n_rows, budget_elems // max(1, batch_heads * n_keys)))
 
 
 def prepended_query_alpha(alpha: torch.Tensor, T: int) -> torch.Tensor:
@@ -158,12 +152,3 @@ def causal_pair_sum(a: torch.Tensor, b: torch.Tensor, block: int = 64, a_weight:
     a_sums = (w.unsqueeze(-2) @ a).squeeze(-2)                  # weighted block sums of a, (..., nb, d)
     return within + (a_sums * before).sum((-1, -2))
 
-
-def proxy_scores(similarity: torch.Tensor, non_negative: bool) -> torch.Tensor:
-    """The paper's stand-in for attention without row normalisation (sigmoid, kernels).
-
-    sim / sum(sim) when the similarities are non-negative, |sim| / sum(|sim|) otherwise; masked
-    entries must already be zero.
-    """
-    s = similarity if non_negative else similarity.abs()
-    return s / s.sum(-1, keepdim=True).clamp_min(1e-12)

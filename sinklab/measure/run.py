@@ -89,7 +89,8 @@ class _Accumulator:
 
 @dataclass
 class MeasureResult:
-    """Tidy tables (lists of dicts) plus the summary; `write(out)` saves them and the figures."""
+    """Tidy tables (lists of dicts) plus the summary; `sinklab.report.write_results(result, out)`
+    saves them and the figures (the report reads the measurement, never the other way)."""
     summary: dict
     sweep: list[dict]
     heads: list[dict]
@@ -101,11 +102,6 @@ class MeasureResult:
     @property
     def sink_1(self) -> float:
         return self.summary["sink"]["1"]
-
-    def write(self, out_dir: str | os.PathLike, figures: bool = True) -> Path:
-        from ..report import write_results
-
-        return write_results(self, Path(out_dir), figures=figures)
 
 
 def _as_list(x, cast) -> list:

@@ -132,7 +132,7 @@ def check_type(model_type: str, sharpened: bool = False) -> ZooRow:
 
 def _compare(model_type, model, folder) -> ZooRow:
     from ..load import load_model
-    from . import capture, metrics
+    from . import capture
 
     ids = _ids(model)
     try:

@@ -10,6 +10,7 @@ column is an added position that all queries see (the paper's Sink* is measured 
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -18,12 +19,11 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..kernels import attention_sums
-from ..measure import metrics
-from . import masks
+from . import dispatch, masks, observe
+from .dispatch import FLEX_TILE
 from .position import apply_rope, expand_distance_bias, rope_cache
 
 _flex = None
-FLEX_TILE = 128  # FlexAttention's kernels tile by 128: block masks from a block choice must align to it
 DSA_KL_ROWS = 256  # query rows on which DSA's indexer objective is estimated
 DSA_TRITON_INDEXER = True  # on a GPU, the selection's full (B, T, T) scores come from one Triton kernel
 
@@ -55,7 +55,7 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(d, Hkv * hd, bias=b)
         self.o_proj = nn.Linear(hd if cfg.head_combine == "sum" else H * hd, d, bias=b)
         n_bias = 1 if cfg.attn_bias_shared else H
-        if cfg.attn_bias in ("k", "kv"):
+        if cfg.has_bias_key:
             self.k_bias = nn.Parameter(torch.zeros(n_bias, cfg.attn_bias_dim or hd))
         if cfg.attn_bias == "kv":
             self.v_bias = nn.Parameter(torch.zeros(n_bias, hd))
@@ -99,7 +99,7 @@ class Attention(nn.Module):
             out.append(self.sink_logit.float().view(1, H, 1, 1).expand(B, H, R, 1))
         elif self.cfg.score == "off_by_one":
             out.append(q_rows.new_zeros(B, H, R, 1, dtype=torch.float32))
-        if self.cfg.attn_bias in ("k", "kv"):
+        if self.cfg.has_bias_key:
             kb = self.k_bias.float()
             kb = F.pad(kb, (0, self.head_dim - kb.shape[-1])).expand(H, -1)   # reduced dim d_a: zero-padded
             if self.cfg.score == "kernel":
@@ -141,12 +141,49 @@ class Attention(nn.Module):
     def _proxy(self, w: torch.Tensor) -> torch.Tensor:
         """The paper's proxy scores of unnormalised weights (row-local): sim / sum sim, or |sim| / sum |sim|."""
         non_negative = self.cfg.score in ("sigmoid", "elu1") or self.cfg.kernel == "elu1"
-        return metrics.proxy_scores(w, non_negative)
+        return observe.proxy_scores(w, non_negative)
 
     # -- forward ----------------------------------------------------------------------------------
     def forward(self, x, rope, pos_bias, mask_fn, plain_causal: bool, recorder=None, n_prefix: int = 0,
                 block_mask=None, window_block_mask=None, far_block_mask=None):
         cfg = self.cfg
+        T = x.shape[1]
+        q, k, v = self._qkv(x, rope)
+        where = dispatch.Where(x.device.type, T, recorder is not None, _bias_kind(pos_bias), plain_causal, n_prefix,
+                               block_mask is not None, far_block_mask is not None)
+        backend = dispatch.plan(cfg, where)
+        fused = self._fused_kernels(q, plain_causal) if backend == "fused" else None
+        if backend == "fused" and fused is None:  # the kernels do not take this dtype or shape
+            backend = dispatch.plan(cfg, dataclasses.replace(where, fused=False))
+
+        def full(t):  # grouped-query K/V repeated for every query head; the SDPA fast path skips this
+            return t if self.n_kv == self.n_heads else t.repeat_interleave(self.n_heads // self.n_kv, dim=1)
+
+        if backend == "nsa":
+            return self._finish(x, self._nsa(x, q, full(k), full(v), recorder, window_block_mask))
+        if backend == "fused":
+            return self._finish(x, self._attend_and_observe_fused(recorder, fused, q, k, v, full, pos_bias, mask_fn))
+        dyn = None
+        if cfg.sparse == "dsa":
+            dyn = self._dsa_mask(x, q, full(k))
+        elif cfg.sparse == "moba":  # blocks over the real tokens; a sink token stays visible to all
+            chosen = masks.moba_blocks(q[:, :, n_prefix:], full(k)[:, :, n_prefix:], cfg.sparse_block,
+                                       cfg.sparse_topk, cfg.force_first_block, cfg.sparse_select == "block")
+            if backend in ("moba_flex", "moba_flex_prefix_keys"):
+                bm = masks.flex_block_mask(chosen, cfg.sparse_block, T - n_prefix)
+                if backend == "moba_flex":
+                    return self._finish(x, self._flex(q, full(k), full(v), pos_bias, bm))
+                return self._finish(x, self._flex_with_prefix_keys(q, full(k), full(v), n_prefix, bm))
+            dyn = masks.blocks_to_token_mask(chosen, cfg.sparse_block, T - n_prefix, cfg.sparse_select == "block")
+            if n_prefix:
+                dyn = F.pad(dyn, (n_prefix, 0, n_prefix, 0), value=True)
+        if recorder is not None:
+            self._observe(recorder, q, full(k), full(v), pos_bias, mask_fn, n_prefix, dyn, plain_causal)
+        return self._finish(x, self._attend(backend, q, k, v, full, pos_bias, mask_fn, dyn, block_mask,
+                                            far_block_mask))
+
+    def _qkv(self, x, rope):
+        """q, k, v as (B, heads, T, d), RoPE applied, through the hook points."""
         B, T, _ = x.shape
         H, Hkv, hd = self.n_heads, self.n_kv, self.head_dim
         q = self.q_proj(x).view(B, T, H, hd)
@@ -155,43 +192,26 @@ class Attention(nn.Module):
         if rope is not None:  # rotate in (B, T, H, d): the transpose below stays a view for SDPA
             cos, sin = rope[0][:, None, :], rope[1][:, None, :]
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        q, k, v = self.hook_q(q.transpose(1, 2)), self.hook_k(k.transpose(1, 2)), self.hook_v(v.transpose(1, 2))
+        return self.hook_q(q.transpose(1, 2)), self.hook_k(k.transpose(1, 2)), self.hook_v(v.transpose(1, 2))
 
-        def full(t):  # grouped-query K/V repeated for every query head; the SDPA fast path skips this
-            return t if Hkv == H else t.repeat_interleave(H // Hkv, dim=1)
-
-        if cfg.sparse == "nsa":
-            out = self._nsa(x, q, full(k), full(v), recorder, window_block_mask)
-            return self._finish(x, out)
-        dyn = None
-        if cfg.sparse == "dsa":
-            # SDPA with the token mask, not a flex BlockMask of the choice: that path matched the
-            # dense one in an uncompiled fp32 check, but in compiled bf16 training the LM stopped
-            # learning (BENCHMARKS.md section 3b)
-            dyn = self._dsa_mask(x, q, full(k))
-        if cfg.sparse == "moba":  # blocks over the real tokens; a sink token stays visible to all
-            per_block = cfg.sparse_select == "block"
-            chosen = masks.moba_blocks(q[:, :, n_prefix:], full(k)[:, :, n_prefix:], cfg.sparse_block,
-                                       cfg.sparse_topk, cfg.force_first_block, per_block)
-            if recorder is None and self._block_sparse_flex_ok(q, T - n_prefix) and (pos_bias is None or not n_prefix):
-                bm = masks.flex_block_mask(chosen, cfg.sparse_block, T - n_prefix)
-                if not n_prefix:
-                    return self._finish(x, self._flex(q, full(k), full(v), pos_bias, bm))
-                return self._finish(x, self._flex_with_prefix_keys(q, full(k), full(v), n_prefix, bm))
-            dyn = masks.blocks_to_token_mask(chosen, cfg.sparse_block, T - n_prefix, per_block)
-            if n_prefix:
-                dyn = F.pad(dyn, (n_prefix, 0, n_prefix, 0), value=True)
-        if recorder is not None and dyn is None:
-            fused = self._fused_plan(q, pos_bias, plain_causal, n_prefix)
-            if fused is not None:
-                return self._finish(x, self._attend_and_observe_fused(recorder, fused, q, k, v, full, pos_bias, mask_fn))
-        if recorder is not None:
-            self._observe(recorder, q, full(k), full(v), pos_bias, mask_fn, n_prefix, dyn, plain_causal)
-        if dyn is not None:
-            out = self._attend_dynamic(q, full(k), full(v), pos_bias, mask_fn, dyn)
+    def _attend(self, backend, q, k, v, full, pos_bias, mask_fn, dyn, block_mask, far_block_mask):
+        """Run one of the single-pass backends `dispatch.plan` names."""
+        cfg = self.cfg
+        if backend == "sdpa_causal":
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=k.shape[1] != q.shape[1])
+        elif backend == "sdpa_bool_mask":
+            T = q.shape[-2]
+            allowed = dyn & masks.dense_mask(mask_fn, T, T, device=q.device)
+            out = F.scaled_dot_product_attention(q, full(k), full(v), attn_mask=allowed, scale=self.scale)
+        elif backend == "band_and_far":
+            return self._band_and_far(q, full(k), full(v), pos_bias, far_block_mask)
+        elif backend == "flex":
+            return self._flex(q, full(k), full(v), pos_bias, block_mask)
+        elif backend == "sdpa_extra_key":
+            return self._sdpa_extra_key(q, full(k), full(v), mask_fn)
         else:
-            out = self._attend(q, k, v, full, pos_bias, mask_fn, plain_causal, block_mask, far_block_mask)
-        return self._finish(x, out)
+            return self._dense(q, full(k), full(v), pos_bias, mask_fn, dyn)
+        return out * cfg.score_scale if cfg.score == "scaled_softmax" else out
 
     def _finish(self, x, out):
         """Value bias, output gate, head combination and the output projection."""
@@ -207,40 +227,6 @@ class Attention(nn.Module):
             out = out * torch.sigmoid(self.gate_proj(x)).view(B, T, H, 1)
         out = out.sum(2) if cfg.head_combine == "sum" else out.reshape(B, T, H * hd)
         return self.o_proj(out)
-
-    def _flex_ok(self, q) -> bool:
-        """FlexAttention computes this variant exactly: softmax family, no added key, on a GPU with
-        a head dimension its kernels take."""
-        cfg = self.cfg
-        return (q.is_cuda and self.head_dim <= 256 and cfg.attn_bias not in ("k", "kv")
-                and cfg.score in ("softmax", "scaled_softmax", "off_by_one"))
-
-    def _block_sparse_flex_ok(self, q, T: int) -> bool:
-        """A per-query-block choice (MoBA, NSA) maps onto FlexAttention tiles: blocks chosen once per
-        query block, aligned to the kernels' tile, covering T exactly."""
-        block = self.cfg.sparse_block
-        return (self._flex_ok(q) and self.cfg.sparse_select == "block" and T % block == 0
-                and block % FLEX_TILE == 0)
-
-    def _attend(self, q, k, v, full, pos_bias, mask_fn, plain_causal, block_mask, far_block_mask=None):
-        cfg = self.cfg
-        softmax_family = cfg.score in ("softmax", "scaled_softmax", "off_by_one")
-        no_extra_key = cfg.attn_bias not in ("k", "kv")
-        fits_kernels = not q.is_cuda or self.head_dim <= 256  # flash / flex take head dims up to 256
-        if softmax_family and no_extra_key and not cfg.sink_logit and cfg.score != "off_by_one" \
-                and pos_bias is None and plain_causal and fits_kernels:
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=k.shape[1] != q.shape[1])
-            return out * cfg.score_scale if cfg.score == "scaled_softmax" else out
-        # a learned bias (T5 relative) must not enter a flex score_mod: flex scatters its gradient
-        # with atomics, 60 ms per layer at the paper-60m shape (benchmarks/flex_probe.py)
-        learned_bias = pos_bias is not None and pos_bias.requires_grad
-        if learned_bias and far_block_mask is not None and plain_causal and self._flex_ok(q):
-            return self._band_and_far(q, full(k), full(v), pos_bias, far_block_mask)
-        if block_mask is not None and self._flex_ok(q) and not learned_bias:
-            return self._flex(q, full(k), full(v), pos_bias, block_mask)
-        if cfg.score in ("softmax", "scaled_softmax") and not no_extra_key and not cfg.sink_logit and pos_bias is None:
-            return self._sdpa_extra_key(q, full(k), full(v), mask_fn)
-        return self._dense(q, full(k), full(v), pos_bias, mask_fn)
 
     def _sdpa_extra_key(self, q, k, v, mask_fn):
         """K/KV bias: the bias key joins the keys (value: v_bias), seen by every query; one SDPA call."""
@@ -272,7 +258,8 @@ class Attention(nn.Module):
         chosen = masks.nsa_blocks(p_cmp, l, T, cfg.sparse_topk, cfg.force_first_block, per_block)
         g = self.branch_gate_proj(x).float().view(B, T, H, 3).permute(0, 2, 1, 3)
         g = torch.softmax(g, -1) if cfg.branch_gate == "softmax" else torch.sigmoid(g)
-        if recorder is None and window_block_mask is not None and self._block_sparse_flex_ok(q, T):
+        if recorder is None and window_block_mask is not None \
+                and dispatch.block_sparse_flex(cfg, dispatch.Where(q.device.type, T, recording=False)):
             o_sel = self._flex(q, k, v, None, masks.flex_block_mask(chosen, l, T)).float()
             o_win = self._flex(q, k, v, None, window_block_mask).float()
             return (g[..., 0:1] * (p_cmp @ vc) + g[..., 1:2] * o_sel + g[..., 2:3] * o_win).to(q.dtype)
@@ -332,16 +319,6 @@ class Attention(nn.Module):
             self.aux_loss = kl.sum(-1).mean()
         return masks.topk_tokens(scores, self.cfg.dsa_tokens)
 
-    def _attend_dynamic(self, q, k, v, pos_bias, mask_fn, dyn):
-        """A data-dependent pattern: one SDPA call with the boolean mask for plain softmax, else dense."""
-        cfg = self.cfg
-        if cfg.score in ("softmax", "scaled_softmax") and cfg.n_extra_keys == 0 and pos_bias is None:
-            T = q.shape[-2]
-            allowed = dyn & masks.dense_mask(mask_fn, T, T, device=q.device)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=self.scale)
-            return out * cfg.score_scale if cfg.score == "scaled_softmax" else out
-        return self._dense(q, k, v, pos_bias, mask_fn, dyn)
-
     def _flex(self, q, k, v, pos_bias, block_mask):
         """Softmax-family attention through FlexAttention."""
         out, lse = _flex_attention()(q, k, v, score_mod=_distance_bias_mod(pos_bias), block_mask=block_mask,
@@ -368,7 +345,7 @@ class Attention(nn.Module):
         """Plain softmax output and its log-sum-exp -> the configured variant: a sink logit (or
         off-by-one's zero logit) rescales by the LSE, scaled softmax by its alpha."""
         cfg = self.cfg
-        if cfg.sink_logit or cfg.score == "off_by_one":
+        if cfg.sink_column:
             sink = self.sink_logit.float() if cfg.sink_logit else torch.zeros(out.shape[1], device=out.device)
             # softmax over [sink, s] = softmax(s) * sum(e^s) / (e^sink + sum(e^s))
             out = out * torch.sigmoid(lse.float() - sink.view(1, -1, 1)).unsqueeze(-1).to(out.dtype)
@@ -409,7 +386,7 @@ class Attention(nn.Module):
     def _dense(self, q, k, v, pos_bias, mask_fn, dyn_mask=None):
         T = q.shape[-2]
         # whole rows on a GPU (the compiled graph fuses the score function); row blocks elsewhere
-        rows = T if q.is_cuda else metrics.row_block_size(T, T + 2, q.shape[0] * q.shape[1], budget_elems=1 << 27)
+        rows = T if q.is_cuda else observe.row_block_size(T, T + 2, q.shape[0] * q.shape[1], budget_elems=1 << 27)
         outs = []
         n_extra = len(self._extra_logits(q[:, :, :1]))
         v_extra = self._extra_values(q)
@@ -422,19 +399,13 @@ class Attention(nn.Module):
         return torch.cat(outs, dim=-2).to(q.dtype)
 
     def _extra_values(self, q):
-        if self.cfg.attn_bias not in ("k", "kv"):
+        if not self.cfg.has_bias_key:
             return None
         return self.v_bias.float().expand(self.n_heads, -1)[None, :, None, :]
 
-    def _fused_plan(self, q, pos_bias, plain_causal: bool, n_prefix: int):
-        """The fused measurement kernels compute this layer exactly: causal or sliding-window
-        softmax over the real tokens, optionally with a sink logit (gpt-oss, or off-by-one's zero)."""
-        cfg = self.cfg
-        if cfg.score not in ("softmax", "off_by_one") or cfg.attn_bias in ("k", "kv") or pos_bias is not None \
-                or n_prefix or cfg.sparse != "none" or not (plain_causal or (cfg.window and cfg.prefix_len is None)):
-            return None
-        T = q.shape[-2]
-        return attention_sums.plan(q.device.type, q.dtype, self.head_dim, T,
+    def _fused_kernels(self, q, plain_causal: bool):
+        """The fused kernels' plan for this dtype and shape, or None (the config fits: dispatch.fused_fits)."""
+        return attention_sums.plan(q.device.type, q.dtype, self.head_dim, q.shape[-2],
                                    mask_kind="window" if not plain_causal else "causal")
 
     def _attend_and_observe_fused(self, recorder, fused, q, k, v, full, pos_bias, mask_fn):
@@ -479,6 +450,13 @@ class Attention(nn.Module):
                          proxy=self._proxy if self.cfg.proxy_scores else None)
 
 
+def _bias_kind(pos_bias) -> str:
+    """How dispatch sees a position bias: none, fixed, or learned (its gradient is wanted)."""
+    if pos_bias is None:
+        return "none"
+    return "learned" if pos_bias.requires_grad else "fixed"
+
+
 def _attend_scores(s: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax attention from float32 scores: (output in v's dtype, the rows' log-sum-exp)."""
     lse = torch.logsumexp(s, -1)
@@ -510,30 +488,47 @@ def _masked_softmax(s: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
     return torch.nan_to_num(torch.softmax(s, dim=-1), nan=0.0)
 
 
-def score_function(cfg: ModelConfig, s: torch.Tensor, allowed: torch.Tensor, T: int) -> torch.Tensor:
-    """Turn logits (or kernel similarities) into weights; `allowed` is the (rows, cols) mask."""
-    kind = cfg.score
-    if kind in ("softmax", "scaled_softmax", "off_by_one"):
-        w = torch.softmax(s.masked_fill(~allowed, float("-inf")), dim=-1)
-        return w * cfg.score_scale if kind == "scaled_softmax" else w
-    if kind == "softpick":
-        # relu(e^x - 1) / (sum |e^x - 1| + eps), scaled by e^-m for stability
-        m = s.masked_fill(~allowed, float("-inf")).amax(-1, keepdim=True).clamp_min(0).detach()
-        shifted = (torch.exp(s - m) - torch.exp(-m)).masked_fill(~allowed, 0.0)
-        return F.relu(shifted) / (shifted.abs().sum(-1, keepdim=True) + 1e-6 * torch.exp(-m))
-    if kind == "sigmoid":
-        bias = -math.log(T) if cfg.sigmoid_bias == "auto" else float(cfg.sigmoid_bias or 0.0)
-        w = torch.sigmoid(s + bias) * allowed
-    elif kind == "elu1":
-        w = (F.elu(s) + 1) * allowed
-    else:  # kernel similarities phi(q) . phi(k)
-        w = s * allowed
-        norm = cfg.kernel_normalizer
-        if norm == "sum":
-            return w / w.sum(-1, keepdim=True).clamp_min(1e-6)
-        if norm == "max_abs_sum":
-            return w / w.sum(-1, keepdim=True).abs().clamp_min(1.0)
-        return w
-    if cfg.normalize:
+def _softmax(cfg: ModelConfig, s, allowed, T: int) -> torch.Tensor:
+    w = torch.softmax(s.masked_fill(~allowed, float("-inf")), dim=-1)
+    return w * cfg.score_scale if cfg.score == "scaled_softmax" else w
+
+
+def _softpick(cfg: ModelConfig, s, allowed, T: int) -> torch.Tensor:
+    """relu(e^x - 1) / (sum |e^x - 1| + eps), scaled by e^-m for stability."""
+    m = s.masked_fill(~allowed, float("-inf")).amax(-1, keepdim=True).clamp_min(0).detach()
+    shifted = (torch.exp(s - m) - torch.exp(-m)).masked_fill(~allowed, 0.0)
+    return F.relu(shifted) / (shifted.abs().sum(-1, keepdim=True) + 1e-6 * torch.exp(-m))
+
+
+def _row_normalised(cfg: ModelConfig, w: torch.Tensor) -> torch.Tensor:
+    return w / w.sum(-1, keepdim=True).clamp_min(1e-6) if cfg.normalize else w
+
+
+def _sigmoid(cfg: ModelConfig, s, allowed, T: int) -> torch.Tensor:
+    bias = -math.log(T) if cfg.sigmoid_bias == "auto" else float(cfg.sigmoid_bias or 0.0)
+    return _row_normalised(cfg, torch.sigmoid(s + bias) * allowed)
+
+
+def _elu1(cfg: ModelConfig, s, allowed, T: int) -> torch.Tensor:
+    return _row_normalised(cfg, (F.elu(s) + 1) * allowed)
+
+
+def _kernel_similarity(cfg: ModelConfig, s, allowed, T: int) -> torch.Tensor:
+    """Kernel similarities phi(q) . phi(k), divided by the configured normaliser."""
+    w = s * allowed
+    if cfg.kernel_normalizer == "sum":
         return w / w.sum(-1, keepdim=True).clamp_min(1e-6)
+    if cfg.kernel_normalizer == "max_abs_sum":
+        return w / w.sum(-1, keepdim=True).abs().clamp_min(1.0)
     return w
+
+
+# score name -> (cfg, logits or similarities, allowed mask, T) -> weights; one entry per CHOICES["score"]
+SCORES = {"softmax": _softmax, "scaled_softmax": _softmax, "off_by_one": _softmax, "softpick": _softpick,
+          "sigmoid": _sigmoid, "elu1": _elu1, "kernel": _kernel_similarity}
+
+
+def score_function(cfg: ModelConfig, s: torch.Tensor, allowed: torch.Tensor, T: int) -> torch.Tensor:
+    """Turn logits (or kernel similarities) into weights; `allowed` is the (rows, cols) mask. The
+    off-by-one zero logit and a sink logit are columns of `s` already."""
+    return SCORES[cfg.score](cfg, s, allowed, T)

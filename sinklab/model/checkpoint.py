@@ -1,13 +1,15 @@
-"""Checkpoints (safetensors + sinklab.json), measurement wrapping, and Hugging Face export/import.
+"""Checkpoints (safetensors + sinklab.json) and Hugging Face export/import.
 
 A checkpoint folder loads from itself alone: `sinklab.json` holds the resolved config.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -18,28 +20,39 @@ from .decoder import SinkLM
 FORMAT = 1
 
 
-def save_model(model: SinkLM, folder: str | os.PathLike, extra: dict | None = None, tokenizer_file=None) -> Path:
-    """Write weights and config atomically: a temp folder renamed into place."""
-    from safetensors.torch import save_model as st_save
-
+def write_atomically(folder: str | os.PathLike, fill: Callable[[Path], None], keep_previous: str | None = None) -> Path:
+    """Write a folder whole or not at all: `fill(tmp)` writes FOLDER.tmp, which is then renamed into
+    place, so a kill mid-write leaves the last folder whole. The folder it replaces is kept as
+    `keep_previous` (a fallback, e.g. ckpt.prev), or removed when that is None."""
     folder = Path(folder)
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    st_save(model, str(tmp / "model.safetensors"))
-    meta = {"format": FORMAT, "model": model.cfg.to_dict(), **(extra or {})}
-    (tmp / "sinklab.json").write_text(json.dumps(meta, indent=1))
-    if tokenizer_file:
-        shutil.copy(tokenizer_file, tmp / "tokenizer.json")
+    fill(tmp)
+    old = folder.with_name(keep_previous or folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
     if folder.exists():
-        old = folder.with_name(folder.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
         folder.rename(old)
-        tmp.rename(folder)
+    tmp.rename(folder)
+    if keep_previous is None:
         shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(folder)
     return folder
+
+
+def write_model_files(folder: Path, model: SinkLM, extra: dict | None = None, tokenizer_file=None) -> None:
+    """model.safetensors, sinklab.json (format, resolved config, `extra`) and tokenizer.json, if any."""
+    from safetensors.torch import save_model as st_save
+
+    st_save(model, str(folder / "model.safetensors"))
+    meta = {"format": FORMAT, "model": model.cfg.to_dict(), **(extra or {})}
+    (folder / "sinklab.json").write_text(json.dumps(meta, indent=1))
+    if tokenizer_file:
+        shutil.copy(tokenizer_file, folder / "tokenizer.json")
+
+
+def save_model(model: SinkLM, folder: str | os.PathLike, extra: dict | None = None, tokenizer_file=None) -> Path:
+    """Write weights and config atomically (see `write_atomically`)."""
+    return write_atomically(folder, lambda tmp: write_model_files(tmp, model, extra, tokenizer_file))
 
 
 def load_model(folder: str | os.PathLike, device="cpu", dtype=torch.float32) -> SinkLM:
@@ -61,63 +74,30 @@ def load_model(folder: str | os.PathLike, device="cpu", dtype=torch.float32) -> 
     return model.to(device=device, dtype=dtype).eval()
 
 
-def checkpoint_tokenizer(folder: Path, vocab_size: int):
-    from ..measure.probes import byte_tokenizer, from_hf_tokenizer
-
-    tok_file = folder / "tokenizer.json"
-    if tok_file.exists():
-        from transformers import PreTrainedTokenizerFast
-
-        return from_hf_tokenizer(PreTrainedTokenizerFast(tokenizer_file=str(tok_file)), vocab_size)
-    if vocab_size <= 256 + 8:
-        return byte_tokenizer(vocab_size=vocab_size)
-    return None
-
-
-def wrap_sinklab_model(model: SinkLM, tokenizer=None, name: str | None = None, info: dict | None = None):
-    """A `LoadedModel` whose capture runs through the decoder's own observation points."""
-    from ..load import LoadedModel
-    from ..measure.probes import TextTokenizer, byte_tokenizer
-
-    cfg = model.cfg
-    if tokenizer is None:
-        tokenizer = byte_tokenizer(vocab_size=cfg.vocab_size) if cfg.vocab_size <= 264 else \
-            TextTokenizer(encode=None, vocab_size=cfg.vocab_size, bos_id=None, adds_bos=False)
-
-    def capture_forward(input_ids, recorder):
-        recorder.reset()
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.inference_mode():
-                model.hidden_states(input_ids.to(next(model.parameters()).device), recorder=recorder)
-        finally:
-            model.train(was_training)
-
-    return LoadedModel(name=name or "sinklab model", kind="sinklab", model=model, tokenizer=tokenizer,
-                       max_context=cfg.max_seq_len, n_layers=cfg.n_layers, capture_forward=capture_forward,
-                       info=dict(info or {}, config=cfg.to_dict()))
-
-
-def load_for_measurement(folder, device="cpu", dtype=torch.float32):
-    folder = Path(folder)
-    model = load_model(folder, device, dtype)
-    tok = checkpoint_tokenizer(folder, model.cfg.vocab_size)
-    return wrap_sinklab_model(model, tok, name=str(folder), info={"checkpoint": str(folder)})
-
-
 # -- Hugging Face parity -----------------------------------------------------------------------
 
-HF_COMPATIBLE = dict(position="rope", norm="rmsnorm", norm_position="pre", ffn="swiglu", head_combine="concat",
-                     attn_bias="none", sink_token=False, score="softmax", sink_logit=False, gate="none",
-                     prefix_len=None, window=None, linear_bias=False)
+# what LlamaForCausalLM carries; every other field must be at its default or export refuses (an
+# allow-list: a new field, such as a sparse pattern, is refused until export learns to carry it)
+HF_CARRIED = ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "d_ffn", "max_seq_len", "rope_theta",
+              "norm_eps", "tie_embeddings",
+              "init_std")  # the initialisation only: trained weights carry what it did
+
+
+def hf_export_refusal(cfg: ModelConfig) -> str | None:
+    """Why this config does not export to LlamaForCausalLM (every field off its default), or None."""
+    default = ModelConfig()
+    off = [(f.name, getattr(cfg, f.name), getattr(default, f.name)) for f in dataclasses.fields(ModelConfig)
+           if f.name not in HF_CARRIED and getattr(cfg, f.name) != getattr(default, f.name)]
+    if not off:
+        return None
+    return ("only the LLaMA-shaped config exports to LlamaForCausalLM: "
+            + ", ".join(f"{name}={value!r} (needs {needs!r})" for name, value, needs in off))
 
 
 def _check_llama_compatible(cfg: ModelConfig) -> None:
-    for field, value in HF_COMPATIBLE.items():
-        if getattr(cfg, field) != value:
-            raise SinklabError(f"only the LLaMA-shaped config exports to LlamaForCausalLM: {field}={getattr(cfg, field)!r}"
-                               f" (needs {value!r})")
+    why = hf_export_refusal(cfg)
+    if why:
+        raise SinklabError(why)
 
 
 def _name_map(n_layers: int) -> dict[str, str]:

@@ -1,15 +1,39 @@
 """SinkLM: the one decoder. Every architectural difference is a `ModelConfig` field."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from . import masks
-from .attention import FLEX_TILE, Attention
+from . import dispatch, masks
+from .attention import Attention
+from .dispatch import FLEX_TILE
 from .ffn import FeedForward
+from .observe import Recorder
 from .position import RelativeBias, alibi_by_distance, relative_band, rope_cache, sinusoidal
+
+
+@dataclass
+class ForwardContext:
+    """What every layer of one forward shares: positions, the mask and its flex block masks, the recorder."""
+    rope: tuple | None                 # (cos, sin) of the positions, RoPE only
+    pos_bias: torch.Tensor | None      # (H, T) additive bias by distance q - k (ALiBi, T5 relative)
+    mask_fn: masks.MaskFn
+    plain_causal: bool
+    recorder: Recorder | None
+    n_prefix: int                      # sink tokens before the real ones
+    block_mask: object = None          # flex BlockMask of the pattern (GPU)
+    window_block_mask: object = None   # NSA's window branch (GPU)
+    far_block_mask: object = None      # causal beyond a learned bias's band (GPU)
+
+    def attention_args(self) -> dict:
+        """Keyword arguments of `Attention.forward` (shallow: tensors are not copied)."""
+        return dict(rope=self.rope, pos_bias=self.pos_bias, mask_fn=self.mask_fn, plain_causal=self.plain_causal,
+                    recorder=self.recorder, n_prefix=self.n_prefix, block_mask=self.block_mask,
+                    window_block_mask=self.window_block_mask, far_block_mask=self.far_block_mask)
 
 
 class RMSNorm(nn.Module):
@@ -38,12 +62,12 @@ class Block(nn.Module):
         self.ffn = FeedForward(cfg.d_model, cfg.d_ffn, cfg.ffn, cfg.linear_bias)
         self.hook_resid = nn.Identity()  # named hook point: the residual stream after this block
 
-    def forward(self, x, ctx: dict):
+    def forward(self, x, ctx: ForwardContext):
         if self.pre:
-            x = x + self.attn(self.attn_norm(x), **ctx)
+            x = x + self.attn(self.attn_norm(x), **ctx.attention_args())
             x = x + self.ffn(self.ffn_norm(x))
         else:  # post-norm: x = norm(x + f(x))
-            x = self.attn_norm(x + self.attn(x, **ctx))
+            x = self.attn_norm(x + self.attn(x, **ctx.attention_args()))
             x = self.ffn_norm(x + self.ffn(x))
         return self.hook_resid(x)
 
@@ -104,7 +128,7 @@ class SinkLM(nn.Module):
         return 6 * n + 12 * cfg.n_layers * cfg.n_heads * cfg.head_dim * T
 
     # -- forward ----------------------------------------------------------------------------------
-    def _context(self, T_total: int, device) -> dict:
+    def _context(self, T_total: int, device, recorder=None) -> ForwardContext:
         cfg = self.cfg
         rope = self._rope(T_total, device) if cfg.position == "rope" else None
         if cfg.position == "alibi":  # position biases are (H, T) by distance q - k
@@ -117,21 +141,18 @@ class SinkLM(nn.Module):
         mask_fn = masks.build(cfg.window, prefix, n_global=self.n_prefix, sparse=cfg.sparse,
                               sparse_window=cfg.sparse_window, sparse_globals=cfg.sparse_globals,
                               sparse_stride=cfg.sparse_stride)
-        plain = masks.is_plain_causal(cfg.window, prefix, T_total, cfg.sparse)
-        block_mask = window_block_mask = None
-        needs_flex = not plain or pos_bias is not None or cfg.sink_logit or cfg.score == "off_by_one"
-        if device.type == "cuda" and needs_flex:
+        plain = dispatch.plain_causal(cfg, T_total)
+        block_mask = window_block_mask = far_block_mask = None
+        gpu = device.type == "cuda"
+        if gpu and dispatch.needs_block_mask(cfg, plain, pos_bias is not None):
             block_mask = self._block_mask(mask_fn, T_total, device)
-        far_block_mask = None
-        if device.type == "cuda" and cfg.position == "relative" and plain:
+        if gpu and dispatch.needs_far_block_mask(cfg, T_total, plain):  # attention splits at the bias's last bucket
             band = relative_band(cfg.relative_max_distance, FLEX_TILE)
-            if T_total % FLEX_TILE == 0 and T_total > band:  # attention splits at the bias's last bucket
-                far_block_mask = self._block_mask(masks.causal(), T_total - band, device, "far")
-        if device.type == "cuda" and cfg.sparse == "nsa":
+            far_block_mask = self._block_mask(masks.causal(), T_total - band, device, "far")
+        if gpu and cfg.sparse == "nsa":
             window_block_mask = self._block_mask(masks.sliding_window(cfg.sparse_window), T_total, device, "nsa")
-        return dict(rope=rope, pos_bias=pos_bias, mask_fn=mask_fn, plain_causal=plain,
-                    n_prefix=self.n_prefix, block_mask=block_mask, window_block_mask=window_block_mask,
-                    far_block_mask=far_block_mask)
+        return ForwardContext(rope, pos_bias, mask_fn, plain, recorder, self.n_prefix, block_mask, window_block_mask,
+                              far_block_mask)
 
     def _rope(self, T, device):
         return self.rope_cos[:T], self.rope_sin[:T]
@@ -158,8 +179,7 @@ class SinkLM(nn.Module):
             x = x + self.pos_embed.weight[:T_total]
         elif cfg.position == "sinusoidal":
             x = x + sinusoidal(T_total, cfg.d_model, x.device).to(x.dtype)
-        ctx = self._context(T_total, x.device)
-        ctx["recorder"] = recorder
+        ctx = self._context(T_total, x.device, recorder)
         for i, block in enumerate(self.layers):
             x = block(x, ctx)
             if recorder is not None:

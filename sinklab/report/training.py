@@ -59,9 +59,11 @@ def measure_final_checkpoint(run: Path) -> Path | None:
     None when the run has no checkpoint or its data folder (the probe's source) is gone."""
     import torch
 
-    from ..measure.run import measure
-    from ..model.checkpoint import load_for_measurement
-    from ..train.loop import TrainConfig, _probe, latest_checkpoint
+    from ..measure.sinklab_model import load_for_measurement
+    from ..train.checkpoint import latest_checkpoint
+    from ..train.config import TrainConfig
+    from ..train.probe import measure_on_probe, probe_ids
+    from . import write_results
 
     ck = latest_checkpoint(run)
     if ck is None:
@@ -76,12 +78,11 @@ def measure_final_checkpoint(run: Path) -> Path | None:
         print(f"note: the run's data folder {tc.data} is gone, so its probe cannot be rebuilt; "
               f"measure the checkpoint with `sinklab measure --model {ck}`")
         return None
-    probe = _probe(tc, meta["data_manifest"])
+    probe = probe_ids(tc, meta["data_manifest"])
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    result = measure(load_for_measurement(ck, device=device), probe="tokens", input_ids=probe,
-                     T=probe.shape[1], eps=0.3, batch_size=16, progress=False)
+    result = measure_on_probe(load_for_measurement(ck, device=device), probe, keep_map_upto=256)
     result.summary["checkpoint_step"] = meta["step"]
-    return result.write(out)
+    return write_results(result, out)
 
 
 MEASURED_COLUMNS = ("step", "loss", "val_loss", "sink_1", "mean_alpha_1", "largest_sink_position",

@@ -9,7 +9,7 @@ import time
 import torch
 
 from ..errors import SinklabError
-from .cache import SinkCache, check_sizes
+from .cache import SinkCache
 
 POLICIES = ("full", "window", "sink", "recompute")
 
@@ -242,7 +242,7 @@ def generate(model, prompt, max_new_tokens: int = 100, n_sink: int = 4, window: 
     """
     from transformers import GenerationConfig
 
-    from . import prepare
+    from .prepare import prepare
 
     sm = prepare(model)
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Session 3's GPU call (4x H200):   OUT=results bash scripts/gpu_s3.sh
+# (4x H200):   OUT=results bash scripts/gpu_ddp_micro32_sigmoid_2400.sh
 # Phase A (nothing else compiling): 1 GPU vs DDP on 2 GPUs, quick-60m, global batch 32, side by side;
 #   GPU3 meanwhile trains the sigmoid-without-normalisation run further (2400 steps).
 # Phase B: GPU0 variant step times (relative: band + far, DSA: flex token mask); GPU1 MoBA and NSA

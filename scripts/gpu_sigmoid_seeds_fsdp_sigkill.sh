@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Session 5, call 3 (4x H200, or 2x with seed 2 only; SEEDS="..." overrides, one pair of GPUs
+# (4x H200, or 2x with seed 2 only; SEEDS="..." overrides, one pair of GPUs
 # each): seeds 2 and 3 of sigmoid without normalisation at the quick-60m preset's 5,000 steps (GPUs 0-1 and 2-3, 2-GPU DDP each), measured
 # on 256 probe windows instead of 64; per-head tables of the final checkpoints on 256 windows and on
 # the held-out document starts. Alongside on

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Session 3's third GPU call (4x H200):   OUT=results bash scripts/gpu_s3c.sh
+# (4x H200):   OUT=results bash scripts/gpu_ddp_whole_graph_dsa_flex.sh
 # Phase A: 1 GPU (micro 32) next to DDP on 2 GPUs with one compiled graph (train.ddp_graph=whole);
 #   GPU3: DSA at quick-60m through FlexAttention, 300 steps, val loss every 50.
 # Phase B: GPU0 DSA through SDPA with the token mask (is the divergence in the flex path?); GPU1 DSA

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Session 4, call 2 (4x H200): FSDP paper-1b on GPUs 0-1 (after the recorder fix), then the sparse
+# (4x H200): FSDP paper-1b on GPUs 0-1 (after the recorder fix), then the sparse
 # suite's MoBA + sink token and MoBA + sigmoid runs there; DSA for 1,000 steps (GPU2); the sum of
 # heads re-timed with the attention-width FLOP count, then a 1,000-step sigmoid run and its per-head
 # table (GPU3).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Session 4, call 1 (4x H200): the issue-3 field values never timed (GPUs 0-2, each with its own
+# (4x H200): the issue-3 field values never timed (GPUs 0-2, each with its own
 # softmax row), MoBA + sink token on its new flex path and DSA in the same harness (GPU3), then
 # FSDP with the paper-1b preset on GPUs 0-1 once their timings are done.
 set -u

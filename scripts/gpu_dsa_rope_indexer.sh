@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Session 3's last GPU call: DSA with the rotary indexer at quick-60m, 200 steps through FlexAttention
+# DSA with the rotary indexer at quick-60m, 200 steps through FlexAttention
 # (GPU0) and through SDPA with the token mask (GPU1); DSA and softmax step times (GPU2).
 set -u
 source scripts/gpu_env.sh; mkdir -p "$OUT/r"

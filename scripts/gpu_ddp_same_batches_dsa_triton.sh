@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Session 4, call 3 (4x H200): DDP on GPUs 0-1 against one GPU (GPU2) now that a step's global batch
+# (4x H200): DDP on GPUs 0-1 against one GPU (GPU2) now that a step's global batch
 # is the same sequences whatever the GPU count; the sum of heads timed alone (GPU2 first); DSA's
 # Triton indexer checked and timed against the PyTorch indexer (GPU3); a 300-step DSA run through
 # the kernel, to see that it learns (GPU0, after DDP).

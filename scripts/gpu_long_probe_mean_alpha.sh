@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Session 4, call 4 (4x H200): the threshold-free mean alpha_1 at T = 1024, where the threshold Sink
+# (4x H200): the threshold-free mean alpha_1 at T = 1024, where the threshold Sink
 # read ~0 for every pattern: dense, MoBA, NSA and a 256 window, 800 steps each, one per GPU.
 set -u
 BUDGET=300; source scripts/gpu_env.sh; mkdir -p "$OUT/r"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Session 3's second GPU call (4x H200):   OUT=results bash scripts/gpu_s3b.sh
+# (4x H200):   OUT=results bash scripts/gpu_ddp_micro16_sigmoid_logT.sh
 # Phase A (no compiles besides these): quick-60m at global batch 32 on 1 GPU (micro 32), on 1 GPU
 #   with micro 16 x 2, and with DDP on 2 GPUs (micro 16 each), side by side (that call's code froze the GC after warm-up; since removed).
 # Phase B: GPU0 DSA step profile and times; GPU1 the sparse suite's DSA run; GPU2 the DSA GPU check (since removed),
