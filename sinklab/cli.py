@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     z = sub.add_parser("zoo", help="measure every causal-LM type of the installed transformers, tiny and random, "
                                    "against eager attention, and write the coverage table")
     z.add_argument("--types", default=None, help="comma-separated model types (default: all)")
-    z.add_argument("--sharpened", action="store_true", help="also run with query/key weights x4 and softcaps at 3")
+    z.add_argument("--sharpened", action="store_true", help="also run with query/key weights x16 and softcaps at 3")
     z.add_argument("--out", default="docs/architectures.md", help="the table (default: docs/architectures.md)")
     z.set_defaults(func=cmd_zoo)
     for register in _extra_commands():

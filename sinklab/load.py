@@ -261,6 +261,8 @@ def _load_hf(spec: str, device: str, dtype: str, trust_remote_code: bool, name: 
         tok = AutoTokenizer.from_pretrained(spec, trust_remote_code=trust_remote_code, revision=revision)
         if len(tok) < 2:  # a folder without tokenizer files can yield an empty tokenizer
             tok = None
+        elif not tok("a", add_special_tokens=True)["input_ids"]:  # one that cannot encode (reformer's stub)
+            tok = None
     except Exception:  # tokenizer loaders raise many kinds for missing or odd files; the model still measures
         tok = None  # random and repeat probes still work from the vocabulary size
     info = {"revision": revision} if revision else {}
@@ -314,6 +316,7 @@ def _wrap_hf_route(model, tok, name, kind, info, route) -> LoadedModel:
 
     def capture_forward(input_ids: torch.Tensor, recorder: capture.AttentionRecorder) -> None:
         recorder.reset()
+        recorder.seq_len = int(input_ids.shape[-1])
         hooks = capture.hidden_state_hooks(layers, recorder) if layers is not None else contextlib.nullcontext()
         with torch.inference_mode(), capture.recording(recorder), hooks:
             if route == "eager":
@@ -336,7 +339,42 @@ def _wrap_hf_route(model, tok, name, kind, info, route) -> LoadedModel:
     check_causal(loaded, lambda ids: base(input_ids=ids.to(input_device), use_cache=False).last_hidden_state)
     if route == "eager":
         _check_same_output(loaded, base, input_device)
+    else:
+        _check_same_logits(loaded, model, input_device)
     return loaded
+
+
+def _logits_close(got: torch.Tensor, want: torch.Tensor, dtype: torch.dtype) -> bool:
+    if dtype == torch.float32:
+        return bool(torch.allclose(got, want, atol=1e-4, rtol=1e-3))
+    return float((got - want).abs().max()) <= 2e-2 * max(1.0, float(want.abs().max()))  # half: ~2e-2 relative
+
+
+def _check_same_logits(loaded, model, input_device) -> None:
+    """sinklab must never change what the model computes: its logits under capture equal the model's
+    own under eager attention, or the model is refused here, at load."""
+    ids = torch.arange(1, 17).remainder(max(2, loaded.tokenizer.vocab_size)).unsqueeze(0).to(input_device)
+    rec = capture.AttentionRecorder()
+    rec.seq_len = ids.shape[1]
+    try:
+        with torch.inference_mode():
+            with capture.recording(rec):
+                got = model(input_ids=ids, use_cache=False).logits.float()
+            model.set_attn_implementation("eager")
+            try:
+                want = model(input_ids=ids, use_cache=False).logits.float()
+            finally:
+                model.set_attn_implementation(capture.ATTN_IMPLEMENTATION)
+    except SinklabError:
+        raise
+    except Exception as e:  # a model that cannot run its own eager attention: no reference to hold sinklab to
+        raise SinklabError(f"{loaded.name}: cannot compare its logits under capture with its own eager attention "
+                           f"({type(e).__name__}: {str(e).strip().splitlines()[0][:160] if str(e).strip() else ''})") from None
+    if got.shape != want.shape or not _logits_close(got, want, next(model.parameters()).dtype):
+        diff = float((got - want).abs().max()) if got.shape == want.shape else float("nan")
+        raise SinklabError(f"{loaded.name}: its logits under sinklab's capture differ from its own eager attention "
+                           f"(max {diff:.2g}); {loaded.info.get('model_type')} would be measured as another model, "
+                           "so it is refused")
 
 
 def _check_same_output(loaded, base, input_device) -> None:
