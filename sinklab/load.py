@@ -225,38 +225,18 @@ def _note(text: str) -> None:
 def _load_hf(spec: str, device: str, dtype: str, trust_remote_code: bool, name: str | None = None,
              kind: str = "hf", placement: dict | None = None, revision: str | None = None) -> LoadedModel:
     _quiet_transformers()
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     try:
         config = AutoConfig.from_pretrained(spec, trust_remote_code=trust_remote_code, revision=revision)
     except OSError as e:
         what = f"revision {revision!r} of {spec!r}" if revision else f"model {spec!r}"
         raise SinklabError(f"cannot load {what}: not a local model and not reachable on the hub ({str(e).splitlines()[0]})") from None
-    except ValueError as e:
-        raise SinklabError(f"cannot load model {spec!r}: {str(e).splitlines()[0]}") from None
+    except Exception as e:  # ValueError for remote code or an unknown type; others for a malformed config.json
+        raise SinklabError(f"cannot load model {spec!r}: {_first_line(e)}") from None
     if getattr(config, "is_encoder_decoder", False):
         raise SinklabError(f"{spec} is not a causal LM: {config.model_type} is an encoder-decoder model")
-    attn = capture.register_hf_attention()
-    route = "interface"
-    try:
-        model = AutoModelForCausalLM.from_pretrained(spec, dtype=DTYPES[dtype], attn_implementation=attn,
-                                                     trust_remote_code=trust_remote_code, revision=revision,
-                                                     **(placement or {}))
-    except ValueError as e:
-        msg = str(e).splitlines()[0]
-        if "Unrecognized configuration class" in msg or "not supported" in msg:
-            raise SinklabError(f"{spec} is not a causal LM: transformers has no causal-LM head for model type {config.model_type!r}") from None
-        raise SinklabError(f"cannot load model {spec!r}: {msg}") from None
-    except OSError as e:
-        raise SinklabError(f"cannot load model {spec!r}: {str(e).splitlines()[0]}") from None
-    except KeyError as e:
-        if not (e.args and e.args[0] == attn):
-            raise
-        # it picks its attention class by implementation name instead of calling AttentionInterface
-        model = AutoModelForCausalLM.from_pretrained(spec, dtype=DTYPES[dtype], attn_implementation="eager",
-                                                     trust_remote_code=trust_remote_code, revision=revision,
-                                                     **(placement or {}))
-        route = "eager"
+    model, route = _build_hf(spec, config, dtype, trust_remote_code, revision, placement)
     try:
         tok = AutoTokenizer.from_pretrained(spec, trust_remote_code=trust_remote_code, revision=revision)
         if len(tok) < 2:  # a folder without tokenizer files can yield an empty tokenizer
@@ -270,6 +250,37 @@ def _load_hf(spec: str, device: str, dtype: str, trust_remote_code: bool, name: 
         info["device_map"] = {str(k): str(v) for k, v in model.hf_device_map.items()}
     return _wrap_hf(model, tok, name or (f"{spec}@{revision}" if revision else spec), kind, device, dtype, info=info,
                     route=route)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0][:200] if text else "") or type(e).__name__
+
+
+def _build_hf(spec, config, dtype, trust_remote_code, revision, placement):
+    """(model, capture route): under sinklab's attention name, or eager for a model that picks its
+    attention class from a dict keyed by the implementation name (Falcon, GPT-Neo, GIT)."""
+    from transformers import AutoModelForCausalLM
+
+    attn = capture.register_hf_attention()
+    kwargs = dict(dtype=DTYPES[dtype], trust_remote_code=trust_remote_code, revision=revision, **(placement or {}))
+    for impl, route in ((attn, "interface"), ("eager", "eager")):
+        try:
+            return AutoModelForCausalLM.from_pretrained(spec, attn_implementation=impl, **kwargs), route
+        except KeyError as e:
+            if impl == attn and e.args and e.args[0] == attn:
+                continue
+            _refuse_build(spec, config, e)
+        except Exception as e:  # a config that cannot be built raises anything from its modules' constructors
+            _refuse_build(spec, config, e)
+
+
+def _refuse_build(spec, config, e: Exception):
+    msg = _first_line(e)
+    if isinstance(e, ValueError) and ("Unrecognized configuration class" in msg or "not supported" in msg):
+        raise SinklabError(f"{spec} is not a causal LM: transformers has no causal-LM head for model type "
+                           f"{config.model_type!r}") from None
+    raise SinklabError(f"cannot load model {spec!r}: {type(e).__name__}: {msg}") from None
 
 
 EAGER_ROUTE = "eager output_attentions, one layer at a time (module hooks)"
@@ -424,7 +435,12 @@ def check_causal(loaded: LoadedModel, hidden: Callable[[torch.Tensor], torch.Ten
     if not torch.allclose(a, b, atol=1e-4, rtol=1e-3):
         raise SinklabError(f"{loaded.name} is not a causal LM: its early positions change when a later token does")
     if not rec.layers:
-        raise SinklabError(f"{loaded.name}: no attention layer reported to sinklab; this architecture routes "
-                           "attention outside transformers' AttentionInterface and is not supported yet")
+        model_type = loaded.info.get("model_type") or type(loaded.model).__name__
+        if not capture.attention_modules(loaded.model):  # mamba, rwkv, xlstm: recurrences, no attention module
+            raise SinklabError(f"{loaded.name}: {model_type} has no softmax attention (no attention layer runs "
+                               "in its forward), so it has no attention sink to measure")
+        raise SinklabError(f"{loaded.name}: no attention layer reported to sinklab; {model_type} routes attention "
+                           "outside transformers' AttentionInterface and is not supported yet")
+    loaded.info["attention_layers"] = len(rec.layers)
 
 

@@ -146,3 +146,23 @@ def test_sinklab_mask_is_eager_mask_never_none():
     assert m is not None and m.dtype == torch.float32
     assert torch.equal(m[0, 0] == 0, torch.ones(4, 4, dtype=torch.bool).tril())
     assert capture.mask_kind(m, 4, None) == "causal"
+
+
+def test_sliding_window_mask_gives_the_mask_aware_alpha_beside_the_papers():
+    from sinklab.measure import capture, metrics
+
+    class Attn(torch.nn.Module):
+        layer_idx = 0
+
+    T, W = 6, 2
+    i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
+    allowed = (j <= i) & (i - j < W)
+    mask = torch.zeros(1, 1, T, T).masked_fill(~allowed, torch.finfo(torch.float32).min)
+    q, k = torch.randn(1, 2, T, 4), torch.randn(1, 2, T, 4)
+    rec = capture.AttentionRecorder()
+    with capture.recording(rec):
+        capture.sinklab_hf_attention(Attn(), q, k, k, mask, sliding_window=W)
+    w = torch.softmax((q @ k.transpose(-1, -2)) / 2 + mask, -1)
+    cap = rec.layers[0]
+    assert torch.allclose(cap.alpha, metrics.importance_scores(w), atol=1e-6)
+    assert torch.allclose(cap.alpha_mask_aware, w.sum(-2) / allowed.sum(0).float(), atol=1e-6)

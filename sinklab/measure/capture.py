@@ -315,7 +315,7 @@ def _fused_layer(recorder, layer, query, key, value, attention_mask, scaling, kw
                                    None if attention_mask is None else attention_mask[:1], None, sink_logits)
         amap = rows(0, T)[0, :, :, 0 if sink_logits is None else 1:].float()
     recorder.observe_columns(layer, query, key, value, col, None if sink_col is None else sink_col[..., None],
-                             attention_map=amap)
+                             attention_map=amap, visible=visible_counts(attention_mask, T, T) if kind == "window" else None)
     return out
 
 
@@ -334,6 +334,18 @@ def _fold_indices(attention_mask, indices, query):
     if attention_mask.dtype == torch.bool:
         return attention_mask & selected
     return attention_mask.masked_fill(~selected, torch.finfo(attention_mask.dtype).min)
+
+
+def visible_counts(attention_mask, Tq: int, Tk: int):
+    """How many queries see each key under the mask, (B, 1, Tk), for the mask-aware alpha; None when
+    that is plain causal (T - k + 1), where the mask-aware alpha is the paper's alpha."""
+    if attention_mask is None or attention_mask.shape[-2] != Tq:
+        return None
+    allowed = attention_mask if attention_mask.dtype == torch.bool else \
+        attention_mask > torch.finfo(attention_mask.dtype).min / 2
+    counts = allowed[..., :Tk].sum(-2, dtype=torch.float32)
+    causal = metrics.causal_query_counts(Tk, counts.device)
+    return None if Tq != Tk or bool((counts == causal).all()) else counts
 
 
 def _over_input_tokens(recorder, query, key) -> bool:
@@ -380,7 +392,8 @@ def sinklab_hf_attention(module, query, key, value, attention_mask, scaling=None
     weights = hf_weights_for_rows(query, k_full, scaling, attention_mask, kwargs.get("softcap"), sinks, bias, causal)
     n_extra = 0 if sinks is None else 1
     if measured:
-        recorder.observe(layer, query, key, value, weights, n_extra=n_extra, tokens_only=sinks is not None)
+        recorder.observe(layer, query, key, value, weights, n_extra=n_extra, tokens_only=sinks is not None,
+                         visible=visible_counts(attention_mask, query.shape[-2], key.shape[-2]))
     if kwargs.get("softcap") or sinks is not None or bias is not None:
         return _output_from_weights(weights, v_full, query, n_extra), None
     from transformers.integrations.sdpa_attention import sdpa_attention_forward

@@ -77,7 +77,7 @@ DERIVED = ("qk_head_dim", "per_layer_config")  # recomputed by the constructor f
 DIMS.update({"rotary_dim": 8, "attention_head_size": 16, "feed_forward_size": 128, "embedding_dim": 64,
              "mamba_d_head": 16, "mamba_n_heads": 8, "linear_key_head_dim": 16, "linear_value_head_dim": 16,
              "linear_num_key_heads": 2, "linear_num_value_heads": 4, "time_step_rank": 8, "state_size": 16,
-             "global_hidden_size": 64, "encoder_hash_byte_group_vocab": 512, "local_attention_window_len": 16, "hidden_size_per_layer_input": 16})
+             "global_hidden_size": 64, "sliding_window": 8, "sliding_window_size": 8, "attention_chunk_size": 8, "encoder_hash_byte_group_vocab": 512, "local_attention_window_len": 16, "hidden_size_per_layer_input": 16})
 
 
 def _pattern_layers(cfg) -> int:
