@@ -117,8 +117,7 @@ def cmd_zoo(args) -> int:
     if unknown:
         raise SinklabError(f"--types: {unknown[0]!r} is not a causal-LM model type of the installed transformers")
     show = lambda r: print(f"{r.model_type:<28} {r.status:<14} {r.detail[:90]}", file=_sys.stderr, flush=True)
-    plain = zoo.run(types, False, show)
-    sharp = zoo.run(types, True, show) if args.sharpened else None
+    plain, sharp = zoo.run(types, args.sharpened, show)
     command = "sinklab zoo" + (" --sharpened" if args.sharpened else "") + (f" --types {args.types}" if args.types else "")
     out.write_text(zoo.markdown(plain, sharp, _versions(), command))
     bad = [r.model_type for r in plain + (sharp or []) if r.status in ("WRONG", "CRASH")]

@@ -18,7 +18,7 @@ T = 32
 # config fields shrunk by name, wherever they appear (sub-configs too); a field is only ever made smaller
 DIMS = {
     "hidden_size": 64, "d_model": 64, "n_embd": 64, "n_embed": 64, "embed_dim": 64, "word_embed_proj_dim": 64,
-    "dim": 64, "text_hidden_size": 64,
+    "dim": 64, "text_hidden_size": 64, "emb_dim": 64,
     "intermediate_size": 128, "ffn_dim": 128, "n_inner": 128, "decoder_ffn_dim": 128, "encoder_ffn_dim": 128,
     "d_ff": 128, "ffn_hidden_size": 128, "moe_intermediate_size": 32, "shared_expert_intermediate_size": 32,
     "expert_intermediate_size": 32, "dense_intermediate_size": 128, "ffn_intermediate_size": 128,
@@ -41,7 +41,7 @@ LAYERS = {
 EXPERTS = {
     "num_experts": 4, "n_routed_experts": 4, "num_local_experts": 4, "moe_num_experts": 4,
     "num_experts_per_tok": 2, "top_k": 2, "moe_topk": 2, "n_shared_experts": 1, "num_shared_experts": 1,
-    "moe_k": 2, "n_group": 1, "topk_group": 1,
+    "moe_k": 2, "n_group": 1, "topk_group": 1, "zero_expert_num": 2, "num_experts_per_token": 2, "num_expert_group": 1,
 }
 SIZES = {**DIMS, **HEADS, **LAYERS, **EXPERTS}
 # per-layer patterns, cut to the number of layers kept
@@ -63,7 +63,7 @@ def _is_int(value) -> bool:
 
 # fields equal in a default config stay equal when shrunk only within one family (a head dim that is
 # the rope dim), never across families (an indexer dim that happens to equal a nope dim)
-HEAD_DIMS = ("qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim", "head_dim", "attention_head_dim",
+HEAD_DIMS = ("qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim", "head_dim", "swa_head_dim", "attention_head_dim",
              "kv_channels", "d_kv", "global_head_dim", "attention_head_size", "rotary_dim")
 INDEX_DIMS = ("index_head_dim", "index_n_heads", "index_topk")
 
@@ -77,7 +77,9 @@ DERIVED = ("qk_head_dim", "per_layer_config")  # recomputed by the constructor f
 DIMS.update({"rotary_dim": 8, "attention_head_size": 16, "feed_forward_size": 128, "embedding_dim": 64,
              "mamba_d_head": 16, "mamba_n_heads": 8, "linear_key_head_dim": 16, "linear_value_head_dim": 16,
              "linear_num_key_heads": 2, "linear_num_value_heads": 4, "time_step_rank": 8, "state_size": 16,
-             "global_hidden_size": 64, "sliding_window": 8, "sliding_window_size": 8, "attention_chunk_size": 8, "encoder_hash_byte_group_vocab": 512, "local_attention_window_len": 16, "hidden_size_per_layer_input": 16})
+             "global_hidden_size": 64, "sliding_window": 8, "linear_head_dim": 16, "linear_num_heads": 4, "layer_group_size": 2,
+             "vocab_size_per_layer_input": 512, "expert_ffn_hidden_size": 32, "unpadded_vocab_size": 500,
+             "swa_head_dim": 16, "rel_extent": 16, "num_kv_shared_layers": 0, "sliding_window_size": 8, "attention_chunk_size": 8, "encoder_hash_byte_group_vocab": 512, "local_attention_window_len": 16, "hidden_size_per_layer_input": 16})
 
 
 def _pattern_layers(cfg) -> int:
@@ -255,7 +257,20 @@ def build(model_type: str, folder: str | None = None, prepare=None, seed: int = 
             return model, None
         except Exception as e:  # a candidate that fails is replaced by the next one
             first_error = first_error or first_line(e)
-    return None, first_error
+    return None, first_error + _default_builds(model_type)
+
+
+def _default_builds(model_type: str) -> str:
+    """Whether the type's own default config builds (on the meta device: no memory), to say if the
+    failure is the tiny sizes' or the type's."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        with quiet(), torch.device("meta"):
+            AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type))
+    except Exception as e:  # the default fails too: the type cannot be built from its config alone
+        return f" (its default config fails as well: {first_line(e)[:80]})"
+    return " (its default config builds; no tiny config of it was found)"
 
 
 def save(model, folder: str) -> None:

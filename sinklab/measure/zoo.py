@@ -64,6 +64,21 @@ def check_type(model_type: str, sharpened: bool = False) -> ZooRow:
         return _compare(model_type, model, folder)
 
 
+def check_both(model_type: str) -> tuple[ZooRow, ZooRow]:
+    """The plain and the sharpened row from one build: the same weights, sharpened after the first."""
+    with tempfile.TemporaryDirectory() as plain, tempfile.TemporaryDirectory() as sharp:
+        model, why = tiny.build(model_type, plain)
+        if model is None:
+            return ZooRow(model_type, "not buildable", why), ZooRow(model_type, "not buildable", why)
+        first = _compare(model_type, model, plain)
+        try:
+            sharpen(model)
+            tiny.save(model, sharp)
+        except Exception as e:  # the sharpened copy failing to save is this row's status
+            return first, ZooRow(model_type, "not buildable", "sharpened save_pretrained: " + _first_line(e))
+        return first, _compare(model_type, model, sharp)
+
+
 def _compare(model_type, model, folder) -> ZooRow:
     from ..load import load_model
     from . import capture
@@ -164,13 +179,19 @@ def causal_lm_types() -> list[str]:
     return sorted(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
 
 
-def run(types: list[str], sharpened: bool, progress=None) -> list[ZooRow]:
-    rows = []
+def run(types: list[str], sharpened: bool, progress=None) -> tuple[list[ZooRow], list[ZooRow] | None]:
+    """Rows for every type, plain, and sharpened too when asked (from the same builds)."""
+    plain, sharp = [], []
     for t in types:
-        rows.append(check_type(t, sharpened))
+        if sharpened:
+            a, b = check_both(t)
+            plain.append(a)
+            sharp.append(b)
+        else:
+            plain.append(check_type(t))
         if progress:
-            progress(rows[-1])
-    return rows
+            progress(_worse(plain[-1], sharp[-1] if sharpened else None))
+    return plain, (sharp if sharpened else None)
 
 
 def markdown(rows: list[ZooRow], sharpened_rows: list[ZooRow] | None, versions: dict, command: str) -> str:
