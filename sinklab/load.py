@@ -264,15 +264,31 @@ def _build_hf(spec, config, dtype, trust_remote_code, revision, placement):
 
     attn = capture.register_hf_attention()
     kwargs = dict(dtype=DTYPES[dtype], trust_remote_code=trust_remote_code, revision=revision, **(placement or {}))
+    cls = _causal_lm_class(config) or AutoModelForCausalLM
     for impl, route in ((attn, "interface"), ("eager", "eager")):
         try:
-            return AutoModelForCausalLM.from_pretrained(spec, attn_implementation=impl, **kwargs), route
+            return cls.from_pretrained(spec, attn_implementation=impl, **kwargs), route
         except KeyError as e:
             if impl == attn and e.args and e.args[0] == attn:
                 continue
             _refuse_build(spec, config, e)
         except Exception as e:  # a config that cannot be built raises anything from its modules' constructors
             _refuse_build(spec, config, e)
+
+
+def _causal_lm_class(config):
+    """The causal-LM class named in the folder's `architectures` when the auto mapping has none for its
+    model type (Mllama, Emu3 save their text config under a text model type); transformers' own classes
+    only, never remote code."""
+    import transformers
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    if config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return None
+    for arch in getattr(config, "architectures", None) or ():
+        if isinstance(arch, str) and arch.endswith("ForCausalLM") and hasattr(transformers, arch):
+            return getattr(transformers, arch)
+    return None
 
 
 def _refuse_build(spec, config, e: Exception):
@@ -305,8 +321,8 @@ def _wrap_hf(model, tok, name: str, kind: str, device: str, dtype: str, info: di
             first_refusal = e
         try:
             return _wrap_hf_route(model, tok, name, kind, info, "eager")
-        except SinklabError:
-            raise first_refusal from None
+        except SinklabError as second:  # the eager route's reason is the truer one when no layer reported
+            raise (second if "no attention layer reported" in str(first_refusal) else first_refusal) from None
     return _wrap_hf_route(model, tok, name, kind, info, route)
 
 
@@ -324,6 +340,8 @@ def _wrap_hf_route(model, tok, name, kind, info, route) -> LoadedModel:
     if input_device.type == "meta":  # offloaded embedding: accelerate runs it on the main device
         input_device = torch.device("cuda", 0)
     attention = capture.attention_modules(model) if route == "eager" else []
+    info = dict(info or {}, model_type=cfg.model_type,
+                capture_route="AttentionInterface" if route == "interface" else EAGER_ROUTE)
 
     def capture_forward(input_ids: torch.Tensor, recorder: capture.AttentionRecorder) -> None:
         recorder.reset()
@@ -335,6 +353,11 @@ def _wrap_hf_route(model, tok, name, kind, info, route) -> LoadedModel:
                     base(input_ids=input_ids.to(input_device), use_cache=False, output_attentions=True)
             else:
                 base(input_ids=input_ids.to(input_device), use_cache=False)
+        expected = info.get("attention_layers") if info is not None else None
+        if expected is not None and len(recorder.layers) != expected:  # chunked or hashed attention (Reformer)
+            raise SinklabError(f"{name}: {len(recorder.layers)} attention layers reported at T = {recorder.seq_len}, "
+                               f"{expected} at load; {cfg.model_type}'s attention changes form with the length, so it "
+                               "cannot be measured exactly at this length")
 
     vocab = int(getattr(cfg, "vocab_size", 0)) or (len(tok) if tok is not None else 0)
     loaded = LoadedModel(
@@ -343,8 +366,7 @@ def _wrap_hf_route(model, tok, name, kind, info, route) -> LoadedModel:
         TextTokenizer(encode=None, vocab_size=vocab, bos_id=getattr(cfg, "bos_token_id", None), adds_bos=False),
         max_context=getattr(cfg, "max_position_embeddings", None), n_layers=n_layers,
         capture_forward=capture_forward,
-        info=dict(info or {}, model_type=cfg.model_type,
-                  capture_route="AttentionInterface" if route == "interface" else EAGER_ROUTE),
+        info=info,
     )
     loaded.hf_tokenizer = tok
     check_causal(loaded, lambda ids: base(input_ids=ids.to(input_device), use_cache=False).last_hidden_state)
@@ -439,6 +461,10 @@ def check_causal(loaded: LoadedModel, hidden: Callable[[torch.Tensor], torch.Ten
         if not capture.attention_modules(loaded.model):  # mamba, rwkv, xlstm: recurrences, no attention module
             raise SinklabError(f"{loaded.name}: {model_type} has no softmax attention (no attention layer runs "
                                "in its forward), so it has no attention sink to measure")
+        if loaded.info.get("capture_route") == EAGER_ROUTE:  # rwkv, reformer: no (T, T) softmax over the tokens
+            raise SinklabError(f"{loaded.name}: {model_type} neither calls transformers' AttentionInterface nor returns "
+                               "softmax weights over the tokens under output_attentions=True; it has no attention "
+                               "map sinklab can measure exactly")
         raise SinklabError(f"{loaded.name}: no attention layer reported to sinklab; {model_type} routes attention "
                            "outside transformers' AttentionInterface and is not supported yet")
     loaded.info["attention_layers"] = len(rec.layers)

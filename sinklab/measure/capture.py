@@ -451,12 +451,15 @@ def attention_weight_hooks(modules: list[torch.nn.Module], recorder: AttentionRe
     column sums as the module returns, and replaced by None, so no (layers, T, T) stack builds up."""
     def make_hook(i):
         def hook(_module, _inputs, output):
-            if not isinstance(output, tuple):
+            if not isinstance(output, (tuple, list)):  # GPT (openai-gpt) returns a list
                 return None
+            T = recorder.seq_len
             for j, x in enumerate(output):
-                if torch.is_tensor(x) and x.dim() == 4 and x.shape[-1] == x.shape[-2]:
+                if torch.is_tensor(x) and x.dim() == 4 and x.shape[-1] == x.shape[-2] and T in (None, x.shape[-1]):
                     recorder.observe_weights(i, x.detach())
-                    return output[:j] + (None,) + output[j + 1:]
+                    if hasattr(output, "_replace"):  # a named tuple (Reformer's outputs)
+                        return output._replace(**{output._fields[j]: None})
+                    return type(output)(list(output[:j]) + [None] + list(output[j + 1:]))
             return None
         return hook
 

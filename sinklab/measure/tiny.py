@@ -46,7 +46,7 @@ EXPERTS = {
 SIZES = {**DIMS, **HEADS, **LAYERS, **EXPERTS}
 # per-layer patterns, cut to the number of layers kept
 PATTERNS = ("layer_types", "mlp_layer_types", "mlp_only_layers", "block_types", "layers_block_type",
-            "hybrid_override_pattern", "attention_type", "attention_layers")
+            "hybrid_override_pattern", "attention_layers")
 
 
 @contextlib.contextmanager
@@ -125,6 +125,11 @@ def shrunk_fields(cfg, n_min: int, fill_none: bool) -> dict:
             out["num_key_value_heads"] = heads
         if "num_experts_per_tok" in own and own["num_experts_per_tok"] is None:
             out["num_experts_per_tok"] = EXPERTS["num_experts_per_tok"]
+    for name, value in own.items():  # periodic hybrids (Jamba): attention and experts within the layers kept
+        if _is_int(value) and name.endswith("_layer_period") and value > 2:
+            out[name] = 2
+        elif _is_int(value) and name.endswith("_layer_offset") and value > 1:
+            out[name] = 1
     _hybrid_with_attention(own, out, n)
     _special(own, out)
     return out
@@ -143,6 +148,8 @@ def _hybrid_with_attention(own: dict, out: dict, n: int) -> None:
 
 def _special(own: dict, out: dict) -> None:
     """Fields tied to others by a constructor's own check."""
+    if own.get("attention_type") == "block_sparse":  # BigBird: T = 32 holds no sparse blocks
+        out["attention_type"] = "original_full"
     if "axial_pos_embds_dim" in own:  # reformer: the axial dims sum to the hidden size, the shape to the length
         hidden = out.get("hidden_size", own.get("hidden_size"))
         out["axial_pos_embds_dim"] = (hidden // 2, hidden - hidden // 2)

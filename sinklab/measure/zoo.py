@@ -154,10 +154,13 @@ def _ids(model) -> torch.Tensor:
 def eager_reference(folder, ids):
     """The weights of every attention call from eager output_attentions=True, and the model's logits,
     from the saved model loaded afresh as eager (some models fix their attention classes when built)."""
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from ..load import _causal_lm_class
 
     with _quiet(), torch.no_grad():
-        model = AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager", dtype=torch.float32).eval()
+        cls = _causal_lm_class(AutoConfig.from_pretrained(folder)) or AutoModelForCausalLM
+        model = cls.from_pretrained(folder, attn_implementation="eager", dtype=torch.float32).eval()
         out = model(input_ids=ids, output_attentions=True, use_cache=False)
     T = ids.shape[1]  # token attention only: linear-attention layers report states of other shapes
     attentions = [a.float() for a in (out.attentions or ()) if a is not None and a.dim() == 4 and a.shape[-2:] == (T, T)]
