@@ -468,5 +468,7 @@ def check_causal(loaded: LoadedModel, hidden: Callable[[torch.Tensor], torch.Ten
         raise SinklabError(f"{loaded.name}: no attention layer reported to sinklab; {model_type} routes attention "
                            "outside transformers' AttentionInterface and is not supported yet")
     loaded.info["attention_layers"] = len(rec.layers)
+    if rec.other_calls:  # e.g. attention over depth or over compressed keys: computed exactly, not in alpha
+        loaded.info["attention_calls_not_over_tokens"] = rec.other_calls
 
 
