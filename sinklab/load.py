@@ -378,9 +378,12 @@ def _wrap_hf_route(model, tok, name, kind, info, route) -> LoadedModel:
 
 
 def _logits_close(got: torch.Tensor, want: torch.Tensor, dtype: torch.dtype) -> bool:
+    """Relative to the logits' scale: SDPA and eager round differently over a deep float32 stack
+    (2.7e-4 on SmolLM2's logits of ~20); a dropped input moves them by far more (0.27 on a tiny model)."""
+    diff, scale = float((got - want).abs().max()), float(want.abs().max())
     if dtype == torch.float32:
-        return bool(torch.allclose(got, want, atol=1e-4, rtol=1e-3))
-    return float((got - want).abs().max()) <= 2e-2 * max(1.0, float(want.abs().max()))  # half: ~2e-2 relative
+        return diff <= 1e-4 + 1e-3 * scale
+    return diff <= 2e-2 * max(1.0, scale)  # half dtypes: ~2e-2 relative
 
 
 def _check_same_logits(loaded, model, input_device) -> None:

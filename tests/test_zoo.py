@@ -56,3 +56,38 @@ def test_every_causal_lm_type_is_exact_refused_or_not_buildable():
     rows = plain + sharp
     bad = [r for r in rows if r.status in ("WRONG", "CRASH", "no reference")]
     assert not bad, bad
+
+
+def test_a_capture_that_changes_the_logits_is_refused_at_load(tiny_hf_folders):
+    """sinklab must never measure another model than the user's: an attention function whose output
+    differs from the model's own eager attention is caught by the logits check, in one line."""
+    from transformers import AttentionInterface
+
+    from sinklab.errors import SinklabError
+    from sinklab.load import load_model
+    from sinklab.measure import capture
+
+    name = capture.register_hf_attention()
+
+    def shifted(*args, **kwargs):
+        out, weights = capture.sinklab_hf_attention(*args, **kwargs)
+        return out * 1.5, weights
+
+    AttentionInterface.register(name, shifted)
+    try:
+        with pytest.raises(SinklabError, match="logits under sinklab's capture differ"):
+            load_model(str(tiny_hf_folders["llama"]))
+    finally:
+        AttentionInterface.register(name, capture.sinklab_hf_attention)
+
+
+def test_a_config_that_cannot_be_built_is_one_refusal_line(tmp_path):
+    import json
+
+    from sinklab.errors import SinklabError
+    from sinklab.load import load_model
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 30, "num_attention_heads": 4,
+                                                      "num_hidden_layers": 1, "intermediate_size": 8, "vocab_size": 16}))
+    with pytest.raises(SinklabError, match="cannot load model"):
+        load_model(str(tmp_path))
