@@ -463,12 +463,8 @@ def attention_weight_hooks(modules: list[torch.nn.Module], recorder: AttentionRe
             return None
         return hook
 
-    handles = [m.register_forward_hook(make_hook(i)) for i, m in enumerate(modules)]
-    try:
+    with _forward_hooks(modules, make_hook):
         yield
-    finally:
-        for h in handles:
-            h.remove()
 
 
 def find_decoder_layers(model: torch.nn.Module, n_layers: int) -> torch.nn.ModuleList | None:
@@ -488,7 +484,14 @@ def hidden_state_hooks(layers: torch.nn.ModuleList, recorder: AttentionRecorder)
             recorder.observe_hidden(i, hidden.detach())
         return hook
 
-    handles = [layer.register_forward_hook(make_hook(i)) for i, layer in enumerate(layers)]
+    with _forward_hooks(layers, make_hook):
+        yield
+
+
+@contextlib.contextmanager
+def _forward_hooks(modules, make_hook):
+    """make_hook(i) on the i-th module for the duration of the block."""
+    handles = [m.register_forward_hook(make_hook(i)) for i, m in enumerate(modules)]
     try:
         yield
     finally:

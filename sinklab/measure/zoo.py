@@ -210,7 +210,7 @@ def markdown(rows: list[ZooRow], sharpened_rows: list[ZooRow] | None, versions: 
              f"compared with alpha from eager `output_attentions=True`; the logits under capture are compared "
              f"with the model's own. 'exact' means both within {TOLERANCE:g} (logits {TOLERANCE * 10:g})"
              + (", in plain and in sharpened form (query/key weights x16, softcaps at 3)" if sharpened_rows else "") + ".",
-             "", f"Made by `{command}`.", "",
+             "", "Statuses: **exact** (alpha and logits as above); **refused** (sinklab declines in one line, the reason is given); **not buildable** (no tiny config of the type builds and runs its own forward; the detail says whether its default config builds at all); **WRONG** and **CRASH** are what this table exists to catch. The detail names the capture route (AttentionInterface, or eager output_attentions through module hooks), learned sinks and their convention (an extra softmax column as gpt-oss, an output gate as granite_swa; both report Sink* and alpha over the real tokens only), layers measured per pass, and attention calls over other axes that are computed exactly but not measured.", "", f"Made by `{command}`.", "",
              "Summary: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda x: -x[1])) + ".", "",
              "| model type | status | max alpha diff | max logit diff | layers | detail |", "|---|---|---|---|---|---|"]
     for r in rows:
