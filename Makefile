@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Install PyTorch first and explicitly: a bare `torch` requirement can pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo setup test quick lint bench clean
+.PHONY: demo setup test quick lint bench clean zoo
 demo: setup
 	$(VENV)/bin/sinklab measure --out results/measure
 
@@ -30,3 +30,6 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) results *.egg-info
+
+zoo: setup
+	$(VENV)/bin/sinklab zoo --sharpened --out docs/architectures.md

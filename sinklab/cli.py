@@ -118,8 +118,7 @@ def cmd_zoo(args) -> int:
     if unknown:
         raise SinklabError(f"--types: {unknown[0]!r} is not a causal-LM model type of the installed transformers")
     show = lambda r: print(f"{r.model_type:<28} {r.status:<14} {r.detail[:90]}", file=_sys.stderr, flush=True)
-    plain = zoo.run(types, False, show)
-    sharp = zoo.run(types, True, show) if args.sharpened else None
+    plain, sharp = zoo.run(types, args.sharpened, show)
     command = "sinklab zoo" + (" --sharpened" if args.sharpened else "") + (f" --types {args.types}" if args.types else "")
     out.write_text(zoo.markdown(plain, sharp, _versions(), command))
     bad = [r.model_type for r in plain + (sharp or []) if r.status in ("WRONG", "CRASH")]
@@ -138,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     z = sub.add_parser("zoo", help="measure every causal-LM type of the installed transformers, tiny and random, "
                                    "against eager attention, and write the coverage table")
     z.add_argument("--types", default=None, help="comma-separated model types (default: all)")
-    z.add_argument("--sharpened", action="store_true", help="also run with query/key weights x4 and softcaps at 3")
+    z.add_argument("--sharpened", action="store_true", help="also run with query/key weights x16 and softcaps at 3")
     z.add_argument("--out", default="docs/architectures.md", help="the table (default: docs/architectures.md)")
     z.set_defaults(func=cmd_zoo)
     for register in _extra_commands():

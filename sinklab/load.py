@@ -208,41 +208,23 @@ def _note(text: str) -> None:
 def _load_hf(spec: str, device: str, dtype: str, trust_remote_code: bool, name: str | None = None,
              kind: str = "hf", placement: dict | None = None, revision: str | None = None) -> LoadedModel:
     _quiet_transformers()
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     try:
         config = AutoConfig.from_pretrained(spec, trust_remote_code=trust_remote_code, revision=revision)
     except OSError as e:
         what = f"revision {revision!r} of {spec!r}" if revision else f"model {spec!r}"
         raise SinklabError(f"cannot load {what}: not a local model and not reachable on the hub ({str(e).splitlines()[0]})") from None
-    except ValueError as e:
-        raise SinklabError(f"cannot load model {spec!r}: {str(e).splitlines()[0]}") from None
+    except Exception as e:  # ValueError for remote code or an unknown type; others for a malformed config.json
+        raise SinklabError(f"cannot load model {spec!r}: {_first_line(e)}") from None
     if getattr(config, "is_encoder_decoder", False):
         raise SinklabError(f"{spec} is not a causal LM: {config.model_type} is an encoder-decoder model")
-    attn = capture.register_hf_attention()
-    route = "interface"
-    try:
-        model = AutoModelForCausalLM.from_pretrained(spec, dtype=DTYPES[dtype], attn_implementation=attn,
-                                                     trust_remote_code=trust_remote_code, revision=revision,
-                                                     **(placement or {}))
-    except ValueError as e:
-        msg = str(e).splitlines()[0]
-        if "Unrecognized configuration class" in msg or "not supported" in msg:
-            raise SinklabError(f"{spec} is not a causal LM: transformers has no causal-LM head for model type {config.model_type!r}") from None
-        raise SinklabError(f"cannot load model {spec!r}: {msg}") from None
-    except OSError as e:
-        raise SinklabError(f"cannot load model {spec!r}: {str(e).splitlines()[0]}") from None
-    except KeyError as e:
-        if not (e.args and e.args[0] == attn):
-            raise
-        # it picks its attention class by implementation name instead of calling AttentionInterface
-        model = AutoModelForCausalLM.from_pretrained(spec, dtype=DTYPES[dtype], attn_implementation="eager",
-                                                     trust_remote_code=trust_remote_code, revision=revision,
-                                                     **(placement or {}))
-        route = "eager"
+    model, route = _build_hf(spec, config, dtype, trust_remote_code, revision, placement)
     try:
         tok = AutoTokenizer.from_pretrained(spec, trust_remote_code=trust_remote_code, revision=revision)
         if len(tok) < 2:  # a folder without tokenizer files can yield an empty tokenizer
+            tok = None
+        elif not tok("a", add_special_tokens=True)["input_ids"]:  # one that cannot encode (reformer's stub)
             tok = None
     except Exception:  # tokenizer loaders raise many kinds for missing or odd files; the model still measures
         tok = None  # random and repeat probes still work from the vocabulary size
@@ -251,6 +233,53 @@ def _load_hf(spec: str, device: str, dtype: str, trust_remote_code: bool, name: 
         info["device_map"] = {str(k): str(v) for k, v in model.hf_device_map.items()}
     return _wrap_hf(model, tok, name or (f"{spec}@{revision}" if revision else spec), kind, device, dtype, info=info,
                     route=route)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0][:200] if text else "") or type(e).__name__
+
+
+def _build_hf(spec, config, dtype, trust_remote_code, revision, placement):
+    """(model, capture route): under sinklab's attention name, or eager for a model that picks its
+    attention class from a dict keyed by the implementation name (Falcon, GPT-Neo, GIT)."""
+    from transformers import AutoModelForCausalLM
+
+    attn = capture.register_hf_attention()
+    kwargs = dict(dtype=DTYPES[dtype], trust_remote_code=trust_remote_code, revision=revision, **(placement or {}))
+    cls = _causal_lm_class(config) or AutoModelForCausalLM
+    for impl, route in ((attn, "interface"), ("eager", "eager")):
+        try:
+            return cls.from_pretrained(spec, attn_implementation=impl, **kwargs), route
+        except KeyError as e:
+            if impl == attn and e.args and e.args[0] == attn:
+                continue
+            _refuse_build(spec, config, e)
+        except Exception as e:  # a config that cannot be built raises anything from its modules' constructors
+            _refuse_build(spec, config, e)
+
+
+def _causal_lm_class(config):
+    """The causal-LM class named in the folder's `architectures` when the auto mapping has none for its
+    model type (Mllama, Emu3 save their text config under a text model type); transformers' own classes
+    only, never remote code."""
+    import transformers
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    if config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return None
+    for arch in getattr(config, "architectures", None) or ():
+        if isinstance(arch, str) and arch.endswith("ForCausalLM") and hasattr(transformers, arch):
+            return getattr(transformers, arch)
+    return None
+
+
+def _refuse_build(spec, config, e: Exception):
+    msg = _first_line(e)
+    if isinstance(e, ValueError) and ("Unrecognized configuration class" in msg or "not supported" in msg):
+        raise SinklabError(f"{spec} is not a causal LM: transformers has no causal-LM head for model type "
+                           f"{config.model_type!r}") from None
+    raise SinklabError(f"cannot load model {spec!r}: {type(e).__name__}: {msg}") from None
 
 
 EAGER_ROUTE = "eager output_attentions, one layer at a time (module hooks)"
@@ -275,8 +304,8 @@ def _wrap_hf(model, tok, name: str, kind: str, device: str, dtype: str, info: di
             first_refusal = e
         try:
             return _wrap_hf_route(model, tok, name, kind, info, "eager")
-        except SinklabError:
-            raise first_refusal from None
+        except SinklabError as second:  # the eager route's reason is the truer one when no layer reported
+            raise (second if "no attention layer reported" in str(first_refusal) else first_refusal) from None
     return _wrap_hf_route(model, tok, name, kind, info, route)
 
 
@@ -294,9 +323,12 @@ def _wrap_hf_route(model, tok, name, kind, info, route) -> LoadedModel:
     if input_device.type == "meta":  # offloaded embedding: accelerate runs it on the main device
         input_device = torch.device("cuda", 0)
     attention = capture.attention_modules(model) if route == "eager" else []
+    info = dict(info or {}, model_type=cfg.model_type,
+                capture_route="AttentionInterface" if route == "interface" else EAGER_ROUTE)
 
     def capture_forward(input_ids: torch.Tensor, recorder: capture.AttentionRecorder) -> None:
         recorder.reset()
+        recorder.seq_len = int(input_ids.shape[-1])
         hooks = capture.hidden_state_hooks(layers, recorder) if layers is not None else contextlib.nullcontext()
         with torch.inference_mode(), capture.recording(recorder), hooks:
             if route == "eager":
@@ -304,6 +336,11 @@ def _wrap_hf_route(model, tok, name, kind, info, route) -> LoadedModel:
                     base(input_ids=input_ids.to(input_device), use_cache=False, output_attentions=True)
             else:
                 base(input_ids=input_ids.to(input_device), use_cache=False)
+        expected = info.get("attention_layers") if info is not None else None
+        if expected is not None and len(recorder.layers) != expected:  # chunked or hashed attention (Reformer)
+            raise SinklabError(f"{name}: {len(recorder.layers)} attention layers reported at T = {recorder.seq_len}, "
+                               f"{expected} at load; {cfg.model_type}'s attention changes form with the length, so it "
+                               "cannot be measured exactly at this length")
 
     vocab = int(getattr(cfg, "vocab_size", 0)) or (len(tok) if tok is not None else 0)
     loaded = LoadedModel(
@@ -312,14 +349,51 @@ def _wrap_hf_route(model, tok, name, kind, info, route) -> LoadedModel:
         TextTokenizer(encode=None, vocab_size=vocab, bos_id=getattr(cfg, "bos_token_id", None), adds_bos=False),
         max_context=getattr(cfg, "max_position_embeddings", None), n_layers=n_layers,
         capture_forward=capture_forward,
-        info=dict(info or {}, model_type=cfg.model_type,
-                  capture_route="AttentionInterface" if route == "interface" else EAGER_ROUTE),
+        info=info,
     )
     loaded.hf_tokenizer = tok
     check_causal(loaded, lambda ids: base(input_ids=ids.to(input_device), use_cache=False).last_hidden_state)
     if route == "eager":
         _check_same_output(loaded, base, input_device)
+    else:
+        _check_same_logits(loaded, model, input_device)
     return loaded
+
+
+def _logits_close(got: torch.Tensor, want: torch.Tensor, dtype: torch.dtype) -> bool:
+    """Relative to the logits' scale: SDPA and eager round differently over a deep float32 stack
+    (2.7e-4 on SmolLM2's logits of ~20); a dropped input moves them by far more (0.27 on a tiny model)."""
+    diff, scale = float((got - want).abs().max()), float(want.abs().max())
+    if dtype == torch.float32:
+        return diff <= 1e-4 + 1e-3 * scale
+    return diff <= 2e-2 * max(1.0, scale)  # half dtypes: ~2e-2 relative
+
+
+def _check_same_logits(loaded, model, input_device) -> None:
+    """sinklab must never change what the model computes: its logits under capture equal the model's
+    own under eager attention, or the model is refused here, at load."""
+    ids = torch.arange(1, 17).remainder(max(2, loaded.tokenizer.vocab_size)).unsqueeze(0).to(input_device)
+    rec = capture.AttentionRecorder()
+    rec.seq_len = ids.shape[1]
+    try:
+        with torch.inference_mode():
+            with capture.recording(rec):
+                got = model(input_ids=ids, use_cache=False).logits.float()
+            model.set_attn_implementation("eager")
+            try:
+                want = model(input_ids=ids, use_cache=False).logits.float()
+            finally:
+                model.set_attn_implementation(capture.ATTN_IMPLEMENTATION)
+    except SinklabError:
+        raise
+    except Exception as e:  # a model that cannot run its own eager attention: no reference to hold sinklab to
+        raise SinklabError(f"{loaded.name}: cannot compare its logits under capture with its own eager attention "
+                           f"({type(e).__name__}: {str(e).strip().splitlines()[0][:160] if str(e).strip() else ''})") from None
+    if got.shape != want.shape or not _logits_close(got, want, next(model.parameters()).dtype):
+        diff = float((got - want).abs().max()) if got.shape == want.shape else float("nan")
+        raise SinklabError(f"{loaded.name}: its logits under sinklab's capture differ from its own eager attention "
+                           f"(max {diff:.2g}); {loaded.info.get('model_type')} would be measured as another model, "
+                           "so it is refused")
 
 
 def _check_same_output(loaded, base, input_device) -> None:
@@ -369,7 +443,18 @@ def check_causal(loaded: LoadedModel, hidden: Callable[[torch.Tensor], torch.Ten
     if not torch.allclose(a, b, atol=1e-4, rtol=1e-3):
         raise SinklabError(f"{loaded.name} is not a causal LM: its early positions change when a later token does")
     if not rec.layers:
-        raise SinklabError(f"{loaded.name}: no attention layer reported to sinklab; this architecture routes "
-                           "attention outside transformers' AttentionInterface and is not supported yet")
+        model_type = loaded.info.get("model_type") or type(loaded.model).__name__
+        if not capture.attention_modules(loaded.model):  # mamba, rwkv, xlstm: recurrences, no attention module
+            raise SinklabError(f"{loaded.name}: {model_type} has no softmax attention (no attention layer runs "
+                               "in its forward), so it has no attention sink to measure")
+        if loaded.info.get("capture_route") == EAGER_ROUTE:  # rwkv, reformer: no (T, T) softmax over the tokens
+            raise SinklabError(f"{loaded.name}: {model_type} neither calls transformers' AttentionInterface nor returns "
+                               "softmax weights over the tokens under output_attentions=True; it has no attention "
+                               "map sinklab can measure exactly")
+        raise SinklabError(f"{loaded.name}: no attention layer reported to sinklab; {model_type} routes attention "
+                           "outside transformers' AttentionInterface and is not supported yet")
+    loaded.info["attention_layers"] = len(rec.layers)
+    if rec.other_calls:  # e.g. attention over depth or over compressed keys: computed exactly, not in alpha
+        loaded.info["attention_calls_not_over_tokens"] = rec.other_calls
 
 

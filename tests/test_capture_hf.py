@@ -97,10 +97,73 @@ def test_unknown_attention_keywords_are_refused_and_repeated_layers_kept_per_pas
     q, k = torch.randn(1, 2, 5, 4), torch.randn(1, 2, 5, 4)
     rec = capture.AttentionRecorder()
     with capture.recording(rec):
-        for name, value in (("indices", torch.zeros(1, 5, 2, dtype=torch.long)), ("position_bias", torch.zeros(2, 5)),
-                            ("sinks", torch.zeros(2)), ("cu_seq_lens_q", torch.tensor([0, 5]))):
+        for name, value in (("cu_seq_lens_q", torch.tensor([0, 5])), ("block_tables", torch.zeros(1, 5))):
             with pytest.raises(SinklabError, match=name):
                 capture.sinklab_hf_attention(Attn(), q, k, k, None, **{name: value})
         capture.sinklab_hf_attention(Attn(), q, k, k, None, position_ids=torch.arange(5)[None], indices=None)
         capture.sinklab_hf_attention(Attn(), q, k, k, None)   # the same layer again: a shared block's second pass
     assert len(rec.layers) == 2 and rec.passes == {0: (0, 0), 1: (0, 1)}
+
+
+def test_indices_position_bias_and_per_query_sinks_are_applied_as_eager_applies_them():
+    """Top-k indices fold into the mask, a position bias adds to the scores before the mask, and a
+    per-query sink logit joins the softmax: output and alpha equal the eager computation."""
+    from sinklab.measure import capture, metrics
+
+    class Attn(torch.nn.Module):
+        layer_idx = 0
+        is_causal = True
+
+    torch.manual_seed(0)
+    B, H, T, d = 2, 2, 6, 4
+    q, k, v = torch.randn(B, H, T, d) * 3, torch.randn(B, H, T, d) * 3, torch.randn(B, H, T, d)
+    causal = torch.ones(T, T, dtype=torch.bool).tril()
+    mask = torch.zeros(B, 1, T, T).masked_fill(~causal, torch.finfo(torch.float32).min)
+    indices = torch.stack([torch.arange(T), torch.zeros(T, dtype=torch.long)], -1).expand(B, T, 2)  # self and token 1
+    bias = torch.randn(1, H, T, T)
+    sinks = torch.randn(B, H, T, 1)
+    selected = torch.zeros(B, T, T, dtype=torch.bool).scatter(-1, indices, True)[:, None]
+    s = (q @ k.transpose(-1, -2)) * 0.5 + bias + mask.masked_fill(~selected, torch.finfo(torch.float32).min)
+    full = torch.softmax(torch.cat([s, sinks], -1), -1)[..., :-1]
+    rec = capture.AttentionRecorder()
+    with capture.recording(rec):
+        out, _ = capture.sinklab_hf_attention(Attn(), q, k, v, mask, scaling=0.5, indices=indices,
+                                              position_bias=bias, sinks=sinks)
+    assert torch.allclose(out, (full @ v).transpose(1, 2), atol=1e-5)
+    assert torch.allclose(rec.layers[0].alpha, metrics.importance_scores(full), atol=1e-6)
+    assert torch.allclose(rec.layers[0].alpha_extra[..., 0], 1 - full.sum(-1).mean(-1), atol=1e-6)
+    over_tokens = metrics.importance_scores(full / full.sum(-1, keepdim=True))
+    assert torch.allclose(rec.layers[0].alpha_tokens_only, over_tokens, atol=1e-6)
+
+
+def test_sinklab_mask_is_eager_mask_never_none():
+    """Models that use the mask themselves (MPT, BLOOM) need eager's additive mask; a None would make
+    them bidirectional or crash."""
+    from transformers.masking_utils import causal_mask_function
+    from sinklab.measure import capture
+
+    m = capture.sinklab_mask(batch_size=1, q_length=4, kv_length=4, mask_function=causal_mask_function,
+                             allow_is_causal_skip=True, dtype=torch.float32)
+    assert m is not None and m.dtype == torch.float32
+    assert torch.equal(m[0, 0] == 0, torch.ones(4, 4, dtype=torch.bool).tril())
+    assert capture.mask_kind(m, 4, None) == "causal"
+
+
+def test_sliding_window_mask_gives_the_mask_aware_alpha_beside_the_papers():
+    from sinklab.measure import capture, metrics
+
+    class Attn(torch.nn.Module):
+        layer_idx = 0
+
+    T, W = 6, 2
+    i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
+    allowed = (j <= i) & (i - j < W)
+    mask = torch.zeros(1, 1, T, T).masked_fill(~allowed, torch.finfo(torch.float32).min)
+    q, k = torch.randn(1, 2, T, 4), torch.randn(1, 2, T, 4)
+    rec = capture.AttentionRecorder()
+    with capture.recording(rec):
+        capture.sinklab_hf_attention(Attn(), q, k, k, mask, sliding_window=W)
+    w = torch.softmax((q @ k.transpose(-1, -2)) / 2 + mask, -1)
+    cap = rec.layers[0]
+    assert torch.allclose(cap.alpha, metrics.importance_scores(w), atol=1e-6)
+    assert torch.allclose(cap.alpha_mask_aware, w.sum(-2) / allowed.sum(0).float(), atol=1e-6)

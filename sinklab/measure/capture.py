@@ -40,6 +40,9 @@ class LayerCapture:
     # unnormalised attention (the metric reads proxy scores): the weights the model really applies
     weight_raw: torch.Tensor | None = None  # (batch, heads, T): mean raw weight on key k over the queries that see it
     row_mass: torch.Tensor | None = None    # (batch, heads): mean over queries of the row's raw weight sum
+    # learned sinks: alpha of the weights renormalised over the real tokens, as an output-gate sink
+    # (granite_swa) shows them; `alpha` is the weights applied, the extra-column convention (gpt-oss)
+    alpha_tokens_only: torch.Tensor | None = None
 
 
 class AttentionRecorder:
@@ -56,6 +59,8 @@ class AttentionRecorder:
         self.hidden_ratio: dict[int, float] = {}
         self.branches: dict[str, dict[int, LayerCapture]] = {}  # e.g. NSA's compressed / window
         self.passes: dict[int, tuple[int, int]] = {}  # capture index -> (the model's layer index, pass)
+        self.seq_len: int | None = None  # the input length: calls over other axes are not token attention
+        self.other_calls = 0             # attention calls over other axes (depth, blocks), computed, not measured
         self._calls = 0
 
     def reset(self) -> None:
@@ -63,6 +68,7 @@ class AttentionRecorder:
         self.hidden_ratio.clear()
         self.branches.clear()
         self.passes.clear()
+        self.other_calls = 0
         self._calls = 0
         self._last_module = None
 
@@ -73,7 +79,7 @@ class AttentionRecorder:
     def observe(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                 weights_for_rows: metrics.WeightsForRows, n_extra: int = 0,
                 visible: torch.Tensor | None = None, branch: str | None = None,
-                proxy=None) -> None:
+                proxy=None, tokens_only: bool = False) -> None:
         """Reduce one layer. q, k: (batch, heads, T, d) with k expanded to the query heads.
 
         `weights_for_rows(i0, i1)` gives (batch, heads, i1-i0, n_extra + T) attention weights (or the
@@ -101,8 +107,14 @@ class AttentionRecorder:
             if self.keep_map_upto and T <= self.keep_map_upto:
                 w = weights_for_rows(0, T)
                 amap = (w if proxy is None else proxy(w))[0, :, :, n_extra:].float()
+            tok = None
+            if tokens_only and n_extra:
+                renorm = lambda i0, i1: _over_tokens_only(weights_for_rows(i0, i1), n_extra)
+                tok = metrics.column_sums_by_row_blocks(renorm, T, rows) / metrics.causal_query_counts(n_keys, col.device)
             self._store(layer, q, k, v, col[..., n_extra:], col[..., :n_extra] if n_extra else None,
                         visible=visible, branch=branch, attention_map=amap, weight_raw=weight_raw, row_mass=row_mass)
+            if tok is not None and branch is None:
+                self.layers[len(self.layers) - 1].alpha_tokens_only = tok
 
     def observe_columns(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                         col: torch.Tensor, extra_col: torch.Tensor | None = None,
@@ -172,18 +184,25 @@ def active_recorder() -> AttentionRecorder | None:
 # Hugging Face: a registered attention function
 # ---------------------------------------------------------------------------------------------
 
+def _over_tokens_only(w: torch.Tensor, n_extra: int) -> torch.Tensor:
+    tokens = w[..., n_extra:].float()
+    return tokens / tokens.sum(-1, keepdim=True).clamp_min(torch.finfo(torch.float32).tiny)
+
+
 def _expand_kv(x: torch.Tensor, n_heads: int) -> torch.Tensor:
     """Grouped-query attention: repeat each KV head for the query heads that share it."""
     n_kv = x.shape[1]
     return x if n_kv == n_heads else x.repeat_interleave(n_heads // n_kv, dim=1)
 
 
-def hf_weights_for_rows(q, k, scaling, attention_mask, softcap=None, sink_logits=None):
+def hf_weights_for_rows(q, k, scaling, attention_mask, softcap=None, sink_logits=None, bias=None, causal=True):
     """Softmax attention of HF-style inputs for a block of query rows, as the model computes it.
 
-    attention_mask: None (plain causal), a boolean mask (True = attend) or an additive float mask,
-    shaped (batch, 1, Tq, Tk). sink_logits: per-head logits that join the softmax denominator
-    (gpt-oss); they come back as one extra leading column.
+    attention_mask: None (causal, or full when `causal` is False), a boolean mask (True = attend) or an
+    additive float mask, shaped (batch, 1, Tq, Tk). bias: an additive position bias broadcastable to
+    (batch, heads, Tq, Tk), added before the mask as eager attention does. sink_logits: logits that
+    join the softmax denominator, per head (H,) as gpt-oss, or per query (B, H, Tq, 1); they come back
+    as one extra leading column.
     """
     Tq, Tk = q.shape[-2], k.shape[-2]
     offset = Tk - Tq
@@ -193,16 +212,20 @@ def hf_weights_for_rows(q, k, scaling, attention_mask, softcap=None, sink_logits
         s = (q[:, :, i0:i1].float() @ k_t) * scaling
         if softcap:
             s = softcap * torch.tanh(s / softcap)
+        if bias is not None:
+            s = s + (bias[..., i0:i1, :Tk] if bias.shape[-2] == Tq else bias[..., :Tk]).float()
         if attention_mask is None:
-            rows = torch.arange(i0, i1, device=q.device)[:, None] + offset
-            s = s.masked_fill(torch.arange(Tk, device=q.device)[None, :] > rows, float("-inf"))
+            if causal:
+                rows = torch.arange(i0, i1, device=q.device)[:, None] + offset
+                s = s.masked_fill(torch.arange(Tk, device=q.device)[None, :] > rows, float("-inf"))
         elif attention_mask.dtype == torch.bool:
             s = s.masked_fill(~attention_mask[:, :, i0:i1, :Tk], float("-inf"))
         else:
             s = s + attention_mask[:, :, i0:i1, :Tk].float()
         if sink_logits is not None:
-            sink = sink_logits.float().view(1, -1, 1, 1).expand(s.shape[0], -1, s.shape[2], 1)
-            s = torch.cat([sink, s], dim=-1)
+            sink = sink_logits.float()
+            sink = sink.view(1, -1, 1, 1) if sink.dim() == 1 else sink[..., i0:i1, :]
+            s = torch.cat([sink.expand(s.shape[0], s.shape[1], s.shape[2], 1), s], dim=-1)
         return torch.softmax(s, dim=-1)
 
     return weights
@@ -210,14 +233,15 @@ def hf_weights_for_rows(q, k, scaling, attention_mask, softcap=None, sink_logits
 
 def mask_kind(attention_mask, T: int, window: int | None, is_causal=None) -> str:
     """What an HF attention mask is, for the dispatch: "causal", "window" (causal, i - j < window) or
-    "other" (padding, prefix, additive biases, ...). Bool masks are compared with the pattern in row
-    chunks, so this costs no (T, T) allocation beyond the mask itself."""
+    "other" (padding, prefix, additive biases, ...). Bool masks, and additive masks of 0 and the
+    dtype's minimum (eager's), are compared with the pattern in row chunks, so this costs no (T, T)
+    allocation beyond the mask itself."""
     if is_causal is False:
         return "other"
     windowed = window is not None and 0 < int(window) < T
     if attention_mask is None:
         return "causal" if not windowed else "other"  # a window the mask does not carry: not ours to assume
-    if attention_mask.dtype != torch.bool or attention_mask.shape[-2:] != (T, T):
+    if attention_mask.shape[-2:] != (T, T) or not (attention_mask.dtype == torch.bool or attention_mask.is_floating_point()):
         return "other"
     i_all = torch.arange(T, device=attention_mask.device)
     for i0 in range(0, T, 1024):
@@ -225,14 +249,21 @@ def mask_kind(attention_mask, T: int, window: int | None, is_causal=None) -> str
         expected = i_all[None, :] <= i
         if windowed:
             expected = expected & (i - i_all[None, :] < int(window))
-        if not bool((attention_mask[..., i0:i0 + 1024, :] == expected).all()):
+        block = attention_mask[..., i0:i0 + 1024, :]
+        if block.dtype != torch.bool:  # additive: 0 attends, the dtype's minimum (or -inf) masks
+            masked = block <= torch.finfo(block.dtype).min / 2
+            if not bool(((block == 0) | masked).all()):
+                return "other"
+            block = ~masked
+        if not bool((block == expected).all()):
             return "other"
     return "window" if windowed else "causal"
 
 
 # attention-function keywords that sinklab reads (scaling, masks, windows, caps, sink logits) or that
 # carry nothing the weights depend on; any other keyword with a value is refused by name
-READ_KWARGS = {"scaling", "dropout", "is_causal", "sliding_window", "softcap", "s_aux"}
+READ_KWARGS = {"scaling", "dropout", "is_causal", "sliding_window", "softcap", "s_aux", "sinks", "indices",
+               "position_bias"}
 INERT_KWARGS = {"position_ids", "cache_position", "output_attentions", "use_cache", "past_key_values",
                 "past_key_value", "deterministic", "layer_idx", "max_length_q", "max_length_k", "head_mask",
                 "output_router_logits", "output_hidden_states", "logits_to_keep", "return_dict"}
@@ -284,63 +315,125 @@ def _fused_layer(recorder, layer, query, key, value, attention_mask, scaling, kw
                                    None if attention_mask is None else attention_mask[:1], None, sink_logits)
         amap = rows(0, T)[0, :, :, 0 if sink_logits is None else 1:].float()
     recorder.observe_columns(layer, query, key, value, col, None if sink_col is None else sink_col[..., None],
-                             attention_map=amap)
+                             attention_map=amap, visible=visible_counts(attention_mask, T, T) if kind == "window" else None)
     return out
 
 
+def _fold_indices(attention_mask, indices, query):
+    """Top-k key selection (DeepSeek-style indexers pass `indices` (B, Tq, topk) to functions other
+    than eager and SDPA) folded into the mask, as those models do for eager: the keys not selected
+    are masked out."""
+    if indices is None:
+        return attention_mask
+    B, _, Tq, _ = query.shape
+    Tk = attention_mask.shape[-1] if attention_mask is not None else Tq
+    selected = torch.zeros((B, Tq, Tk), dtype=torch.bool, device=query.device)
+    selected = selected.scatter(-1, indices.long(), True).unsqueeze(1)
+    if attention_mask is None:
+        attention_mask = torch.ones((Tq, Tk), dtype=torch.bool, device=query.device).tril(Tk - Tq)[None, None]
+    if attention_mask.dtype == torch.bool:
+        return attention_mask & selected
+    return attention_mask.masked_fill(~selected, torch.finfo(attention_mask.dtype).min)
+
+
+def visible_counts(attention_mask, Tq: int, Tk: int):
+    """How many queries see each key under the mask, (B, 1, Tk), for the mask-aware alpha; None when
+    that is plain causal (T - k + 1), where the mask-aware alpha is the paper's alpha."""
+    if attention_mask is None or attention_mask.shape[-2] != Tq:
+        return None
+    allowed = attention_mask if attention_mask.dtype == torch.bool else \
+        attention_mask > torch.finfo(attention_mask.dtype).min / 2
+    counts = allowed[..., :Tk].sum(-2, dtype=torch.float32)
+    causal = metrics.causal_query_counts(Tk, counts.device)
+    return None if Tq != Tk or bool((counts == causal).all()) else counts
+
+
+def _over_input_tokens(recorder, query, key) -> bool:
+    """Token attention: queries and keys are the input positions. A call over another axis (the
+    block-attention residuals of Inkling 2 attend over depth) is computed exactly but not measured."""
+    T = recorder.seq_len
+    return T is None or (query.shape[-2] == T and key.shape[-2] == T)
+
+
 def sinklab_hf_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
-    """`AttentionInterface` function: observe the layer, then return what SDPA would.
+    """`AttentionInterface` function: observe the layer, then return what the model's eager attention
+    would. It applies everything it is given (masks, top-k indices, position biases, sink logits,
+    softcaps) and, while recording, refuses any other keyword by name.
 
     It receives post-RoPE query and key (B, H, T, d) and (B, H_kv, T, d). On a GPU, layers that the
     fused kernels compute exactly (causal or sliding-window softmax, GQA, sink logits) return the
-    fused output; the rest are measured by row blocks and computed by SDPA.
+    fused output; the rest are measured by row blocks and computed by SDPA or from the same weights.
     """
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
     if scaling is None:
         scaling = 1.0 / math.sqrt(query.shape[-1])
     recorder = active_recorder()
-    softcap = kwargs.get("softcap")
-    sink_logits = kwargs.get("s_aux")
-    layer = None
-    if recorder is not None:
+    measured = recorder is not None and _over_input_tokens(recorder, query, key)
+    if measured:
         check_kwargs(module, kwargs)
         _check_single_call(recorder, module)
+    elif recorder is not None:
+        recorder.other_calls += 1
+    attention_mask = _fold_indices(attention_mask, kwargs.pop("indices", None), query)
+    causal = kwargs.get("is_causal")
+    causal = getattr(module, "is_causal", True) if causal is None else causal
+    sinks = kwargs.get("s_aux") if kwargs.get("s_aux") is not None else kwargs.get("sinks")
+    bias = kwargs.get("position_bias")
+    layer = None
+    if measured:
         layer = getattr(module, "layer_idx", None)
         layer = recorder.next_layer_index() if layer is None else int(layer)
-        with torch.no_grad():
-            out = _fused_layer(recorder, layer, query, key, value, attention_mask, scaling, kwargs)
-        if out is not None:
-            return out, None
+        if bias is None and kwargs.get("sinks") is None and (attention_mask is not None or causal):
+            with torch.no_grad():
+                out = _fused_layer(recorder, layer, query, key, value, attention_mask, scaling, kwargs)
+            if out is not None:
+                return out, None
     n_heads = query.shape[1]
     k_full, v_full = _expand_kv(key, n_heads), _expand_kv(value, n_heads)
-    weights = hf_weights_for_rows(query, k_full, scaling, attention_mask, softcap, sink_logits)
-    if recorder is not None:
-        recorder.observe(layer, query, key, value, weights, n_extra=0 if sink_logits is None else 1)
-    if softcap or sink_logits is not None:
-        # SDPA has no softcap or sink logit: compute the output from the same weights, block by block.
-        n_extra = 0 if sink_logits is None else 1
-        T = query.shape[-2]
-        rows = metrics.row_block_size(T, k_full.shape[-2] + n_extra, query.shape[0] * n_heads)
-        out = torch.cat([weights(i0, min(i0 + rows, T))[..., n_extra:] @ v_full.float()
-                         for i0 in range(0, T, rows)], dim=-2).to(query.dtype)
-        return out.transpose(1, 2).contiguous(), None
-    return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
-                                  scaling=scaling, **kwargs)
+    weights = hf_weights_for_rows(query, k_full, scaling, attention_mask, kwargs.get("softcap"), sinks, bias, causal)
+    n_extra = 0 if sinks is None else 1
+    if measured:
+        recorder.observe(layer, query, key, value, weights, n_extra=n_extra, tokens_only=sinks is not None,
+                         visible=visible_counts(attention_mask, query.shape[-2], key.shape[-2]))
+    if kwargs.get("softcap") or sinks is not None or bias is not None:
+        return _output_from_weights(weights, v_full, query, n_extra), None
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    passed = {k: v for k, v in kwargs.items() if k in ("is_causal",)}
+    return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **passed)
+
+
+def _output_from_weights(weights, v_full, query, n_extra):
+    """SDPA has no softcap, bias or sink logit: the output from the same weights, block by block."""
+    T = query.shape[-2]
+    rows = metrics.row_block_size(T, v_full.shape[-2] + n_extra, query.shape[0] * query.shape[1])
+    out = torch.cat([weights(i0, min(i0 + rows, T))[..., n_extra:] @ v_full.float()
+                     for i0 in range(0, T, rows)], dim=-2).to(query.dtype)
+    return out.transpose(1, 2).contiguous()
+
+
+def sinklab_mask(*args, **kwargs):
+    """The mask eager attention gets (additive float, 0 = attend), never None: models that use the
+    mask themselves (MPT casts it to bool, BLOOM adds it to its ALiBi scores) compute as under eager,
+    and a missing mask never silently means "causal" or "full" to the capture."""
+    from transformers.masking_utils import eager_mask
+
+    kwargs.pop("allow_is_causal_skip", None)
+    kwargs["allow_is_bidirectional_skip"] = False
+    return eager_mask(*args, **kwargs)
 
 
 _registered = False
 
 
 def register_hf_attention() -> str:
-    """Register the capture function and the SDPA mask builder under one name (idempotent)."""
+    """Register the capture function and its mask builder under one name (idempotent)."""
     global _registered
     if not _registered:
         from transformers import AttentionInterface
-        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+        from transformers.masking_utils import AttentionMaskInterface
 
         AttentionInterface.register(ATTN_IMPLEMENTATION, sinklab_hf_attention)
-        AttentionMaskInterface.register(ATTN_IMPLEMENTATION, sdpa_mask)
+        AttentionMaskInterface.register(ATTN_IMPLEMENTATION, sinklab_mask)
         _registered = True
     return ATTN_IMPLEMENTATION
 
@@ -358,21 +451,20 @@ def attention_weight_hooks(modules: list[torch.nn.Module], recorder: AttentionRe
     column sums as the module returns, and replaced by None, so no (layers, T, T) stack builds up."""
     def make_hook(i):
         def hook(_module, _inputs, output):
-            if not isinstance(output, tuple):
+            if not isinstance(output, (tuple, list)):  # GPT (openai-gpt) returns a list
                 return None
+            T = recorder.seq_len
             for j, x in enumerate(output):
-                if torch.is_tensor(x) and x.dim() == 4 and x.shape[-1] == x.shape[-2]:
+                if torch.is_tensor(x) and x.dim() == 4 and x.shape[-1] == x.shape[-2] and T in (None, x.shape[-1]):
                     recorder.observe_weights(i, x.detach())
-                    return output[:j] + (None,) + output[j + 1:]
+                    if hasattr(output, "_replace"):  # a named tuple (Reformer's outputs)
+                        return output._replace(**{output._fields[j]: None})
+                    return type(output)(list(output[:j]) + [None] + list(output[j + 1:]))
             return None
         return hook
 
-    handles = [m.register_forward_hook(make_hook(i)) for i, m in enumerate(modules)]
-    try:
+    with _forward_hooks(modules, make_hook):
         yield
-    finally:
-        for h in handles:
-            h.remove()
 
 
 def find_decoder_layers(model: torch.nn.Module, n_layers: int) -> torch.nn.ModuleList | None:
@@ -392,7 +484,14 @@ def hidden_state_hooks(layers: torch.nn.ModuleList, recorder: AttentionRecorder)
             recorder.observe_hidden(i, hidden.detach())
         return hook
 
-    handles = [layer.register_forward_hook(make_hook(i)) for i, layer in enumerate(layers)]
+    with _forward_hooks(layers, make_hook):
+        yield
+
+
+@contextlib.contextmanager
+def _forward_hooks(modules, make_hook):
+    """make_hook(i) on the i-th module for the duration of the block."""
+    handles = [m.register_forward_hook(make_hook(i)) for i, m in enumerate(modules)]
     try:
         yield
     finally:

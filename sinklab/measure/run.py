@@ -34,6 +34,7 @@ class _Accumulator:
     first_k: list = field(default_factory=list)   # per batch (B, L, H, K)
     extra: list = field(default_factory=list)     # per batch (B, L, H, n_extra)
     first_k_mask_aware: list = field(default_factory=list)  # per batch (B, L, H, K), sparse patterns only
+    first_k_tokens_only: list = field(default_factory=list)  # learned sinks: alpha renormalised over real tokens
     branch_first: dict = field(default_factory=dict)  # NSA branch -> per batch (B, L, H) alpha of position 1
     weight_first_k: list = field(default_factory=list)  # unnormalised attention: per batch (B, L, H, K) raw weights
     row_mass: list = field(default_factory=list)        # unnormalised attention: per batch (B, L, H)
@@ -56,8 +57,9 @@ class _Accumulator:
         for e, eps in enumerate(self.eps):
             self.exceed[e] += (alpha > eps).sum(0)
         self.first_k.append(alpha[..., : self.K].float().cpu())
-        if caps[0].alpha_mask_aware is not None:
-            ma = torch.stack([c.alpha_mask_aware.expand_as(c.alpha).cpu() for c in caps], dim=1)
+        if any(c.alpha_mask_aware is not None for c in caps):  # a plain causal layer's mask-aware alpha is alpha
+            ma = torch.stack([(c.alpha if c.alpha_mask_aware is None else c.alpha_mask_aware).expand_as(c.alpha).cpu()
+                              for c in caps], dim=1)
             self.first_k_mask_aware.append(ma[..., : self.K].float())
         for name, by_layer in rec.branches.items():
             alphas = [(c.alpha_mask_aware if c.alpha_mask_aware is not None else c.alpha).expand_as(c.alpha)[..., 0].cpu()
@@ -68,6 +70,8 @@ class _Accumulator:
             self.row_mass.append(torch.stack([c.row_mass.cpu() for c in caps], dim=1).float())
         if caps[0].alpha_extra is not None:
             self.extra.append(torch.stack([c.alpha_extra.cpu() for c in caps], dim=1).float())
+        if all(c.alpha_tokens_only is not None for c in caps):
+            self.first_k_tokens_only.append(torch.stack([c.alpha_tokens_only[..., : self.K].cpu() for c in caps], 1).float())
         per_layer = {
             "hidden_ratio": [rec.hidden_ratio.get(i, float("nan")) for i in range(len(layers))],
             "key_ratio": [c.key_ratio for c in caps],
@@ -296,6 +300,10 @@ def _tabulate(loaded, probe, bos, accs, epss, load_s, measure_s, device, dtype, 
                       if f["extra"] is not None else None),
         "sink_star_paper": ({r["position"]: r["sink_pct_paper"] for r in first_rows if "sink_pct_paper" in r}
                             or None),
+        # learned sinks: Sink_k of the weights renormalised over the real tokens (what an output-gate sink's
+        # own output_attentions shows), beside `sink` of the weights applied (the extra-column convention)
+        "sink_tokens_only": ({str(k + 1): round(metrics.sink_rate(torch.cat(acc.first_k_tokens_only)[..., k], epss[0]).item(), 4)
+                              for k in range(acc.K)} if acc.first_k_tokens_only else None),
         "unnormalised": _unnormalised(f["first_k"][..., 0], f["weights"], f["mass"], epss[0]),
         "diagnostics": f["diag"],
         "Ts": list(accs), "eps_values": list(epss),

@@ -19,21 +19,11 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import SinklabError
+from . import metrics, tiny
 
 TOLERANCE = 1e-4
-T, BATCH = 32, 2
-_SIZES = {  # config fields shrunk for a tiny model, by name, wherever they appear (sub-configs too)
-    "hidden_size": 64, "d_model": 64, "n_embd": 64, "n_embed": 64, "dim": 64, "embed_dim": 64, "word_embed_proj_dim": 64,
-    "num_hidden_layers": 2, "n_layer": 2, "n_layers": 2, "num_layers": 2, "decoder_layers": 2, "encoder_layers": 2,
-    "num_attention_heads": 4, "n_head": 4, "n_heads": 4, "decoder_attention_heads": 4, "encoder_attention_heads": 4,
-    "num_key_value_heads": 2, "n_kv_heads": 2, "num_kv_heads": 2, "multi_query_group_num": 2,
-    "intermediate_size": 128, "ffn_dim": 128, "n_inner": 128, "decoder_ffn_dim": 128, "encoder_ffn_dim": 128,
-    "d_ff": 128, "ffn_hidden_size": 128, "moe_intermediate_size": 32, "shared_expert_intermediate_size": 32,
-    "num_experts": 4, "n_routed_experts": 4, "num_local_experts": 4, "moe_num_experts": 4,
-    "num_experts_per_tok": 2, "top_k": 2, "moe_topk": 2, "n_shared_experts": 1,
-    "head_dim": 16, "kv_lora_rank": 16, "q_lora_rank": 32, "qk_rope_head_dim": 8, "qk_nope_head_dim": 8,
-    "v_head_dim": 16, "index_head_dim": 16, "index_n_heads": 2,
-}
+T, BATCH = tiny.T, 2
+SHARPEN = 16.0
 
 
 @dataclass
@@ -46,59 +36,20 @@ class ZooRow:
     layers: int | None = None
 
 
-def tiny_config(model_type: str):
-    """The type's default config rebuilt with small sizes passed to its constructor, so the fields it
-    derives from them (head dims, layer-type lists, rope sizes) are derived again."""
-    from transformers import AutoConfig, PretrainedConfig
-
-    default = AutoConfig.for_model(model_type)
-    kwargs = _small_sizes(default)
-    for name, value in vars(default).items():
-        if isinstance(value, PretrainedConfig):  # text / vision sub-configs, rebuilt the same way
-            kwargs[name] = {**value.to_dict(), **_small_sizes(value)}
-            kwargs[name].pop("layer_types", None)
-    for name in ("layer_types", "mlp_only_layers", "block_types", "layers_block_type", "hybrid_override_pattern"):
-        value = getattr(default, name, None)
-        n = kwargs.get("num_hidden_layers", getattr(default, "num_hidden_layers", None))
-        if isinstance(value, (list, str)) and n and len(value) > n:
-            kwargs[name] = value[:n]
-    try:
-        cfg = AutoConfig.for_model(model_type, **kwargs)
-    except Exception:  # a constructor that rejects the small sizes: shrink the default in place instead
-        cfg = default
-        _shrink(cfg, depth=0)
-    if getattr(cfg, "max_position_embeddings", None) and cfg.max_position_embeddings < T:
-        cfg.max_position_embeddings = 2 * T
-    return cfg
+# query and key projections, and the fused ones that hold them (values scale too, harmlessly)
+SHARPENED = ("q_proj", "k_proj", "query", "key", "q", "k", "wq", "wk", "q_b_proj", "kv_b_proj", "query_key_value",
+             "c_attn", "qkv_proj", "Wqkv", "qkv", "W_pack", "in_proj")
 
 
-def _shrink(cfg, depth: int) -> None:
-    from transformers import PretrainedConfig
-
-    for name, value in list(vars(cfg).items()):
-        if isinstance(value, PretrainedConfig) and depth < 2:
-            _shrink(value, depth + 1)
-        elif name in _SIZES and isinstance(value, int) and not isinstance(value, bool) and value > _SIZES[name]:
-            setattr(cfg, name, _SIZES[name])
-
-
-def _small_sizes(cfg) -> dict:
-    return {name: size for name, size in _SIZES.items()
-            if isinstance(getattr(cfg, name, None), int) and not isinstance(getattr(cfg, name), bool)
-            and getattr(cfg, name) > size}
-
-
-def sharpen(model: torch.nn.Module, factor: float = 4.0) -> None:
+def sharpen(model: torch.nn.Module, factor: float = SHARPEN) -> None:
     """Query and key weights x factor (scores x factor^2), softcaps at 3: small random models hide
     biases and caps, whose effect grows with the scores."""
     with torch.no_grad():
         for name, module in model.named_modules():
             leaf = name.rsplit(".", 1)[-1]
-            if isinstance(module, torch.nn.Linear) and leaf in ("q_proj", "k_proj", "query", "key", "q", "k", "wq", "wk"):
+            if isinstance(module, torch.nn.Linear) and leaf in SHARPENED:
                 module.weight.mul_(factor)
-    for cfg in (model.config, getattr(model.config, "text_config", None)):
-        if cfg is None:
-            continue
+    for cfg in tiny.all_configs(model.config):
         for field in ("attn_logit_softcapping", "final_logit_softcapping"):
             if getattr(cfg, field, None):
                 setattr(cfg, field, 3.0)
@@ -106,28 +57,26 @@ def sharpen(model: torch.nn.Module, factor: float = 4.0) -> None:
 
 def check_type(model_type: str, sharpened: bool = False) -> ZooRow:
     """Build, save, load as `--model` does, and compare; every outcome is a row, never an exception."""
-    from transformers import AutoModelForCausalLM
-
-    try:
-        with _quiet():
-            torch.manual_seed(0)
-            model = AutoModelForCausalLM.from_config(tiny_config(model_type), dtype=torch.float32).eval()
-            if sharpened:
-                sharpen(model)
-    except Exception as e:  # any failure to build a tiny config is this row's status, not the zoo's
-        return ZooRow(model_type, "not buildable", _first_line(e))
-    try:  # the tiny model must run on its own before sinklab is asked to measure it
-        with _quiet(), torch.no_grad():
-            model(input_ids=_ids(model))
-    except Exception as e:  # a tiny config whose own forward fails says nothing about sinklab
-        return ZooRow(model_type, "not buildable", "its own forward fails at tiny size: " + _first_line(e))
     with tempfile.TemporaryDirectory() as folder:
-        try:
-            with _quiet():
-                model.save_pretrained(folder)
-        except Exception as e:  # a model that cannot be saved cannot be given as --model either
-            return ZooRow(model_type, "not buildable", "save_pretrained: " + _first_line(e))
+        model, why = tiny.build(model_type, folder, prepare=sharpen if sharpened else None)
+        if model is None:
+            return ZooRow(model_type, "not buildable", why)
         return _compare(model_type, model, folder)
+
+
+def check_both(model_type: str) -> tuple[ZooRow, ZooRow]:
+    """The plain and the sharpened row from one build: the same weights, sharpened after the first."""
+    with tempfile.TemporaryDirectory() as plain, tempfile.TemporaryDirectory() as sharp:
+        model, why = tiny.build(model_type, plain)
+        if model is None:
+            return ZooRow(model_type, "not buildable", why), ZooRow(model_type, "not buildable", why)
+        first = _compare(model_type, model, plain)
+        try:
+            sharpen(model)
+            tiny.save(model, sharp)
+        except Exception as e:  # the sharpened copy failing to save is this row's status
+            return first, ZooRow(model_type, "not buildable", "sharpened save_pretrained: " + _first_line(e))
+        return first, _compare(model_type, model, sharp)
 
 
 def _compare(model_type, model, folder) -> ZooRow:
@@ -146,9 +95,10 @@ def _compare(model_type, model, folder) -> ZooRow:
         rec = capture.AttentionRecorder(keep_map_upto=0)
         with _quiet():
             loaded.capture_forward(ids, rec)
-        got = {key: c.alpha for key, c in rec.layers.items()}
-        with _quiet(), torch.no_grad(), capture.recording(capture.AttentionRecorder(keep_map_upto=0)):
-            captured_logits = loaded.model(input_ids=ids).logits.float()
+        side = capture.AttentionRecorder(keep_map_upto=0)
+        side.seq_len = ids.shape[1]
+        with _quiet(), torch.no_grad(), capture.recording(side):
+            captured_logits = loaded.model(input_ids=ids, use_cache=False).logits.float()
     except SinklabError as e:
         return ZooRow(model_type, "refused", str(e).replace(folder, model_type))
     except Exception as e:  # a crash inside measurement is exactly what the zoo reports
@@ -157,46 +107,68 @@ def _compare(model_type, model, folder) -> ZooRow:
         reference, own_logits = eager_reference(folder, ids)
     except Exception as e:  # the zoo's own eager reference failing is no verdict on sinklab
         return ZooRow(model_type, "no reference", "eager output_attentions: " + _first_line(e))
-    logit_diff = float((captured_logits - own_logits).abs().max())
-    if len(got) != len(reference):
-        return ZooRow(model_type, "WRONG", f"{len(got)} layers captured, eager has {len(reference)}",
-                      None, logit_diff, len(got))
-    diffs = [float((a.float().cpu() - r).abs().max()) for a, r in zip([got[k] for k in sorted(got)], reference)]
+    return _verdict(model_type, loaded, rec, reference, float((captured_logits - own_logits).abs().max()))
+
+
+def _verdict(model_type, loaded, rec, reference, logit_diff) -> ZooRow:
+    """Each captured layer against the eager weights of the same call. A layer with learned sinks
+    is compared in the convention its eager weights show: rows summing to 1 are the output-gate
+    convention (granite_swa: compare alpha over the real tokens only), rows short of 1 the
+    extra-column one (gpt-oss: compare alpha, and alpha over tokens only with the rows renormalised)."""
+    caps = [rec.layers[k] for k in sorted(rec.layers)]
+    notes = [loaded.info.get("capture_route", "")]
+    if len(caps) != len(reference):
+        return ZooRow(model_type, "WRONG", f"{len(caps)} layers captured, eager has {len(reference)}",
+                      None, logit_diff, len(caps))
+    diffs, conventions = [], set()
+    for cap, weights in zip(caps, reference):
+        rows = weights.sum(-1)
+        renormalised = metrics.importance_scores(weights / rows.unsqueeze(-1))
+        if cap.alpha_tokens_only is None:
+            diffs.append(float((cap.alpha.float().cpu() - metrics.importance_scores(weights)).abs().max()))
+            continue
+        tok = float((cap.alpha_tokens_only.float().cpu() - renormalised).abs().max())
+        if bool(((rows - 1).abs() < 1e-5).all()):
+            conventions.add("output gate")
+            diffs.append(tok)
+        else:
+            conventions.add("extra column")
+            diffs.append(max(tok, float((cap.alpha.float().cpu() - metrics.importance_scores(weights)).abs().max())))
+    if conventions:
+        notes.append("learned sinks as " + " and ".join(sorted(conventions)) + "; Sink* and alpha over tokens only")
+    if any(p for _, p in rec.passes.values()):
+        notes.append(f"{len(caps)} passes over {len({l for l, _ in rec.passes.values()})} layers")
+    if rec.other_calls:
+        notes.append(f"{rec.other_calls} attention calls over other axes computed, not measured")
     worst = max(diffs) if diffs else math.nan
     ok = worst <= TOLERANCE and logit_diff <= TOLERANCE * 10
-    return ZooRow(model_type, "exact" if ok else "WRONG", "" if ok else "alpha or logits differ", worst, logit_diff,
-                  len(got))
+    detail = "; ".join(n for n in notes if n)
+    return ZooRow(model_type, "exact" if ok else "WRONG", detail if ok else "alpha or logits differ; " + detail,
+                  worst, logit_diff, len(caps))
 
 
 def _ids(model) -> torch.Tensor:
-    vocab = int(getattr(model.config.get_text_config(), "vocab_size", 100) or 100)
-    return torch.randint(3, max(4, min(vocab, 1000)), (BATCH, T), generator=torch.Generator().manual_seed(1))
+    return tiny.ids_for(model, BATCH)
 
 
 def eager_reference(folder, ids):
-    """alpha of every attention layer from eager output_attentions=True, and the model's logits, from
-    the saved model loaded afresh as eager (some models fix their attention classes when built)."""
-    from transformers import AutoModelForCausalLM
+    """The weights of every attention call from eager output_attentions=True, and the model's logits,
+    from the saved model loaded afresh as eager (some models fix their attention classes when built)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
 
-    from . import metrics
+    from ..load import _causal_lm_class
 
     with _quiet(), torch.no_grad():
-        model = AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager", dtype=torch.float32).eval()
-        out = model(input_ids=ids, output_attentions=True)
-    attentions = [a for a in (out.attentions or ()) if a is not None and a.dim() == 4]
-    return [metrics.importance_scores(a.float()) for a in attentions], out.logits.float()
+        cls = _causal_lm_class(AutoConfig.from_pretrained(folder)) or AutoModelForCausalLM
+        model = cls.from_pretrained(folder, attn_implementation="eager", dtype=torch.float32).eval()
+        out = model(input_ids=ids, output_attentions=True, use_cache=False)
+    T = ids.shape[1]  # token attention only: linear-attention layers report states of other shapes
+    attentions = [a.float() for a in (out.attentions or ()) if a is not None and a.dim() == 4 and a.shape[-2:] == (T, T)]
+    return attentions, out.logits.float()
 
 
-@contextlib.contextmanager
-def _quiet():
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        warnings.simplefilter("ignore")
-        yield
-
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
+_quiet = tiny.quiet
+_first_line = tiny.first_line
 
 
 def _where(e: Exception) -> str:
@@ -210,13 +182,19 @@ def causal_lm_types() -> list[str]:
     return sorted(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
 
 
-def run(types: list[str], sharpened: bool, progress=None) -> list[ZooRow]:
-    rows = []
+def run(types: list[str], sharpened: bool, progress=None) -> tuple[list[ZooRow], list[ZooRow] | None]:
+    """Rows for every type, plain, and sharpened too when asked (from the same builds)."""
+    plain, sharp = [], []
     for t in types:
-        rows.append(check_type(t, sharpened))
+        if sharpened:
+            a, b = check_both(t)
+            plain.append(a)
+            sharp.append(b)
+        else:
+            plain.append(check_type(t))
         if progress:
-            progress(rows[-1])
-    return rows
+            progress(_worse(plain[-1], sharp[-1] if sharpened else None))
+    return plain, (sharp if sharpened else None)
 
 
 def markdown(rows: list[ZooRow], sharpened_rows: list[ZooRow] | None, versions: dict, command: str) -> str:
@@ -231,8 +209,8 @@ def markdown(rows: list[ZooRow], sharpened_rows: list[ZooRow] | None, versions: 
              f"built tiny and random (float32, T = {T}, batch {BATCH}), loaded as `--model` loads a folder, and "
              f"compared with alpha from eager `output_attentions=True`; the logits under capture are compared "
              f"with the model's own. 'exact' means both within {TOLERANCE:g} (logits {TOLERANCE * 10:g})"
-             + (", in plain and in sharpened form (query/key weights x4, softcaps at 3)" if sharpened_rows else "") + ".",
-             "", f"Made by `{command}`.", "",
+             + (", in plain and in sharpened form (query/key weights x16, softcaps at 3)" if sharpened_rows else "") + ".",
+             "", "Statuses: **exact** (alpha and logits as above); **refused** (sinklab declines in one line, the reason is given); **not buildable** (no tiny config of the type builds and runs its own forward; the detail says whether its default config builds at all); **WRONG** and **CRASH** are what this table exists to catch. The detail names the capture route (AttentionInterface, or eager output_attentions through module hooks), learned sinks and their convention (an extra softmax column as gpt-oss, an output gate as granite_swa; both report Sink* and alpha over the real tokens only), layers measured per pass, and attention calls over other axes that are computed exactly but not measured.", "", f"Made by `{command}`.", "",
              "Summary: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda x: -x[1])) + ".", "",
              "| model type | status | max alpha diff | max logit diff | layers | detail |", "|---|---|---|---|---|---|"]
     for r in rows:
