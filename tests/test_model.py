@@ -470,3 +470,11 @@ def test_every_score_choice_has_a_score_function():
     from sinklab.model.attention import SCORES
 
     assert set(SCORES) == set(CHOICES["score"])
+
+
+def test_every_planned_backend_is_implemented():
+    from sinklab.model import dispatch
+    from sinklab.model.attention import SINGLE_PASS
+
+    in_forward = {"nsa", "moba_flex", "moba_flex_prefix_keys", "fused"}  # need the layer input or the recorder
+    assert set(SINGLE_PASS) | in_forward == set(dispatch.BACKENDS) and not set(SINGLE_PASS) & in_forward

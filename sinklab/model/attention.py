@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -179,8 +181,8 @@ class Attention(nn.Module):
                 dyn = F.pad(dyn, (n_prefix, 0, n_prefix, 0), value=True)
         if recorder is not None:
             self._observe(recorder, q, full(k), full(v), pos_bias, mask_fn, n_prefix, dyn, plain_causal)
-        return self._finish(x, self._attend(backend, q, k, v, full, pos_bias, mask_fn, dyn, block_mask,
-                                            far_block_mask))
+        inputs = BackendInputs(full, pos_bias, mask_fn, dyn, block_mask, far_block_mask)
+        return self._finish(x, SINGLE_PASS[backend](self, q, k, v, inputs))
 
     def _qkv(self, x, rope):
         """q, k, v as (B, heads, T, d), RoPE applied, through the hook points."""
@@ -193,25 +195,6 @@ class Attention(nn.Module):
             cos, sin = rope[0][:, None, :], rope[1][:, None, :]
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         return self.hook_q(q.transpose(1, 2)), self.hook_k(k.transpose(1, 2)), self.hook_v(v.transpose(1, 2))
-
-    def _attend(self, backend, q, k, v, full, pos_bias, mask_fn, dyn, block_mask, far_block_mask):
-        """Run one of the single-pass backends `dispatch.plan` names."""
-        cfg = self.cfg
-        if backend == "sdpa_causal":
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=k.shape[1] != q.shape[1])
-        elif backend == "sdpa_bool_mask":
-            T = q.shape[-2]
-            allowed = dyn & masks.dense_mask(mask_fn, T, T, device=q.device)
-            out = F.scaled_dot_product_attention(q, full(k), full(v), attn_mask=allowed, scale=self.scale)
-        elif backend == "band_and_far":
-            return self._band_and_far(q, full(k), full(v), pos_bias, far_block_mask)
-        elif backend == "flex":
-            return self._flex(q, full(k), full(v), pos_bias, block_mask)
-        elif backend == "sdpa_extra_key":
-            return self._sdpa_extra_key(q, full(k), full(v), mask_fn)
-        else:
-            return self._dense(q, full(k), full(v), pos_bias, mask_fn, dyn)
-        return out * cfg.score_scale if cfg.score == "scaled_softmax" else out
 
     def _finish(self, x, out):
         """Value bias, output gate, head combination and the output projection."""
@@ -448,6 +431,56 @@ class Attention(nn.Module):
         qr, kr, vr = q[:, :, n_prefix:], k[:, :, n_prefix:], v[:, :, n_prefix:]
         recorder.observe(self.layer_idx, qr, kr, vr, rows, n_extra=n_extra, visible=visible,
                          proxy=self._proxy if self.cfg.proxy_scores else None)
+
+
+# -- single-pass backends: one signature, (layer, q, k, v, inputs) -> output (B, H, T, d) ------------
+
+@dataclass
+class BackendInputs:
+    """What a backend reads besides q, k, v. k and v have the KV heads; `full` repeats them for
+    every query head (SDPA's causal path takes them grouped)."""
+    full: Callable[[torch.Tensor], torch.Tensor]
+    pos_bias: torch.Tensor | None
+    mask_fn: masks.MaskFn
+    dyn: torch.Tensor | None = None    # a data-dependent token pattern (MoBA per token, DSA)
+    block_mask: object = None          # flex BlockMask of the pattern
+    far_block_mask: object = None      # causal flex BlockMask beyond a learned bias's band
+
+
+def _scaled(layer: "Attention", out: torch.Tensor) -> torch.Tensor:
+    return out * layer.cfg.score_scale if layer.cfg.score == "scaled_softmax" else out
+
+
+def sdpa_causal(layer: "Attention", q, k, v, a: BackendInputs) -> torch.Tensor:
+    return _scaled(layer, F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=k.shape[1] != q.shape[1]))
+
+
+def sdpa_bool_mask(layer: "Attention", q, k, v, a: BackendInputs) -> torch.Tensor:
+    T = q.shape[-2]
+    allowed = a.dyn & masks.dense_mask(a.mask_fn, T, T, device=q.device)
+    return _scaled(layer, F.scaled_dot_product_attention(q, a.full(k), a.full(v), attn_mask=allowed, scale=layer.scale))
+
+
+def band_and_far(layer: "Attention", q, k, v, a: BackendInputs) -> torch.Tensor:
+    return layer._band_and_far(q, a.full(k), a.full(v), a.pos_bias, a.far_block_mask)
+
+
+def flex(layer: "Attention", q, k, v, a: BackendInputs) -> torch.Tensor:
+    return layer._flex(q, a.full(k), a.full(v), a.pos_bias, a.block_mask)
+
+
+def sdpa_extra_key(layer: "Attention", q, k, v, a: BackendInputs) -> torch.Tensor:
+    return layer._sdpa_extra_key(q, a.full(k), a.full(v), a.mask_fn)
+
+
+def dense(layer: "Attention", q, k, v, a: BackendInputs) -> torch.Tensor:
+    return layer._dense(q, a.full(k), a.full(v), a.pos_bias, a.mask_fn, a.dyn)
+
+
+# the backends dispatch.plan names that run in one pass; nsa, moba_flex* and fused need the layer
+# input or the recorder and run in Attention.forward
+SINGLE_PASS = {"sdpa_causal": sdpa_causal, "sdpa_bool_mask": sdpa_bool_mask, "band_and_far": band_and_far,
+               "flex": flex, "sdpa_extra_key": sdpa_extra_key, "dense": dense}
 
 
 def _bias_kind(pos_bias) -> str:
