@@ -222,8 +222,8 @@ def _load_hf(spec: str, device: str, dtype: str, trust_remote_code: bool, name: 
     model, route = _build_hf(spec, config, dtype, trust_remote_code, revision, placement)
     try:
         tok = AutoTokenizer.from_pretrained(spec, trust_remote_code=trust_remote_code, revision=revision)
-        if len(tok) < 2:  # a folder without tokenizer files can yield an empty tokenizer
-            tok = None
+        if len(tok) < 2 or len(tok) <= len(set(tok.all_special_ids)):  # a folder without tokenizer files can
+            tok = None  # yield an empty one, or a stub of special tokens only (Gemma's)
         elif not tok("a", add_special_tokens=True)["input_ids"]:  # one that cannot encode (reformer's stub)
             tok = None
     except Exception:  # tokenizer loaders raise many kinds for missing or odd files; the model still measures

@@ -301,12 +301,12 @@ def _tabulate(loaded, probe, bos, accs, epss, load_s, measure_s, device, dtype, 
                       if f["extra"] is not None else None),
         "sink_star_paper": ({r["position"]: r["sink_pct_paper"] for r in first_rows if "sink_pct_paper" in r}
                             or None),
+        "unnormalised": _unnormalised(f["first_k"][..., 0], f["weights"], f["mass"], epss[0]),
+        "diagnostics": f["diag"],
         # learned sinks: Sink_k of the weights renormalised over the real tokens (what an output-gate sink's
         # own output_attentions shows), beside `sink` of the weights applied (the extra-column convention)
         "sink_tokens_only": ({str(k + 1): round(metrics.sink_rate(torch.cat(acc.first_k_tokens_only)[..., k], epss[0]).item(), 4)
                               for k in range(acc.K)} if acc.first_k_tokens_only else None),
-        "unnormalised": _unnormalised(f["first_k"][..., 0], f["weights"], f["mass"], epss[0]),
-        "diagnostics": f["diag"],
         "Ts": list(accs), "eps_values": list(epss),
         "layers": acc.alpha_sum.shape[0], "heads": acc.alpha_sum.shape[1],
         "layer_passes": ([list(acc.passes[l]) for l in sorted(acc.passes)]
