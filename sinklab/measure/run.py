@@ -131,7 +131,7 @@ def measure(model=None, probe: str = "natural", *, n: int = DEFAULT_N, T=DEFAULT
     device_map / max_memory: accelerate's placement of an HF model over several devices;
     revision: a hub revision of an HF model id.
     """
-    from ..load import load_model, wrap_module
+    from .load import load_model, wrap_module
     from .loaded import LoadedModel
 
     Ts, epss = _as_list(T, int), _as_list(eps, float)

@@ -80,7 +80,7 @@ def check_both(model_type: str) -> tuple[ZooRow, ZooRow]:
 
 
 def _compare(model_type, model, folder) -> ZooRow:
-    from ..load import load_model
+    from .load import load_model
     from . import capture
 
     ids = _ids(model)
@@ -156,7 +156,7 @@ def eager_reference(folder, ids):
     from the saved model loaded afresh as eager (some models fix their attention classes when built)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from ..load import _causal_lm_class
+    from .load import _causal_lm_class
 
     with _quiet(), torch.no_grad():
         cls = _causal_lm_class(AutoConfig.from_pretrained(folder)) or AutoModelForCausalLM
