@@ -136,14 +136,14 @@ def test_indices_position_bias_and_per_query_sinks_are_applied_as_eager_applies_
     assert torch.allclose(rec.layers[0].alpha_tokens_only, over_tokens, atol=1e-6)
 
 
-def test_sinklab_mask_is_eager_mask_never_none():
+def test_full_mask_is_eager_mask_never_none():
     """Models that use the mask themselves (MPT, BLOOM) need eager's additive mask; a None would make
-    them bidirectional or crash."""
+    them bidirectional or crash. They load under the full-mask name."""
     from transformers.masking_utils import causal_mask_function
     from sinklab.measure import capture
 
-    m = capture.sinklab_mask(batch_size=1, q_length=4, kv_length=4, mask_function=causal_mask_function,
-                             allow_is_causal_skip=True, dtype=torch.float32)
+    m = capture.sinklab_full_mask(batch_size=1, q_length=4, kv_length=4, mask_function=causal_mask_function,
+                                  allow_is_causal_skip=True, dtype=torch.float32)
     assert m is not None and m.dtype == torch.float32
     assert torch.equal(m[0, 0] == 0, torch.ones(4, 4, dtype=torch.bool).tril())
     assert capture.mask_kind(m, 4, None) == "causal"

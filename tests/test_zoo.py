@@ -91,3 +91,21 @@ def test_a_config_that_cannot_be_built_is_one_refusal_line(tmp_path):
                                                       "num_hidden_layers": 1, "intermediate_size": 8, "vocab_size": 16}))
     with pytest.raises(SinklabError, match="cannot load model"):
         load_model(str(tmp_path))
+
+
+def test_plain_causal_layers_get_no_mask_and_mask_readers_get_eager_s():
+    """No (T, T) mask where the pattern is plain causal, so long inputs reach the fused kernels without
+    one; a model that reads the mask itself (it turns bidirectional without it) is loaded again under
+    the full-mask name and stays exact."""
+    import torch
+
+    from sinklab.measure import capture
+
+    assert capture.sinklab_mask(batch_size=1, q_length=8, kv_length=8) is None
+    padded = capture.sinklab_mask(batch_size=1, q_length=8, kv_length=8,
+                                  attention_mask=torch.tensor([[0, 1, 1, 1, 1, 1, 1, 1]]).bool())
+    assert padded is not None and padded.is_floating_point() and padded.shape[-2:] == (8, 8)
+    assert capture.sinklab_full_mask(batch_size=1, q_length=8, kv_length=8).shape[-2:] == (8, 8)
+    assert zoo.check_type("llama").status == "exact"
+    row = zoo.check_type("gpt_neox_japanese")
+    assert row.status == "exact", row

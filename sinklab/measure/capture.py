@@ -22,6 +22,7 @@ from . import metrics
 from ..kernels import attention_sums as fused
 
 ATTN_IMPLEMENTATION = "sinklab"
+ATTN_FULL_MASK = "sinklab_full_mask"   # the same function, always given eager's (T, T) mask
 
 _active_recorder: contextvars.ContextVar["AttentionRecorder | None"] = contextvars.ContextVar(
     "sinklab_recorder", default=None)
@@ -411,7 +412,7 @@ def _output_from_weights(weights, v_full, query, n_extra):
     return out.transpose(1, 2).contiguous()
 
 
-def sinklab_mask(*args, **kwargs):
+def sinklab_full_mask(*args, **kwargs):
     """The mask eager attention gets (additive float, 0 = attend), never None: models that use the
     mask themselves (MPT casts it to bool, BLOOM adds it to its ALiBi scores) compute as under eager,
     and a missing mask never silently means "causal" or "full" to the capture."""
@@ -420,6 +421,18 @@ def sinklab_mask(*args, **kwargs):
     kwargs.pop("allow_is_causal_skip", None)
     kwargs["allow_is_bidirectional_skip"] = False
     return eager_mask(*args, **kwargs)
+
+
+def sinklab_mask(*args, **kwargs):
+    """None where the mask is plain causal (SDPA's own skip: no padding, no window that bites), so a long
+    input needs no (T, T) mask and the fused kernels take the layer at once; otherwise eager's mask. A
+    model that reads the mask itself turns bidirectional without it: the causality check at load
+    catches that, and the loader retries it under ATTN_FULL_MASK."""
+    from transformers.masking_utils import sdpa_mask
+
+    if sdpa_mask(*args, **{**kwargs, "allow_is_causal_skip": True, "allow_is_bidirectional_skip": False}) is None:
+        return None
+    return sinklab_full_mask(*args, **kwargs)
 
 
 _registered = False
@@ -434,6 +447,8 @@ def register_hf_attention() -> str:
 
         AttentionInterface.register(ATTN_IMPLEMENTATION, sinklab_hf_attention)
         AttentionMaskInterface.register(ATTN_IMPLEMENTATION, sinklab_mask)
+        AttentionInterface.register(ATTN_FULL_MASK, sinklab_hf_attention)
+        AttentionMaskInterface.register(ATTN_FULL_MASK, sinklab_full_mask)
         _registered = True
     return ATTN_IMPLEMENTATION
 

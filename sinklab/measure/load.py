@@ -245,7 +245,10 @@ def _build_hf(spec, config, dtype, trust_remote_code, revision, placement):
     attention class from a dict keyed by the implementation name (Falcon, GPT-Neo, GIT)."""
     from transformers import AutoModelForCausalLM
 
-    attn = capture.register_hf_attention()
+    capture.register_hf_attention()
+    # built under the full-mask name: a model that cannot switch its attention later (BLOOM builds and reads
+    # its own mask) keeps eager's mask; the rest switch to the mask-free name in _wrap_hf_route
+    attn = capture.ATTN_FULL_MASK
     kwargs = dict(dtype=DTYPES[dtype], trust_remote_code=trust_remote_code, revision=revision, **(placement or {}))
     cls = _causal_lm_class(config) or AutoModelForCausalLM
     for impl, route in ((attn, "interface"), ("eager", "eager")):
@@ -285,6 +288,7 @@ def _refuse_build(spec, config, e: Exception):
 EAGER_ROUTE = "eager output_attentions, one layer at a time (module hooks)"
 # check_causal's refusals that a model outside AttentionInterface also gives: worth the eager route
 _RETRY_EAGER = ("is not a causal LM: its early positions", "no attention layer reported", "forward fails under")
+_RETRY_FULL_MASK = _RETRY_EAGER[0]
 
 
 def _wrap_hf(model, tok, name: str, kind: str, device: str, dtype: str, info: dict | None = None,
@@ -302,6 +306,12 @@ def _wrap_hf(model, tok, name: str, kind: str, device: str, dtype: str, info: di
             if not any(reason in str(e) for reason in _RETRY_EAGER):
                 raise
             first_refusal = e
+        if _RETRY_FULL_MASK in str(first_refusal):  # it reads the mask itself: give it eager's, not None
+            try:
+                return _wrap_hf_route(model, tok, name, kind, info, "interface_full_mask")
+            except SinklabError as e:
+                if not any(reason in str(e) for reason in _RETRY_EAGER):
+                    raise
         try:
             return _wrap_hf_route(model, tok, name, kind, info, "eager")
         except SinklabError as second:  # the eager route's reason is the truer one when no layer reported
@@ -311,7 +321,8 @@ def _wrap_hf(model, tok, name: str, kind: str, device: str, dtype: str, info: di
 
 def _wrap_hf_route(model, tok, name, kind, info, route) -> LoadedModel:
     cfg = model.config
-    wanted = capture.register_hf_attention() if route == "interface" else "eager"
+    capture.register_hf_attention()
+    wanted = {"interface": capture.ATTN_IMPLEMENTATION, "interface_full_mask": capture.ATTN_FULL_MASK}.get(route, "eager")
     if cfg._attn_implementation != wanted:
         model.set_attn_implementation(wanted)
     n_layers = int(getattr(cfg, "num_hidden_layers", 0) or getattr(cfg, "n_layer", 0))
@@ -324,7 +335,8 @@ def _wrap_hf_route(model, tok, name, kind, info, route) -> LoadedModel:
         input_device = torch.device("cuda", 0)
     attention = capture.attention_modules(model) if route == "eager" else []
     info = dict(info or {}, model_type=cfg.model_type,
-                capture_route="AttentionInterface" if route == "interface" else EAGER_ROUTE)
+                capture_route={"interface": "AttentionInterface",
+                               "interface_full_mask": "AttentionInterface, eager's full mask"}.get(route, EAGER_ROUTE))
 
     def capture_forward(input_ids: torch.Tensor, recorder: capture.AttentionRecorder) -> None:
         recorder.reset()
@@ -356,7 +368,7 @@ def _wrap_hf_route(model, tok, name, kind, info, route) -> LoadedModel:
     if route == "eager":
         _check_same_output(loaded, base, input_device)
     else:
-        _check_same_logits(loaded, model, input_device)
+        _check_same_logits(loaded, model, input_device, wanted)
     return loaded
 
 
@@ -369,7 +381,7 @@ def _logits_close(got: torch.Tensor, want: torch.Tensor, dtype: torch.dtype) -> 
     return diff <= 2e-2 * max(1.0, scale)  # half dtypes: ~2e-2 relative
 
 
-def _check_same_logits(loaded, model, input_device) -> None:
+def _check_same_logits(loaded, model, input_device, attn_name: str) -> None:
     """sinklab must never change what the model computes: its logits under capture equal the model's
     own under eager attention, or the model is refused here, at load."""
     ids = torch.arange(1, 17).remainder(max(2, loaded.tokenizer.vocab_size)).unsqueeze(0).to(input_device)
@@ -383,7 +395,7 @@ def _check_same_logits(loaded, model, input_device) -> None:
             try:
                 want = model(input_ids=ids, use_cache=False).logits.float()
             finally:
-                model.set_attn_implementation(capture.ATTN_IMPLEMENTATION)
+                model.set_attn_implementation(attn_name)
     except SinklabError:
         raise
     except Exception as e:  # a model that cannot run its own eager attention: no reference to hold sinklab to

@@ -33,9 +33,9 @@ def prepare(loaded) -> StreamModel:
 
         model = to_hf_llama(model).eval()  # LLaMA-shaped checkpoints only; others get a clear error
     layer_specs(model, loaded.name)
-    from ..measure.capture import ATTN_IMPLEMENTATION
+    from ..measure.capture import ATTN_FULL_MASK, ATTN_IMPLEMENTATION
 
-    if getattr(model.config, "_attn_implementation", None) == ATTN_IMPLEMENTATION:
+    if getattr(model.config, "_attn_implementation", None) in (ATTN_IMPLEMENTATION, ATTN_FULL_MASK):
         model.set_attn_implementation("sdpa")
     cfg = model.config.get_text_config(decoder=True)
     return StreamModel(model.eval(), getattr(cfg, "max_position_embeddings", None), loaded.name,
