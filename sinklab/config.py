@@ -137,6 +137,13 @@ class ModelConfig:
             value = getattr(self, name)
             if value not in allowed:
                 raise SinklabError(f"config field {name}={value!r} is not one of: {', '.join(allowed)}")
+        self._validate_shape()
+        self._validate_options()
+        self._validate_sparse()
+        return self
+
+    def _validate_shape(self) -> None:
+        """Heads, head dimension, window and prefix fit together."""
         if self.head_combine == "concat" and self.d_model % self.n_heads:
             raise SinklabError(f"config field n_heads={self.n_heads} must divide d_model={self.d_model}")
         if self.n_heads % self.kv_heads:
@@ -149,6 +156,9 @@ class ModelConfig:
             raise SinklabError(f"config field prefix_len={self.prefix_len} must lie in 1..max_seq_len={self.max_seq_len}")
         if self.attn_bias_dim is not None and not (0 < self.attn_bias_dim <= self.head_dim):
             raise SinklabError(f"config field attn_bias_dim must lie in 1..head_dim={self.head_dim}")
+
+    def _validate_options(self) -> None:
+        """Options that only make sense beside another choice."""
         if self.value_bias_scale is not None and self.attn_bias != "k":
             raise SinklabError("config field value_bias_scale needs attn_bias='k' (a fixed value for the K bias)")
         if self.sink_logit and self.score not in ("softmax", "scaled_softmax"):
@@ -157,8 +167,6 @@ class ModelConfig:
             raise SinklabError(f"config field sigmoid_bias={self.sigmoid_bias!r} must be a number or 'auto'")
         if self.score_scale <= 0:
             raise SinklabError("config field score_scale must be positive")
-        self._validate_sparse()
-        return self
 
     def _validate_sparse(self) -> None:
         for name in ("sparse_window", "sparse_globals", "sparse_stride", "sparse_block"):
@@ -218,18 +226,18 @@ _TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false"
 def _coerce(value, kind: str):
     """`value` as the annotation `kind` wants it, or raise ValueError. YAML and JSON give ints for
     floats (1 for 1.0) and floats for integral values (1e3), so both convert where exact."""
-    if kind == "None":
-        if value is None:
-            return None
-    elif kind == "bool":
-        if isinstance(value, bool):
+    exact = {"None": value is None, "bool": isinstance(value, bool), "str": isinstance(value, str)}
+    if kind in exact:
+        if exact[kind]:
             return value
-    elif kind == "str":
-        if isinstance(value, str):
-            return value
-    elif isinstance(value, bool):
-        pass  # True is an int to Python, never a number to a user
-    elif kind == "int":
+        raise ValueError(kind)
+    if isinstance(value, bool):  # True is an int to Python, never a number to a user
+        raise ValueError(kind)
+    return _coerce_number(value, kind)
+
+
+def _coerce_number(value, kind: str):
+    if kind == "int":
         if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
             return int(value)
     elif kind == "float":

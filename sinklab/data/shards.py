@@ -81,8 +81,6 @@ def prepare(inputs: list[str], out: str | os.PathLike, tokenizer: str = "bytes",
             text_field: str = "text", max_bpe_chars: int = 50_000_000, progress: bool = True,
             max_chars: int | None = None, dtype: str | None = None, encoding_errors: str = "strict") -> dict:
     """Tokenise documents, join them with end-of-text, and write train/val shards plus the manifest."""
-    from tqdm.auto import tqdm
-
     if not 0 < val_fraction < 0.5:
         raise SinklabError(f"--val-fraction must lie in (0, 0.5) (got {val_fraction})")
     if max_chars is not None and max_chars < 1:
@@ -90,15 +88,7 @@ def prepare(inputs: list[str], out: str | os.PathLike, tokenizer: str = "bytes",
     if dtype is not None:
         shard_dtype(1, dtype)
     out = check_output_folder(out)  # created once the corpus has tokenised
-    docs, chars = [], 0
-    for d in iter_documents(inputs, text_field, encoding_errors):
-        if d.strip():
-            docs.append(d)
-            chars += len(d)
-            if max_chars and chars >= max_chars:
-                break
-    if not docs:
-        raise SinklabError(f"the corpus is empty: no text in {', '.join(inputs)}")
+    docs = _read_documents(inputs, text_field, encoding_errors, max_chars)
 
     def bpe_texts():
         budget = max_bpe_chars
@@ -110,17 +100,7 @@ def prepare(inputs: list[str], out: str | os.PathLike, tokenizer: str = "bytes",
 
     tok = tokenizers.resolve(tokenizer, bpe_texts)
     dt = shard_dtype(tok.vocab_size, dtype)
-    ids: list[np.ndarray] = []
-    chunk = 256
-    bar = tqdm(total=len(docs), desc="tokenising", unit="doc",
-               disable=not progress or os.environ.get("SINKLAB_NO_PROGRESS") == "1")
-    for i in range(0, len(docs), chunk):
-        part = docs[i:i + chunk]
-        encoded = tok.encode_batch(part) if tok.encode_batch else [tok.encode(d) for d in part]
-        ids += [np.asarray(e + [tok.eot_id], dtype=dt) for e in encoded]
-        bar.update(len(part))
-    bar.close()
-    all_ids = np.concatenate(ids)
+    all_ids = _encode(tok, docs, dt, progress)
     n_val = max(1, int(len(all_ids) * val_fraction))
     if len(all_ids) < 2 * n_val + 2:
         raise SinklabError(f"the corpus is too small: {len(all_ids)} tokens")
@@ -137,6 +117,37 @@ def prepare(inputs: list[str], out: str | os.PathLike, tokenizer: str = "bytes",
                 "sha256": h.hexdigest(), "inputs": inputs}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest
+
+
+def _read_documents(inputs: list[str], text_field: str, encoding_errors: str, max_chars: int | None) -> list[str]:
+    """The non-blank documents, stopping once `max_chars` characters are in."""
+    docs, chars = [], 0
+    for d in iter_documents(inputs, text_field, encoding_errors):
+        if d.strip():
+            docs.append(d)
+            chars += len(d)
+            if max_chars and chars >= max_chars:
+                break
+    if not docs:
+        raise SinklabError(f"the corpus is empty: no text in {', '.join(inputs)}")
+    return docs
+
+
+def _encode(tok, docs: list[str], dt: np.dtype, progress: bool) -> np.ndarray:
+    """Every document's ids followed by end-of-text, as one array; batched where the tokenizer can."""
+    from tqdm.auto import tqdm
+
+    ids: list[np.ndarray] = []
+    chunk = 256
+    bar = tqdm(total=len(docs), desc="tokenising", unit="doc",
+               disable=not progress or os.environ.get("SINKLAB_NO_PROGRESS") == "1")
+    for i in range(0, len(docs), chunk):
+        part = docs[i:i + chunk]
+        encoded = tok.encode_batch(part) if tok.encode_batch else [tok.encode(d) for d in part]
+        ids += [np.asarray(e + [tok.eot_id], dtype=dt) for e in encoded]
+        bar.update(len(part))
+    bar.close()
+    return np.concatenate(ids)
 
 
 def open_split(folder: str | os.PathLike, split: str) -> tuple[np.memmap, dict]:
