@@ -78,7 +78,8 @@ class ModelConfig:
     sparse_stride: int = 128                # strided: band and stride
     sparse_block: int = 64                  # moba: key block size
     sparse_topk: int = 3                    # moba: past blocks selected per query
-    sparse_select: str = "block"            # moba / nsa: a query block chooses once (block-sparse, fast) or each token does (the papers' gate)
+    # moba / nsa: a query block chooses once (block-sparse, fast) or each token does (the papers' gate)
+    sparse_select: str = "block"
     force_first_block: bool = False         # moba / nsa: always select block 0 (NSA hard-codes it)
     branch_gate: str | None = None          # nsa: "sigmoid" (default) or "softmax" mixing of its 3 branches
     dsa_tokens: int = 256                   # dsa: tokens each query keeps (its own included)
@@ -153,7 +154,8 @@ class ModelConfig:
         if self.window is not None and self.window < 1:
             raise SinklabError(f"config field window must be at least 1 (got {self.window})")
         if self.prefix_len is not None and not (0 < self.prefix_len <= self.max_seq_len):
-            raise SinklabError(f"config field prefix_len={self.prefix_len} must lie in 1..max_seq_len={self.max_seq_len}")
+            raise SinklabError(f"config field prefix_len={self.prefix_len} must lie in "
+                               f"1..max_seq_len={self.max_seq_len}")
         if self.attn_bias_dim is not None and not (0 < self.attn_bias_dim <= self.head_dim):
             raise SinklabError(f"config field attn_bias_dim must lie in 1..head_dim={self.head_dim}")
 
@@ -213,7 +215,8 @@ class ModelConfig:
 
 # (low, high, low_open, high_open) per numeric field; None = unbounded on that side
 MODEL_RANGES = {
-    **{name: (1, None, False, False) for name in ("vocab_size", "d_model", "n_layers", "n_heads", "d_ffn", "max_seq_len")},
+    **{name: (1, None, False, False) for name in ("vocab_size", "d_model", "n_layers", "n_heads", "d_ffn",
+                                                  "max_seq_len")},
     "rope_theta": (0, None, True, False), "norm_eps": (0, None, True, False), "init_std": (0, None, True, False),
     "relative_buckets": (1, None, False, False), "relative_max_distance": (1, None, False, False),
     "sparse_topk": (0, None, False, False),
@@ -278,7 +281,8 @@ def check_ranges(cfg, section: str, ranges: dict) -> None:
         if below or above:
             lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
             hi = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
-            raise SinklabError(f"config field {section}.{name}={value!r} must be {' and '.join(x for x in (lo, hi) if x)}")
+            bounds = " and ".join(x for x in (lo, hi) if x)
+            raise SinklabError(f"config field {section}.{name}={value!r} must be {bounds}")
 
 
 def check_keys(cls, d: dict, section: str) -> dict:
@@ -324,4 +328,5 @@ def load_config_file(path: str | Path) -> dict:
     return raw
 
 
-__all__ = ["ModelConfig", "PRESETS", "preset", "CHOICES", "check_keys", "check_types", "check_ranges", "load_config_file"]
+__all__ = ["ModelConfig", "PRESETS", "preset", "CHOICES", "check_keys", "check_types", "check_ranges",
+           "load_config_file"]

@@ -20,7 +20,8 @@ MANIFEST = "manifest.json"
 def shard_dtype(vocab_size: int, dtype: str | None = None) -> np.dtype:
     dt = np.dtype(dtype) if dtype else (np.dtype(np.uint16) if vocab_size <= 65536 else np.dtype(np.uint32))
     if vocab_size - 1 > np.iinfo(dt).max:
-        raise SinklabError(f"vocabulary of {vocab_size} does not fit the shard dtype {dt.name} (max id {np.iinfo(dt).max})")
+        raise SinklabError(f"vocabulary of {vocab_size} does not fit the shard dtype {dt.name} "
+                           f"(max id {np.iinfo(dt).max})")
     return dt
 
 
@@ -66,7 +67,8 @@ def _hf_dataset(spec: str, text_field: str) -> Iterator[str]:
         saved = any(os.path.exists(os.path.join(spec, f)) for f in ("state.json", "dataset_dict.json"))
         # a folder from `save_to_disk`, else a folder of data files or a hub name (load_dataset)
         ds = datasets.load_from_disk(spec) if saved else datasets.load_dataset(spec, split="train")
-    except Exception as e:  # datasets raises a different type per cause (missing, offline, bad builder): all one error here
+    # datasets raises a different type per cause (missing, offline, bad builder): all one error here
+    except Exception as e:
         raise SinklabError(f"cannot load dataset {spec!r}: {str(e).splitlines()[0][:120]}") from None
     if isinstance(ds, datasets.DatasetDict):
         ds = ds["train"] if "train" in ds else next(iter(ds.values()))
@@ -177,7 +179,8 @@ def read_manifest(folder: Path) -> dict:
         manifest = json.loads(path.read_text())
         np.dtype(manifest["dtype"]), dict(manifest["tokens"]), int(manifest["vocab_size"])
     except (ValueError, KeyError, TypeError) as e:
-        raise SinklabError(f"{path} is not a sinklab manifest ({type(e).__name__}: {e}); prepare the data again") from None
+        raise SinklabError(f"{path} is not a sinklab manifest ({type(e).__name__}: {e}); "
+                           f"prepare the data again") from None
     return manifest
 
 

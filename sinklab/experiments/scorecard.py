@@ -183,13 +183,15 @@ def scorecard(suite_names_: list[str], preset: str, out: str, report_dir: str | 
         figs = [_suite_figure(name, suite, list(rows.values()), report / f"{name}_sink.png"),
                 _history_figure(name, list(rows.values()), report / f"{name}_steps.png"),
                 _metrics_figure(name, list(rows.values()), report / f"{name}_metrics.png")]
-        sections.append(f"<h2>{html.escape(suite['title'])} <small>({html.escape(suite.get('source', ''))})</small></h2>"
+        source = html.escape(suite.get("source", ""))
+        sections.append(f"<h2>{html.escape(suite['title'])} <small>({source})</small></h2>"
                         + _table(visible) + _table(claims) + "".join(_img(f) for f in figs if f))
     write_csv(all_rows, report / "scorecard.csv")
     write_csv(all_claims, report / "claims.csv")
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>sinklab scorecard</title><style>"
-            "body{font-family:system-ui;max-width:1100px;margin:2em auto} table{border-collapse:collapse;font-size:12px;"
-            "margin:.5em 0} td,th{border:1px solid #ccc;padding:2px 5px} img{max-width:100%}</style></head><body>"
+            "body{font-family:system-ui;max-width:1100px;margin:2em auto} "
+            "table{border-collapse:collapse;font-size:12px;margin:.5em 0} td,th{border:1px solid #ccc;padding:2px 5px} "
+            "img{max-width:100%}</style></head><body>"
             f"<h1>Reproduction of Gu et al. (ICLR 2025) at preset {html.escape(preset)}</h1>"
             "<p>Our Sink_1 is measured on 64 held-out windows of T = 64, eps = 0.3, at the step shown. "
             "The paper's values are for its 60M model after 20k steps of 1M-token batches. "
@@ -208,7 +210,8 @@ def _suite_figure(name, suite, rows, path):
     ax.bar([i - 0.2 for i in x], [r["sink_1"] or 0 for r in rows], width=0.4, label="ours: Sink_1", color="#4477aa")
     stars = [(i, r["sink_star"]) for i, r in zip(x, rows) if r["sink_star"] is not None]
     if stars:
-        ax.scatter([i - 0.2 for i, _ in stars], [v for _, v in stars], marker="*", s=120, color="#aa3377", label="ours: Sink*")
+        ax.scatter([i - 0.2 for i, _ in stars], [v for _, v in stars], marker="*", s=120, color="#aa3377",
+                   label="ours: Sink*")
     ax.bar([i + 0.2 for i in x], [r["paper"] or 0 for r in rows], width=0.4, label="paper", color="#bbbbbb")
     ax.set_xticks(list(x))
     ax.set_xticklabels([str(r["setting"]) for r in rows], rotation=30, ha="right")
@@ -243,10 +246,12 @@ def _metrics_figure(name, rows, path):
     x = list(range(len(have)))
     labels = [str(r["setting"]) for r in have]
     axes[0].bar([i - 0.2 for i in x], [r["sink_1"] for r in have], 0.4, label="Sink_1", color="#4477aa")
-    axes[0].bar([i + 0.2 for i in x], [r["largest_sink"] or 0 for r in have], 0.4, label="largest Sink_k", color="#ee6677")
+    axes[0].bar([i + 0.2 for i in x], [r["largest_sink"] or 0 for r in have], 0.4, label="largest Sink_k",
+                color="#ee6677")
     axes[0].legend(fontsize=7)
     percent_axis(axes[0], "%")
-    for ax, key, title in ((axes[1], "val_loss", "validation loss"), (axes[2], "massive_activation", "massive activation (x median)"),
+    for ax, key, title in ((axes[1], "val_loss", "validation loss"),
+                           (axes[2], "massive_activation", "massive activation (x median)"),
                            (axes[3], "tokens_per_s", "training tokens/s")):
         ax.bar(x, [r[key] or 0 for r in have], color="#228833")
         ax.set_title(title, fontsize=9)
