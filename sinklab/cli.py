@@ -23,7 +23,8 @@ def _measure_args(p: argparse.ArgumentParser) -> None:
                    help="hub revisions (branch, tag or commit) of one --model, each measured and compared; "
                         "a revision naming stepN is plotted against N (Pythia, OLMo)")
     p.add_argument("--probe", default="natural",
-                   help="natural (built-in public-domain passages), random, repeat, or a .txt/.jsonl file (default: natural)")
+                   help="natural (built-in public-domain passages), random, repeat, or a .txt/.jsonl file "
+                        "(default: natural)")
     p.add_argument("--n", type=int, default=100, help="number of samples (default: 100)")
     p.add_argument("--T", type=int, nargs="+", action="extend", default=None,
                    help="sequence length(s); one forward pass each (default: 64)")
@@ -119,7 +120,8 @@ def cmd_zoo(args) -> int:
         raise SinklabError(f"--types: {unknown[0]!r} is not a causal-LM model type of the installed transformers")
     show = lambda r: print(f"{r.model_type:<28} {r.status:<14} {r.detail[:90]}", file=_sys.stderr, flush=True)
     plain, sharp = zoo.run(types, args.sharpened, show)
-    command = "sinklab zoo" + (" --sharpened" if args.sharpened else "") + (f" --types {args.types}" if args.types else "")
+    command = ("sinklab zoo" + (" --sharpened" if args.sharpened else "")
+               + (f" --types {args.types}" if args.types else ""))
     out.write_text(zoo.markdown(plain, sharp, _versions(), command))
     bad = [r.model_type for r in plain + (sharp or []) if r.status in ("WRONG", "CRASH")]
     print(f"{len(types)} model types -> {out}" + (f"; WRONG or CRASH: {', '.join(sorted(set(bad)))}" if bad else ""))

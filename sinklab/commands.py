@@ -14,7 +14,8 @@ def _data(sub):
     prep = dsub.add_parser("prepare", help="tokenise text files, globs, .jsonl or an HF dataset into shards")
     prep.add_argument("inputs", nargs="+", help="files, globs (quote them), .jsonl, or an HF dataset path/name")
     prep.add_argument("--out", required=True, help="output folder for train.bin, val.bin, manifest.json")
-    prep.add_argument("--tokenizer", default="bytes", help="bytes | bpe:N | tokenizer.json | model.gguf (default: bytes)")
+    prep.add_argument("--tokenizer", default="bytes",
+                      help="bytes | bpe:N | tokenizer.json | model.gguf (default: bytes)")
     prep.add_argument("--val-fraction", type=float, default=0.01, help="share held out, in (0, 0.5) (default: 0.01)")
     prep.add_argument("--shard-dtype", default=None, choices=["uint8", "uint16", "uint32"],
                       help="token dtype (default: the smallest that holds the vocabulary)")
@@ -26,7 +27,8 @@ def _data(sub):
     prep.set_defaults(func=cmd_data_prepare)
     syn = dsub.add_parser("synthetic", help="write the Bigram-Backcopy corpus (sinks form within minutes on a CPU)")
     syn.add_argument("--out", required=True, help="output folder for train.bin, val.bin, manifest.json")
-    syn.add_argument("--tokens", type=int, default=2_000_000, help="training tokens, at least --seq-len (default: 2000000)")
+    syn.add_argument("--tokens", type=int, default=2_000_000,
+                     help="training tokens, at least --seq-len (default: 2000000)")
     syn.add_argument("--vocab", type=int, default=64, help="vocabulary size, 5..65536 (default: 64)")
     syn.add_argument("--seq-len", type=int, default=256, help="sequence length, at least 3 (default: 256)")
     syn.set_defaults(func=cmd_data_synthetic)
@@ -61,7 +63,8 @@ def _train(sub):
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run in train.out (without it, a folder that holds a run is refused)")
     p.add_argument("--fields", action="store_true",
-                   help="list every model.X and train.X field with its default (of CONFIG, if given) and allowed values")
+                   help="list every model.X and train.X field with its default (of CONFIG, if given) "
+                        "and allowed values")
     p.set_defaults(func=cmd_train)
 
 
@@ -122,7 +125,8 @@ def _stream(sub):
                        description="Generate (--prompt) or measure perplexity over a long text (--eval FILE) with a "
                                    "bounded KV cache that keeps the first n_sink tokens plus a recent window. "
                                    "--eval scores one continuous stream token by token, as StreamingLLM does.")
-    p.add_argument("--model", default=None, help="HF id or folder, .gguf, or LLaMA-shaped sinklab checkpoint (default: SmolLM2)")
+    p.add_argument("--model", default=None,
+                   help="HF id or folder, .gguf, or LLaMA-shaped sinklab checkpoint (default: SmolLM2)")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--prompt", help="text to continue")
     g.add_argument("--eval", help="a long .txt (or .txt.xz) file to score token by token")
@@ -130,22 +134,29 @@ def _stream(sub):
     p.add_argument("--window", type=int, default=None,
                    help="recent tokens kept (default: --prompt 1020 or what the model's context holds; "
                         "--eval cache-size - n-sink)")
-    p.add_argument("--cache-size", type=int, default=256, help="--eval: tokens each policy's cache holds (default: 256)")
-    p.add_argument("--sink-from-measure", default=None, help="a `sinklab measure` results folder: keep tokens up to its largest-sink position")
-    p.add_argument("--tokens", type=int, default=20000, help="--eval: tokens scored, split over --streams (default: 20000)")
+    p.add_argument("--cache-size", type=int, default=256,
+                   help="--eval: tokens each policy's cache holds (default: 256)")
+    p.add_argument("--sink-from-measure", default=None,
+                   help="a `sinklab measure` results folder: keep tokens up to its largest-sink position")
+    p.add_argument("--tokens", type=int, default=20000,
+                   help="--eval: tokens scored, split over --streams (default: 20000)")
     p.add_argument("--streams", type=int, default=1,
                    help="--eval: cut the text into this many independent streams, run as one batch (default: 1)")
-    p.add_argument("--recompute-stride", type=int, default=32, help="--eval: score every k-th token by recomputation (default: 32)")
+    p.add_argument("--recompute-stride", type=int, default=32,
+                   help="--eval: score every k-th token by recomputation (default: 32)")
     p.add_argument("--policies", default="full,window,sink,recompute",
                    help="--eval: comma-separated, from full, window, sink, recompute (default: all four)")
     p.add_argument("--max-new-tokens", type=int, default=100, help="--prompt: tokens to generate (default: 100)")
-    p.add_argument("--temperature", type=float, default=0.0, help="--prompt: sampling temperature, 0 = greedy (default: 0)")
+    p.add_argument("--temperature", type=float, default=0.0,
+                   help="--prompt: sampling temperature, 0 = greedy (default: 0)")
     p.add_argument("--decode", default="auto", choices=["auto", "eager", "graph", "compile"],
                    help="--eval: step loop; graph = one CUDA graph replayed per token, compile = torch.compile "
                         "(default: auto, graph on a GPU)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="weights and cache dtype (default: float32)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                   help="weights and cache dtype (default: float32)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    p.add_argument("--out", default="results/stream", help="--eval: folder for stream.json, stream.csv, running_ppl.png")
+    p.add_argument("--out", default="results/stream",
+                   help="--eval: folder for stream.json, stream.csv, running_ppl.png")
     p.add_argument("--encoding-errors", default="strict", choices=["strict", "replace"],
                    help="--eval: a file that is not UTF-8: stop with its byte offset (strict), or read it with "
                         "replacement characters (default: strict)")
@@ -296,7 +307,8 @@ def _sweep(sub):
     p.add_argument("--only", default=None, help="comma-separated change names")
     p.add_argument("--gpus", type=int, default=None, help="parallel runs, one per GPU (default: all visible)")
     p.add_argument("--torchrun", type=int, default=0, help="GPUs per run through torchrun (default: 0 = one process)")
-    p.add_argument("--set", nargs="*", default=[], help="extra key=value overrides for every run (e.g. train.steps=1000)")
+    p.add_argument("--set", nargs="*", default=[],
+                   help="extra key=value overrides for every run (e.g. train.steps=1000)")
     p.set_defaults(func=cmd_sweep)
     s = sub.add_parser("scorecard", help="compare a suite's runs with the paper's published numbers")
     s.add_argument("suite", help="suite name(s), comma-separated, or all")

@@ -78,7 +78,8 @@ class ModelConfig:
     sparse_stride: int = 128                # strided: band and stride
     sparse_block: int = 64                  # moba: key block size
     sparse_topk: int = 3                    # moba: past blocks selected per query
-    sparse_select: str = "block"            # moba / nsa: a query block chooses once (block-sparse, fast) or each token does (the papers' gate)
+    # moba / nsa: a query block chooses once (block-sparse, fast) or each token does (the papers' gate)
+    sparse_select: str = "block"
     force_first_block: bool = False         # moba / nsa: always select block 0 (NSA hard-codes it)
     branch_gate: str | None = None          # nsa: "sigmoid" (default) or "softmax" mixing of its 3 branches
     dsa_tokens: int = 256                   # dsa: tokens each query keeps (its own included)
@@ -137,6 +138,13 @@ class ModelConfig:
             value = getattr(self, name)
             if value not in allowed:
                 raise SinklabError(f"config field {name}={value!r} is not one of: {', '.join(allowed)}")
+        self._validate_shape()
+        self._validate_options()
+        self._validate_sparse()
+        return self
+
+    def _validate_shape(self) -> None:
+        """Heads, head dimension, window and prefix fit together."""
         if self.head_combine == "concat" and self.d_model % self.n_heads:
             raise SinklabError(f"config field n_heads={self.n_heads} must divide d_model={self.d_model}")
         if self.n_heads % self.kv_heads:
@@ -146,9 +154,13 @@ class ModelConfig:
         if self.window is not None and self.window < 1:
             raise SinklabError(f"config field window must be at least 1 (got {self.window})")
         if self.prefix_len is not None and not (0 < self.prefix_len <= self.max_seq_len):
-            raise SinklabError(f"config field prefix_len={self.prefix_len} must lie in 1..max_seq_len={self.max_seq_len}")
+            raise SinklabError(f"config field prefix_len={self.prefix_len} must lie in "
+                               f"1..max_seq_len={self.max_seq_len}")
         if self.attn_bias_dim is not None and not (0 < self.attn_bias_dim <= self.head_dim):
             raise SinklabError(f"config field attn_bias_dim must lie in 1..head_dim={self.head_dim}")
+
+    def _validate_options(self) -> None:
+        """Options that only make sense beside another choice."""
         if self.value_bias_scale is not None and self.attn_bias != "k":
             raise SinklabError("config field value_bias_scale needs attn_bias='k' (a fixed value for the K bias)")
         if self.sink_logit and self.score not in ("softmax", "scaled_softmax"):
@@ -157,8 +169,6 @@ class ModelConfig:
             raise SinklabError(f"config field sigmoid_bias={self.sigmoid_bias!r} must be a number or 'auto'")
         if self.score_scale <= 0:
             raise SinklabError("config field score_scale must be positive")
-        self._validate_sparse()
-        return self
 
     def _validate_sparse(self) -> None:
         for name in ("sparse_window", "sparse_globals", "sparse_stride", "sparse_block"):
@@ -205,7 +215,8 @@ class ModelConfig:
 
 # (low, high, low_open, high_open) per numeric field; None = unbounded on that side
 MODEL_RANGES = {
-    **{name: (1, None, False, False) for name in ("vocab_size", "d_model", "n_layers", "n_heads", "d_ffn", "max_seq_len")},
+    **{name: (1, None, False, False) for name in ("vocab_size", "d_model", "n_layers", "n_heads", "d_ffn",
+                                                  "max_seq_len")},
     "rope_theta": (0, None, True, False), "norm_eps": (0, None, True, False), "init_std": (0, None, True, False),
     "relative_buckets": (1, None, False, False), "relative_max_distance": (1, None, False, False),
     "sparse_topk": (0, None, False, False),
@@ -218,18 +229,18 @@ _TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false"
 def _coerce(value, kind: str):
     """`value` as the annotation `kind` wants it, or raise ValueError. YAML and JSON give ints for
     floats (1 for 1.0) and floats for integral values (1e3), so both convert where exact."""
-    if kind == "None":
-        if value is None:
-            return None
-    elif kind == "bool":
-        if isinstance(value, bool):
+    exact = {"None": value is None, "bool": isinstance(value, bool), "str": isinstance(value, str)}
+    if kind in exact:
+        if exact[kind]:
             return value
-    elif kind == "str":
-        if isinstance(value, str):
-            return value
-    elif isinstance(value, bool):
-        pass  # True is an int to Python, never a number to a user
-    elif kind == "int":
+        raise ValueError(kind)
+    if isinstance(value, bool):  # True is an int to Python, never a number to a user
+        raise ValueError(kind)
+    return _coerce_number(value, kind)
+
+
+def _coerce_number(value, kind: str):
+    if kind == "int":
         if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
             return int(value)
     elif kind == "float":
@@ -270,7 +281,8 @@ def check_ranges(cfg, section: str, ranges: dict) -> None:
         if below or above:
             lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
             hi = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
-            raise SinklabError(f"config field {section}.{name}={value!r} must be {' and '.join(x for x in (lo, hi) if x)}")
+            bounds = " and ".join(x for x in (lo, hi) if x)
+            raise SinklabError(f"config field {section}.{name}={value!r} must be {bounds}")
 
 
 def check_keys(cls, d: dict, section: str) -> dict:
@@ -316,4 +328,5 @@ def load_config_file(path: str | Path) -> dict:
     return raw
 
 
-__all__ = ["ModelConfig", "PRESETS", "preset", "CHOICES", "check_keys", "check_types", "check_ranges", "load_config_file"]
+__all__ = ["ModelConfig", "PRESETS", "preset", "CHOICES", "check_keys", "check_types", "check_ranges",
+           "load_config_file"]

@@ -176,6 +176,7 @@ def test_stream_option_values(inputs, data):
     run_stream(inputs, mode, option, data.draw(STREAM_OPTIONS[mode][option], label="value"))
 
 
+@pytest.mark.slow  # a streamed generation per example
 @bounded(20)
 @given(value=floats(-1, 3))
 def test_stream_temperature_values(inputs, value):

@@ -34,6 +34,7 @@ def test_every_group_of_the_paper_is_a_suite_with_published_values():
             assert any(c.get("paper") for c in s["changes"]), name
 
 
+@pytest.mark.slow  # trains every suite's runs
 def test_every_suite_runs_at_tiny_and_its_scorecard_renders(shards, tmp_path):
     runs = sweep(suite_names(), "tiny", str(tmp_path), shards, extra=FAST, progress=False)
     assert all(run_state(r) == "done" for r in runs)
@@ -60,6 +61,7 @@ def test_presets_never_share_a_run_folder(shards, tmp_path):
     assert all(r.folder.parent.name == "tiny" for r in a) and all(r.folder.parent.name == "quick-60m" for r in b)
 
 
+@pytest.mark.slow  # several trainings
 def test_interrupted_sweep_completes_only_what_is_missing(shards, tmp_path, capsys):
     extra = dict(FAST, **{"train.steps": 8, "train.ckpt_every": 4})
     sweep(["norm"], "tiny", str(tmp_path), shards, extra=extra, progress=False)
@@ -88,6 +90,7 @@ def test_claim_checks():
     assert check_claim({"text": "", "greater": ["a", "missing"]}, rows)[0] == "not run"
 
 
+@pytest.mark.slow  # torchrun subprocesses
 def test_sweep_launches_runs_through_torchrun(shards, tmp_path, monkeypatch):
     """The torchrun mode of `sinklab sweep` (one 2-process group per run), here on CPU with gloo:
     both runs finish, with the global batch split over the two ranks."""

@@ -27,6 +27,7 @@ def _tiny_llama(folder, seed):
 ARGS = ["--probe", "random", "--n", "4", "--T", "16", "--no-figures"]
 
 
+@pytest.mark.slow  # two measurements
 def test_two_models_and_a_missing_one_write_each_folder_and_the_comparison(tmp_path, capsys):
     a, b = _tiny_llama(tmp_path / "a", 0), _tiny_llama(tmp_path / "b", 1)
     capsys.readouterr()
@@ -66,6 +67,7 @@ def test_a_runs_saved_checkpoints_are_measured_against_step(tmp_path):
     assert fig.axes[1].get_xlabel() == "training step" and fig.axes[0].get_ylim() == (0, 100)
 
 
+@pytest.mark.slow  # a training, then a suite
 def test_the_trainer_keeps_model_copies_that_the_suite_reads(tmp_path):
     from sinklab.data.synthetic import write
 

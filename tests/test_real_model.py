@@ -6,7 +6,7 @@ from sinklab.measure import capture, metrics
 from sinklab.measure.probes import build_inputs
 from sinklab.measure.run import measure
 
-pytestmark = pytest.mark.real_model
+pytestmark = [pytest.mark.real_model, pytest.mark.slow]  # SmolLM2-135M on CPU
 
 
 def test_streamed_alpha_matches_eager_on_smollm2(smollm2):

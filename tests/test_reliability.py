@@ -155,6 +155,7 @@ def test_sweep_set_is_validated_before_the_first_run(corpus, tmp_path, capsys):
 
 # -- run folders ----------------------------------------------------------------------------------
 
+@pytest.mark.slow  # reads the 10-step finished_run
 def test_a_run_folder_is_never_overwritten_without_resume_or_overwrite(finished_run, corpus, tmp_path, capsys):
     run = _copy(finished_run, tmp_path / "run")
     before = (run / "metrics.jsonl").read_text()
@@ -189,6 +190,7 @@ def _resume(run, corpus, steps=10, *extra):
                  *extra, "--resume"])
 
 
+@pytest.mark.slow  # reads the 10-step finished_run
 @pytest.mark.parametrize("damage", ["truncate_weights", "corrupt_optimizer"])
 def test_a_corrupt_latest_checkpoint_falls_back_to_the_one_before(damage, finished_run, corpus, tmp_path, capsys):
     run = _copy(finished_run, tmp_path / "run")
@@ -206,6 +208,7 @@ def test_a_corrupt_latest_checkpoint_falls_back_to_the_one_before(damage, finish
     assert [got[s] for s in range(1, 11)] == [want[s] for s in range(1, 11)]  # steps 6-10 recomputed from step 5
 
 
+@pytest.mark.slow  # reads the 10-step finished_run
 def test_no_checkpoint_that_loads_is_one_line(finished_run, corpus, tmp_path, capsys):
     run = _copy(finished_run, tmp_path / "run")
     for ck in ("ckpt", "ckpt.prev"):
@@ -214,6 +217,7 @@ def test_no_checkpoint_that_loads_is_one_line(finished_run, corpus, tmp_path, ca
               "optimizer.pt")
 
 
+@pytest.mark.slow  # reads the 10-step finished_run
 def test_a_changed_config_field_names_the_field_and_both_values(finished_run, corpus, tmp_path, capsys):
     run = _copy(finished_run, tmp_path / "run")
     one_error(capsys, _resume(run, corpus, 10, "model.d_model=128"), "model.d_model is 128 here but 64 in the checkpoint")
@@ -258,6 +262,7 @@ def test_sigkill_during_a_checkpoint_write_then_resume_gives_the_same_curve_each
     assert _losses(run) == _losses(tmp_path / "ref")
 
 
+@pytest.mark.slow  # reads the 10-step finished_run
 def test_report_skips_a_metrics_line_cut_short(finished_run, tmp_path, capsys):
     run = _copy(finished_run, tmp_path / "run")
     with open(run / "metrics.jsonl", "a") as f:
@@ -298,6 +303,7 @@ def test_scorecard_is_inconclusive_when_the_baseline_has_no_sink(tmp_path):
     assert verdicts == ["does not hold", "holds"]
 
 
+@pytest.mark.slow  # a sweep, then its scorecard
 def test_the_command_a_sweep_prints_reproduces_its_scorecard(corpus, tmp_path, capsys):
     import shlex
 

@@ -9,6 +9,9 @@ from sinklab.model import masks, variants
 from sinklab.model.decoder import SinkLM
 
 PATTERNS = variants.sparse(block=4, topk=1)  # the shared catalogue at T = 24
+# a fixed pattern, a block choice and NSA's branches in the quick suite; every pattern in CI
+QUICK_PATTERNS = {"local_global", "moba", "nsa"}
+PATTERN_PARAMS = [n if n in QUICK_PATTERNS else pytest.param(n, marks=pytest.mark.slow) for n in sorted(PATTERNS)]
 
 
 def brute_static(kind, T, **p):
@@ -72,7 +75,7 @@ def test_moba_with_topk_covering_every_block_is_dense_causal():
     assert torch.allclose(dense(ids), moba(ids), atol=1e-5)
 
 
-@pytest.mark.parametrize("name", sorted(PATTERNS))
+@pytest.mark.parametrize("name", PATTERN_PARAMS)
 def test_every_pattern_trains_and_is_causal(name):
     torch.manual_seed(0)
     model = SinkLM(preset("tiny", **PATTERNS[name]))
@@ -262,11 +265,16 @@ def test_distance_bias_expansion_equals_indexing_and_its_gradient():
     assert torch.allclose(g_got, g_want, atol=1e-6)
 
 
-@pytest.mark.parametrize("change", [dict(sparse="moba", sparse_topk=1), dict(sparse="moba", sparse_topk=1, gate="elementwise"),
-                                    dict(sparse="moba", sparse_topk=1, sink_token=True),
-                                    dict(sparse="moba", sparse_topk=1, sink_token=True, sink_logit=True),
-                                    dict(sparse="nsa", sparse_topk=1, sparse_window=64),
-                                    dict(sparse="nsa", sparse_topk=1, sparse_window=64, force_first_block=True)])
+_SLOW_GPU_CHANGES = [dict(sparse="moba", sparse_topk=1, gate="elementwise"),
+                     dict(sparse="moba", sparse_topk=1, sink_token=True),
+                     dict(sparse="moba", sparse_topk=1, sink_token=True, sink_logit=True),
+                     dict(sparse="nsa", sparse_topk=1, sparse_window=64),
+                     dict(sparse="nsa", sparse_topk=1, sparse_window=64, force_first_block=True)]
+
+
+# plain MoBA in the quick suite; the gated, sink and NSA paths in CI
+@pytest.mark.parametrize("change", [dict(sparse="moba", sparse_topk=1),
+                                    *(pytest.param(c, marks=pytest.mark.slow) for c in _SLOW_GPU_CHANGES)])
 def test_gpu_block_sparse_forward_equals_the_dense_path(monkeypatch, change):
     """The GPU-only MoBA / NSA forward (block choice -> flex BlockMask -> FlexAttention, NSA's gate
     mix), run on CPU with eager flex, equals the dense path of the same model."""

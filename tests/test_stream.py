@@ -32,6 +32,7 @@ def sharp_llama():
     return tiny_llama(init=0.3)
 
 
+@pytest.mark.slow  # token-by-token reference
 def test_exact_while_the_cache_is_not_full(tiny_stream):
     torch.manual_seed(0)
     ids = torch.randint(0, 128, (2, 40))
@@ -41,6 +42,7 @@ def test_exact_while_the_cache_is_not_full(tiny_stream):
     assert (streamed - full).abs().max().item() < 1e-5
 
 
+@pytest.mark.slow  # token-by-token reference over 256+ tokens
 @pytest.mark.parametrize("n_sink,window", [(4, 252), (0, 256)])
 def test_perplexity_agrees_with_the_streamingllm_procedure(sharp_llama, n_sink, window):
     """One stream of 800 tokens, three times the cache: the reference loop caches keys before RoPE and
@@ -65,6 +67,7 @@ def test_nll_rows_equal_a_float64_reference_per_token():
     assert ours.shape == (3, 50) and (ours - ref).abs().max().item() < 1e-6
 
 
+@pytest.mark.slow  # ten cache windows
 def test_cache_size_stays_constant_after_ten_windows(tiny_stream):
     streamer = stream.Streamer(tiny_stream.model, 4, 16)
     ids = torch.randint(0, 128, (2, 200))  # > 10x the window
@@ -205,6 +208,7 @@ def tiny_with_tokenizer(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow  # a measurement, then a streamed evaluation
 def test_cli_eval_one_stream_and_sink_from_measure(tiny_with_tokenizer, tmp_path, capsys):
     text = tmp_path / "long.txt"
     text.write_text("the quick brown fox jumps over the lazy dog. " * 400)

@@ -25,7 +25,9 @@ def _config(family):
     }[family]()
 
 
-@pytest.fixture(scope="module", params=["llama", "mistral", "qwen2", "qwen3", "smollm3", "gemma3"])
+# Llama in the quick suite; the other families (each its own cache quirks) with the slow tests
+@pytest.fixture(scope="module", params=["llama", *(pytest.param(f, marks=pytest.mark.slow)
+                                                   for f in ("mistral", "qwen2", "qwen3", "smollm3", "gemma3"))])
 def model(request):
     from transformers import AutoModelForCausalLM
 

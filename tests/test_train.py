@@ -113,6 +113,7 @@ def test_kill_between_checkpoint_renames_falls_back_to_the_old_one(corpus, tmp_p
     assert latest_checkpoint(tmp_path) == tmp_path / "ckpt.old"
 
 
+@pytest.mark.slow  # a training to a NaN
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(corpus, tmp_path, monkeypatch):
     from sinklab.model.decoder import SinkLM
     from sinklab.train.config import resolve_configs
@@ -234,6 +235,7 @@ def test_a_step_sees_the_same_sequences_whatever_the_gpus_and_micro_batches(corp
     assert not torch.equal(one, data.get(8, step=6))
 
 
+@pytest.mark.slow  # two processes, train and resume
 def test_fsdp_equals_ddp_on_two_cpu_processes_and_resumes_exactly(corpus, tmp_path):
     """FSDP (sharded weights, gradients, optimizer) and DDP see the same batches: same losses, and
     the same as one process with the same global batch. An FSDP run stopped at its step-3
@@ -258,6 +260,7 @@ def test_fsdp_equals_ddp_on_two_cpu_processes_and_resumes_exactly(corpus, tmp_pa
     assert model(torch.randint(0, 256, (1, 16))).isfinite().all()
 
 
+@pytest.mark.slow  # trains two sparse models
 def test_sparse_models_are_also_measured_on_a_probe_longer_than_their_pattern(corpus, tmp_path):
     cmd = _train_cmd(corpus, tmp_path / "run", 2, ["model.sparse=local_global", "model.sparse_window=8",
                                                  "train.measure_T=16", "train.measure_every=2"])

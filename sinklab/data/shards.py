@@ -20,7 +20,8 @@ MANIFEST = "manifest.json"
 def shard_dtype(vocab_size: int, dtype: str | None = None) -> np.dtype:
     dt = np.dtype(dtype) if dtype else (np.dtype(np.uint16) if vocab_size <= 65536 else np.dtype(np.uint32))
     if vocab_size - 1 > np.iinfo(dt).max:
-        raise SinklabError(f"vocabulary of {vocab_size} does not fit the shard dtype {dt.name} (max id {np.iinfo(dt).max})")
+        raise SinklabError(f"vocabulary of {vocab_size} does not fit the shard dtype {dt.name} "
+                           f"(max id {np.iinfo(dt).max})")
     return dt
 
 
@@ -66,7 +67,8 @@ def _hf_dataset(spec: str, text_field: str) -> Iterator[str]:
         saved = any(os.path.exists(os.path.join(spec, f)) for f in ("state.json", "dataset_dict.json"))
         # a folder from `save_to_disk`, else a folder of data files or a hub name (load_dataset)
         ds = datasets.load_from_disk(spec) if saved else datasets.load_dataset(spec, split="train")
-    except Exception as e:  # datasets raises a different type per cause (missing, offline, bad builder): all one error here
+    # datasets raises a different type per cause (missing, offline, bad builder): all one error here
+    except Exception as e:
         raise SinklabError(f"cannot load dataset {spec!r}: {str(e).splitlines()[0][:120]}") from None
     if isinstance(ds, datasets.DatasetDict):
         ds = ds["train"] if "train" in ds else next(iter(ds.values()))
@@ -81,8 +83,6 @@ def prepare(inputs: list[str], out: str | os.PathLike, tokenizer: str = "bytes",
             text_field: str = "text", max_bpe_chars: int = 50_000_000, progress: bool = True,
             max_chars: int | None = None, dtype: str | None = None, encoding_errors: str = "strict") -> dict:
     """Tokenise documents, join them with end-of-text, and write train/val shards plus the manifest."""
-    from tqdm.auto import tqdm
-
     if not 0 < val_fraction < 0.5:
         raise SinklabError(f"--val-fraction must lie in (0, 0.5) (got {val_fraction})")
     if max_chars is not None and max_chars < 1:
@@ -90,15 +90,7 @@ def prepare(inputs: list[str], out: str | os.PathLike, tokenizer: str = "bytes",
     if dtype is not None:
         shard_dtype(1, dtype)
     out = check_output_folder(out)  # created once the corpus has tokenised
-    docs, chars = [], 0
-    for d in iter_documents(inputs, text_field, encoding_errors):
-        if d.strip():
-            docs.append(d)
-            chars += len(d)
-            if max_chars and chars >= max_chars:
-                break
-    if not docs:
-        raise SinklabError(f"the corpus is empty: no text in {', '.join(inputs)}")
+    docs = _read_documents(inputs, text_field, encoding_errors, max_chars)
 
     def bpe_texts():
         budget = max_bpe_chars
@@ -110,17 +102,7 @@ def prepare(inputs: list[str], out: str | os.PathLike, tokenizer: str = "bytes",
 
     tok = tokenizers.resolve(tokenizer, bpe_texts)
     dt = shard_dtype(tok.vocab_size, dtype)
-    ids: list[np.ndarray] = []
-    chunk = 256
-    bar = tqdm(total=len(docs), desc="tokenising", unit="doc",
-               disable=not progress or os.environ.get("SINKLAB_NO_PROGRESS") == "1")
-    for i in range(0, len(docs), chunk):
-        part = docs[i:i + chunk]
-        encoded = tok.encode_batch(part) if tok.encode_batch else [tok.encode(d) for d in part]
-        ids += [np.asarray(e + [tok.eot_id], dtype=dt) for e in encoded]
-        bar.update(len(part))
-    bar.close()
-    all_ids = np.concatenate(ids)
+    all_ids = _encode(tok, docs, dt, progress)
     n_val = max(1, int(len(all_ids) * val_fraction))
     if len(all_ids) < 2 * n_val + 2:
         raise SinklabError(f"the corpus is too small: {len(all_ids)} tokens")
@@ -137,6 +119,37 @@ def prepare(inputs: list[str], out: str | os.PathLike, tokenizer: str = "bytes",
                 "sha256": h.hexdigest(), "inputs": inputs}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest
+
+
+def _read_documents(inputs: list[str], text_field: str, encoding_errors: str, max_chars: int | None) -> list[str]:
+    """The non-blank documents, stopping once `max_chars` characters are in."""
+    docs, chars = [], 0
+    for d in iter_documents(inputs, text_field, encoding_errors):
+        if d.strip():
+            docs.append(d)
+            chars += len(d)
+            if max_chars and chars >= max_chars:
+                break
+    if not docs:
+        raise SinklabError(f"the corpus is empty: no text in {', '.join(inputs)}")
+    return docs
+
+
+def _encode(tok, docs: list[str], dt: np.dtype, progress: bool) -> np.ndarray:
+    """Every document's ids followed by end-of-text, as one array; batched where the tokenizer can."""
+    from tqdm.auto import tqdm
+
+    ids: list[np.ndarray] = []
+    chunk = 256
+    bar = tqdm(total=len(docs), desc="tokenising", unit="doc",
+               disable=not progress or os.environ.get("SINKLAB_NO_PROGRESS") == "1")
+    for i in range(0, len(docs), chunk):
+        part = docs[i:i + chunk]
+        encoded = tok.encode_batch(part) if tok.encode_batch else [tok.encode(d) for d in part]
+        ids += [np.asarray(e + [tok.eot_id], dtype=dt) for e in encoded]
+        bar.update(len(part))
+    bar.close()
+    return np.concatenate(ids)
 
 
 def open_split(folder: str | os.PathLike, split: str) -> tuple[np.memmap, dict]:
@@ -166,7 +179,8 @@ def read_manifest(folder: Path) -> dict:
         manifest = json.loads(path.read_text())
         np.dtype(manifest["dtype"]), dict(manifest["tokens"]), int(manifest["vocab_size"])
     except (ValueError, KeyError, TypeError) as e:
-        raise SinklabError(f"{path} is not a sinklab manifest ({type(e).__name__}: {e}); prepare the data again") from None
+        raise SinklabError(f"{path} is not a sinklab manifest ({type(e).__name__}: {e}); "
+                           f"prepare the data again") from None
     return manifest
 
 

@@ -54,7 +54,8 @@ def from_gguf(path: str) -> DataTokenizer:
 
     try:
         hf = AutoTokenizer.from_pretrained(str(Path(path).parent), gguf_file=Path(path).name)
-    except Exception as e:  # transformers' GGUF reader raises many types (ValueError, KeyError, struct.error) on a bad file
+    # transformers' GGUF reader raises many types (ValueError, KeyError, struct.error) on a bad file
+    except Exception as e:
         raise SinklabError(f"cannot read the tokenizer inside {path}: {str(e).splitlines()[0][:100]}") from None
     return _from_hf_tokenizers(hf.backend_tokenizer, f"gguf:{Path(path).name}")
 

@@ -35,7 +35,8 @@ class Run:
 
 
 def suite_names() -> list[str]:
-    return sorted(p.name[:-5] for p in resources.files("sinklab.experiments.suites").iterdir() if p.name.endswith(".yaml"))
+    folder = resources.files("sinklab.experiments.suites")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
 def load_suite(name: str) -> dict:
@@ -161,8 +162,8 @@ def _run_parallel(todo: list[Run], preset: str, n_gpus: int, torchrun: int) -> N
                 r.folder.mkdir(parents=True, exist_ok=True)
                 cmd = _cmd(r)
                 if torchrun:
-                    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={per}", "-m",
-                           "sinklab.cli", *cmd[3:]]
+                    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={per}",
+                           "-m", "sinklab.cli", *cmd[3:]]
                 env = dict(env_base, CUDA_VISIBLE_DEVICES=",".join(physical[g] for g in gpus), SINKLAB_NO_PROGRESS="1")
                 log = open(r.folder / "train.log", "a")
                 active[i] = (r, subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log)

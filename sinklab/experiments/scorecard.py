@@ -52,61 +52,90 @@ def run_row(run: Run, preset: str) -> dict:
     }
 
 
+def _sink_1(rows: dict[str, dict], name: str) -> float | None:
+    r = rows.get(name)
+    return None if r is None or r["sink_1"] is None else r["sink_1"]
+
+
+def _measured(rows: dict[str, dict], *names: str) -> bool:
+    return all(_sink_1(rows, n) is not None for n in names)
+
+
+def _verdict(ok: bool) -> str:
+    return "holds" if ok else "does not hold"
+
+
+def _greater(kind: str, arg, rows: dict[str, dict]) -> tuple[str, str]:
+    a, b = arg
+    if not _measured(rows, a, b):
+        return "not run", ""
+    va, vb = _sink_1(rows, a), _sink_1(rows, b)
+    return _verdict(va > vb), f"{a} {va:.2f} vs {b} {vb:.2f}"
+
+
+def _threshold(kind: str, arg, rows: dict[str, dict]) -> tuple[str, str]:
+    a, x = arg
+    if not _measured(rows, a):
+        return "not run", ""
+    v = _sink_1(rows, a)
+    return _verdict(v < x if kind == "below" else v > x), f"{a} {v:.2f} (threshold {x})"
+
+
+def _above_all(kind: str, arg, rows: dict[str, dict]) -> tuple[str, str]:
+    have = {n: _sink_1(rows, n) for n in rows if _sink_1(rows, n) is not None}
+    if len(have) < len(rows):
+        return "not run", ""
+    ok = all(v > arg for v in have.values())
+    return _verdict(ok), f"min {min(have.values()):.2f} ({min(have, key=have.get)})"
+
+
+def _order(kind: str, arg, rows: dict[str, dict]) -> tuple[str, str]:
+    if not _measured(rows, *arg):
+        return "not run", ""
+    vals = [_sink_1(rows, n) for n in arg]
+    ok = all(x > y for x, y in zip(vals, vals[1:]))
+    return _verdict(ok), " > ".join(f"{n} {v:.2f}" for n, v in zip(arg, vals))
+
+
+def _within(kind: str, arg, rows: dict[str, dict]) -> tuple[str, str]:
+    others, base, d = arg
+    if not _measured(rows, base, *others):
+        return "not run", ""
+    v = {n: _sink_1(rows, n) for n in (base, *others)}
+    ok = all(abs(v[o] - v[base]) <= d for o in others)
+    return _verdict(ok), ", ".join(f"{o} {v[o]:.2f}" for o in others) + f" vs {v[base]:.2f}"
+
+
+def _largest(kind: str, arg, rows: dict[str, dict]) -> tuple[str, str]:
+    a, k = arg
+    r = rows.get(a)
+    if r is None or r["largest_sink_position"] is None:
+        return "not run", ""
+    pos = r["largest_sink_position"]
+    ok = pos == k if kind == "largest_at" else pos <= k
+    return _verdict(ok), f"largest Sink at position {pos} ({r['largest_sink']:.2f} %)"
+
+
+def _star_over_first(kind: str, arg, rows: dict[str, dict]) -> tuple[str, str]:
+    r = rows.get(arg)
+    if r is None or r["sink_1"] is None or r["sink_star"] is None:
+        return "not run", ""
+    return _verdict(r["sink_star"] > r["sink_1"]), f"Sink* {r['sink_star']:.2f} vs Sink_1 {r['sink_1']:.2f}"
+
+
+# claim kind (its key in the suite YAML) -> check(kind, argument, rows)
+CLAIM_CHECKS = {"greater": _greater, "below": _threshold, "above": _threshold, "above_all": _above_all,
+                "order": _order, "within": _within, "largest_at": _largest, "largest_within": _largest,
+                "star_over_first": _star_over_first}
+
+
 def check_claim(claim: dict, rows: dict[str, dict]) -> tuple[str, str]:
     """(verdict, evidence): verdict is holds / does not hold / not run."""
-    def s(name):
-        r = rows.get(name)
-        return None if r is None or r["sink_1"] is None else r["sink_1"]
-
-    def need(*names):
-        return all(s(n) is not None for n in names)
-
     kind = next(k for k in claim if k != "text")
-    arg = claim[kind]
-    if kind == "greater":
-        a, b = arg
-        if not need(a, b):
-            return "not run", ""
-        return ("holds" if s(a) > s(b) else "does not hold"), f"{a} {s(a):.2f} vs {b} {s(b):.2f}"
-    if kind in ("below", "above"):
-        a, x = arg
-        if not need(a):
-            return "not run", ""
-        ok = s(a) < x if kind == "below" else s(a) > x
-        return ("holds" if ok else "does not hold"), f"{a} {s(a):.2f} (threshold {x})"
-    if kind == "above_all":
-        have = {n: s(n) for n in rows if s(n) is not None}
-        if len(have) < len(rows):
-            return "not run", ""
-        ok = all(v > arg for v in have.values())
-        return ("holds" if ok else "does not hold"), f"min {min(have.values()):.2f} ({min(have, key=have.get)})"
-    if kind == "order":
-        if not need(*arg):
-            return "not run", ""
-        vals = [s(n) for n in arg]
-        ok = all(x > y for x, y in zip(vals, vals[1:]))
-        return ("holds" if ok else "does not hold"), " > ".join(f"{n} {s(n):.2f}" for n in arg)
-    if kind == "within":
-        others, base, d = arg
-        if not need(base, *others):
-            return "not run", ""
-        ok = all(abs(s(o) - s(base)) <= d for o in others)
-        return ("holds" if ok else "does not hold"), ", ".join(f"{o} {s(o):.2f}" for o in others) + f" vs {s(base):.2f}"
-    if kind in ("largest_at", "largest_within"):
-        a, k = arg
-        r = rows.get(a)
-        if r is None or r["largest_sink_position"] is None:
-            return "not run", ""
-        pos = r["largest_sink_position"]
-        ok = pos == k if kind == "largest_at" else pos <= k
-        return ("holds" if ok else "does not hold"), f"largest Sink at position {pos} ({r['largest_sink']:.2f} %)"
-    if kind == "star_over_first":
-        r = rows.get(arg)
-        if r is None or r["sink_1"] is None or r["sink_star"] is None:
-            return "not run", ""
-        return ("holds" if r["sink_star"] > r["sink_1"] else "does not hold"), \
-            f"Sink* {r['sink_star']:.2f} vs Sink_1 {r['sink_1']:.2f}"
-    return "unknown claim", kind
+    check = CLAIM_CHECKS.get(kind)
+    if check is None:
+        return "unknown claim", kind
+    return check(kind, claim[kind], rows)
 
 
 # A suite's claims are about how a change moves the sink of its reference run (the change named
@@ -154,13 +183,15 @@ def scorecard(suite_names_: list[str], preset: str, out: str, report_dir: str | 
         figs = [_suite_figure(name, suite, list(rows.values()), report / f"{name}_sink.png"),
                 _history_figure(name, list(rows.values()), report / f"{name}_steps.png"),
                 _metrics_figure(name, list(rows.values()), report / f"{name}_metrics.png")]
-        sections.append(f"<h2>{html.escape(suite['title'])} <small>({html.escape(suite.get('source', ''))})</small></h2>"
+        source = html.escape(suite.get("source", ""))
+        sections.append(f"<h2>{html.escape(suite['title'])} <small>({source})</small></h2>"
                         + _table(visible) + _table(claims) + "".join(_img(f) for f in figs if f))
     write_csv(all_rows, report / "scorecard.csv")
     write_csv(all_claims, report / "claims.csv")
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>sinklab scorecard</title><style>"
-            "body{font-family:system-ui;max-width:1100px;margin:2em auto} table{border-collapse:collapse;font-size:12px;"
-            "margin:.5em 0} td,th{border:1px solid #ccc;padding:2px 5px} img{max-width:100%}</style></head><body>"
+            "body{font-family:system-ui;max-width:1100px;margin:2em auto} "
+            "table{border-collapse:collapse;font-size:12px;margin:.5em 0} td,th{border:1px solid #ccc;padding:2px 5px} "
+            "img{max-width:100%}</style></head><body>"
             f"<h1>Reproduction of Gu et al. (ICLR 2025) at preset {html.escape(preset)}</h1>"
             "<p>Our Sink_1 is measured on 64 held-out windows of T = 64, eps = 0.3, at the step shown. "
             "The paper's values are for its 60M model after 20k steps of 1M-token batches. "
@@ -179,7 +210,8 @@ def _suite_figure(name, suite, rows, path):
     ax.bar([i - 0.2 for i in x], [r["sink_1"] or 0 for r in rows], width=0.4, label="ours: Sink_1", color="#4477aa")
     stars = [(i, r["sink_star"]) for i, r in zip(x, rows) if r["sink_star"] is not None]
     if stars:
-        ax.scatter([i - 0.2 for i, _ in stars], [v for _, v in stars], marker="*", s=120, color="#aa3377", label="ours: Sink*")
+        ax.scatter([i - 0.2 for i, _ in stars], [v for _, v in stars], marker="*", s=120, color="#aa3377",
+                   label="ours: Sink*")
     ax.bar([i + 0.2 for i in x], [r["paper"] or 0 for r in rows], width=0.4, label="paper", color="#bbbbbb")
     ax.set_xticks(list(x))
     ax.set_xticklabels([str(r["setting"]) for r in rows], rotation=30, ha="right")
@@ -214,10 +246,12 @@ def _metrics_figure(name, rows, path):
     x = list(range(len(have)))
     labels = [str(r["setting"]) for r in have]
     axes[0].bar([i - 0.2 for i in x], [r["sink_1"] for r in have], 0.4, label="Sink_1", color="#4477aa")
-    axes[0].bar([i + 0.2 for i in x], [r["largest_sink"] or 0 for r in have], 0.4, label="largest Sink_k", color="#ee6677")
+    axes[0].bar([i + 0.2 for i in x], [r["largest_sink"] or 0 for r in have], 0.4, label="largest Sink_k",
+                color="#ee6677")
     axes[0].legend(fontsize=7)
     percent_axis(axes[0], "%")
-    for ax, key, title in ((axes[1], "val_loss", "validation loss"), (axes[2], "massive_activation", "massive activation (x median)"),
+    for ax, key, title in ((axes[1], "val_loss", "validation loss"),
+                           (axes[2], "massive_activation", "massive activation (x median)"),
                            (axes[3], "tokens_per_s", "training tokens/s")):
         ax.bar(x, [r[key] or 0 for r in have], color="#228833")
         ax.set_title(title, fontsize=9)

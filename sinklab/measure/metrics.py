@@ -131,7 +131,8 @@ def qk_split(q: torch.Tensor, k: torch.Tensor) -> dict[str, torch.Tensor]:
             "cos_first": cos_first, "cos_rest": cos_rest.mean()}
 
 
-def causal_pair_sum(a: torch.Tensor, b: torch.Tensor, block: int = 64, a_weight: torch.Tensor | None = None) -> torch.Tensor:
+def causal_pair_sum(a: torch.Tensor, b: torch.Tensor, block: int = 64,
+                    a_weight: torch.Tensor | None = None) -> torch.Tensor:
     """sum over j <= t of w_t a_t . b_j, for a, b (..., T, d) (leading dims broadcast) and row
     weights w (..., T) (default 1): the pairs inside each block of `block` rows by one small masked
     matmul, the pairs across blocks from prefix sums of the block sums. A scan along T would do the

@@ -56,7 +56,8 @@ def load_texts(probe: str, encoding_errors: str = "strict") -> list[str]:
     if not path.exists():
         raise SinklabError(f"unknown --probe {probe!r}: use one of {', '.join(BUILTIN_PROBES)} or a .txt/.jsonl file")
     if path.suffix not in (".txt", ".jsonl"):
-        raise SinklabError(f"probe file {probe} must be .txt (passages split by blank lines) or .jsonl (a 'text' field)")
+        raise SinklabError(f"probe file {probe} must be .txt (passages split by blank lines) "
+                           f"or .jsonl (a 'text' field)")
     content = read_text(path, encoding_errors, option=None)
     if path.suffix == ".jsonl":
         texts = []
@@ -66,7 +67,8 @@ def load_texts(probe: str, encoding_errors: str = "strict") -> list[str]:
             try:
                 texts.append(str(json.loads(line)["text"]))
             except (json.JSONDecodeError, KeyError, TypeError):
-                raise SinklabError(f"probe file {probe}, line {i}: expected a JSON object with a 'text' field") from None
+                raise SinklabError(f"probe file {probe}, line {i}: expected a JSON object "
+                                   f"with a 'text' field") from None
     else:
         texts = [p.strip() for p in content.split("\n\n")]
     texts = [t for t in texts if t.strip()]

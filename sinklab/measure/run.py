@@ -57,13 +57,21 @@ class _Accumulator:
         for e, eps in enumerate(self.eps):
             self.exceed[e] += (alpha > eps).sum(0)
         self.first_k.append(alpha[..., : self.K].float().cpu())
+        self._add_variants(rec, caps)
+        self._add_diagnostics(rec, caps, B)
+        if self.attention_maps is None and caps[0].attention_map is not None:
+            self.attention_maps = torch.stack([c.attention_map.cpu() for c in caps])
+        self.n += B
+
+    def _add_variants(self, rec: capture.AttentionRecorder, caps: list) -> None:
+        """What only some attentions record: mask-aware alpha, NSA branches, raw weights, added keys."""
         if any(c.alpha_mask_aware is not None for c in caps):  # a plain causal layer's mask-aware alpha is alpha
             ma = torch.stack([(c.alpha if c.alpha_mask_aware is None else c.alpha_mask_aware).expand_as(c.alpha).cpu()
                               for c in caps], dim=1)
             self.first_k_mask_aware.append(ma[..., : self.K].float())
         for name, by_layer in rec.branches.items():
-            alphas = [(c.alpha_mask_aware if c.alpha_mask_aware is not None else c.alpha).expand_as(c.alpha)[..., 0].cpu()
-                      for _, c in sorted(by_layer.items())]
+            alphas = [(c.alpha_mask_aware if c.alpha_mask_aware is not None else c.alpha)
+                      .expand_as(c.alpha)[..., 0].cpu() for _, c in sorted(by_layer.items())]
             self.branch_first.setdefault(name, []).append(torch.stack(alphas, dim=1).float())
         if caps[0].weight_raw is not None:
             self.weight_first_k.append(torch.stack([c.weight_raw[..., : self.K].cpu() for c in caps], dim=1).float())
@@ -71,9 +79,13 @@ class _Accumulator:
         if caps[0].alpha_extra is not None:
             self.extra.append(torch.stack([c.alpha_extra.cpu() for c in caps], dim=1).float())
         if all(c.alpha_tokens_only is not None for c in caps):
-            self.first_k_tokens_only.append(torch.stack([c.alpha_tokens_only[..., : self.K].cpu() for c in caps], 1).float())
+            self.first_k_tokens_only.append(
+                torch.stack([c.alpha_tokens_only[..., : self.K].cpu() for c in caps], 1).float())
+
+    def _add_diagnostics(self, rec: capture.AttentionRecorder, caps: list, B: int) -> None:
+        """Per-layer norms and q.k terms, summed weighted by the batch's samples."""
         per_layer = {
-            "hidden_ratio": [rec.hidden_ratio.get(i, float("nan")) for i in range(len(layers))],
+            "hidden_ratio": [rec.hidden_ratio.get(i, float("nan")) for i in range(len(caps))],
             "key_ratio": [c.key_ratio for c in caps],
             "value_ratio": [c.value_ratio for c in caps],
         }
@@ -82,9 +94,6 @@ class _Accumulator:
         for name, values in per_layer.items():
             t = torch.tensor([float(v) for v in values], dtype=torch.float64) * B
             self.diag_sum[name] = self.diag_sum.get(name, 0) + t
-        if self.attention_maps is None and caps[0].attention_map is not None:
-            self.attention_maps = torch.stack([c.attention_map.cpu() for c in caps])
-        self.n += B
 
     def to_host(self) -> "_Accumulator":
         self.alpha_sum, self.exceed = self.alpha_sum.cpu(), self.exceed.cpu()
@@ -131,40 +140,54 @@ def measure(model=None, probe: str = "natural", *, n: int = DEFAULT_N, T=DEFAULT
     device_map / max_memory: accelerate's placement of an HF model over several devices;
     revision: a hub revision of an HF model id.
     """
-    from .load import load_model, wrap_module
-    from .loaded import LoadedModel
-
     Ts, epss = _as_list(T, int), _as_list(eps, float)
     if input_ids is not None:
         Ts, n = [int(input_ids.shape[1])], int(input_ids.shape[0])
     _validate(Ts, epss, n, batch_size, K, probe if input_ids is None else "random", bos)
     t0 = time.perf_counter()
-    if isinstance(model, LoadedModel):
-        loaded = model
-    elif model is None or isinstance(model, (str, os.PathLike)):
-        loaded = load_model(None if model is None else str(model), device=device, dtype=dtype,
-                            trust_remote_code=trust_remote_code, device_map=device_map, max_memory=max_memory,
-                            revision=revision)
-    else:
-        loaded = wrap_module(model, tokenizer)
+    loaded = _resolve_model(model, tokenizer, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+                            device_map=device_map, max_memory=max_memory, revision=revision)
     load_s = time.perf_counter() - t0
     if loaded.max_context and max(Ts) > loaded.max_context:
         raise SinklabError(f"T={max(Ts)} is longer than the model's context of {loaded.max_context} tokens")
-    tok = loaded.tokenizer
-    if input_ids is not None:
-        inputs = {Ts[0]: input_ids}
-    else:
-        if probe not in ("random", "repeat") and (tok is None or tok.encode is None):
-            raise SinklabError(f"probe {probe!r} needs a tokenizer, and {loaded.name} has none; use --probe random or repeat")
-        texts = probes.load_texts(probe) if probe not in ("random", "repeat") else None
-        inputs = {t: probes.build_inputs(probe, tok, n, t, bos, seed, texts=texts) for t in Ts}
+    inputs = _probe_inputs(loaded, probe, input_ids, Ts, n, bos, seed)
     for t, ids in inputs.items():
         if len(ids) < n:
             print(f"note: probe {probe!r} has only {len(ids)} passages of >= {t} tokens; using {len(ids)} of n={n}")
-    total_batches = sum(math.ceil(len(ids) / batch_size) for ids in inputs.values())
+    accs, measure_s = _accumulate(loaded, inputs, epss, batch_size, K, keep_map_upto, progress)
+    return _tabulate(loaded, probe, bos, accs, epss, load_s, measure_s, device, dtype, seed)
 
+
+def _resolve_model(model, tokenizer, **load_args):
+    """A `LoadedModel` as given, loaded from a spec (None = the built-in model), or wrapped around a module."""
+    from .load import load_model, wrap_module
+    from .loaded import LoadedModel
+
+    if isinstance(model, LoadedModel):
+        return model
+    if model is None or isinstance(model, (str, os.PathLike)):
+        return load_model(None if model is None else str(model), **load_args)
+    return wrap_module(model, tokenizer)
+
+
+def _probe_inputs(loaded, probe: str, input_ids, Ts: list[int], n: int, bos: str, seed: int) -> dict:
+    """T -> the (n, T) token ids to measure: the given ids, or the probe built at each T."""
+    if input_ids is not None:
+        return {Ts[0]: input_ids}
+    tok = loaded.tokenizer
+    if probe not in ("random", "repeat") and (tok is None or tok.encode is None):
+        raise SinklabError(f"probe {probe!r} needs a tokenizer, and {loaded.name} has none; "
+                           f"use --probe random or repeat")
+    texts = probes.load_texts(probe) if probe not in ("random", "repeat") else None
+    return {t: probes.build_inputs(probe, tok, n, t, bos, seed, texts=texts) for t in Ts}
+
+
+def _accumulate(loaded, inputs: dict, epss, batch_size: int, K: int, keep_map_upto: int,
+                progress: bool) -> tuple[dict, float]:
+    """(T -> accumulator on the host, seconds of forward passes); one attention map kept, from the first batch."""
     from tqdm.auto import tqdm
 
+    total_batches = sum(math.ceil(len(ids) / batch_size) for ids in inputs.values())
     bar = tqdm(total=total_batches, desc="measuring", unit="batch", leave=False,
                disable=not progress or os.environ.get("SINKLAB_NO_PROGRESS") == "1")
     recorder = capture.AttentionRecorder(keep_map_upto=keep_map_upto)
@@ -182,15 +205,15 @@ def measure(model=None, probe: str = "natural", *, n: int = DEFAULT_N, T=DEFAULT
             bar.update(1)
         accs[t] = acc.to_host()
     bar.close()
-    measure_s = time.perf_counter() - t1
-    return _tabulate(loaded, probe, bos, accs, epss, load_s, measure_s, device, dtype, seed)
+    return accs, time.perf_counter() - t1
 
 
 def _validate(Ts, epss, n, batch_size, K, probe, bos):
     if not Ts or any(t < 2 for t in Ts):
         raise SinklabError(f"--T must be at least 2 (got {Ts})")
     if max(Ts) > attention_sums.MAX_TOKENS:
-        raise SinklabError(f"--T {max(Ts)} is beyond the measurement kernels' limit of {attention_sums.MAX_TOKENS:,} tokens")
+        raise SinklabError(f"--T {max(Ts)} is beyond the measurement kernels' limit of "
+                           f"{attention_sums.MAX_TOKENS:,} tokens")
     if not epss or any(not (0.0 < e < 1.0) for e in epss):
         bad = [e for e in epss if not (0.0 < e < 1.0)]
         raise SinklabError(f"--eps must lie in (0, 1) (got {bad[0] if bad else epss})")
@@ -199,7 +222,8 @@ def _validate(Ts, epss, n, batch_size, K, probe, bos):
     if bos not in probes.BOS_POLICIES:
         raise SinklabError(f"unknown --bos {bos!r}: use one of {', '.join(probes.BOS_POLICIES)}")
     if probe not in probes.BUILTIN_PROBES and not Path(probe).exists():
-        raise SinklabError(f"unknown --probe {probe!r}: use one of {', '.join(probes.BUILTIN_PROBES)} or a .txt/.jsonl file")
+        raise SinklabError(f"unknown --probe {probe!r}: use one of {', '.join(probes.BUILTIN_PROBES)} "
+                           f"or a .txt/.jsonl file")
 
 
 def _versions() -> dict:
@@ -236,59 +260,102 @@ def _tabulate(loaded, probe, bos, accs, epss, load_s, measure_s, device, dtype, 
     first_T = next(iter(accs))
     out = {}
     for t, acc in accs.items():
-        L, H = acc.alpha_sum.shape[:2]
-        first_k = torch.cat(acc.first_k)                                   # (n, L, H, K)
-        sink_all = acc.exceed.double().mean(dim=(1, 2)) / acc.n * 100      # (E, T)
-        mean_alpha_pos = acc.alpha_sum.mean(dim=(0, 1)) / acc.n            # (T,)
-        extra = torch.cat(acc.extra) if acc.extra else None                # (n, L, H, n_extra)
-        mask_aware = torch.cat(acc.first_k_mask_aware) if acc.first_k_mask_aware else None  # (n, L, H, K)
-        half = max(1, t // 2)
-        for e, eps in enumerate(epss):
-            per_sample = (first_k > eps).float().mean(dim=(1, 2))          # (n, K) Sink of each sample
-            se = per_sample.std(0, unbiased=True) / math.sqrt(acc.n) * 100 if acc.n > 1 else torch.zeros(acc.K)
-            for k in range(acc.K):
-                row = {**base, "n": acc.n, "T": t, "eps": eps, "position": str(k + 1),
-                       "sink_pct": round(sink_all[e, k].item(), 4), "sink_se": round(se[k].item(), 4),
-                       "mean_alpha": round(mean_alpha_pos[k].item(), 6)}
-                if mask_aware is not None:  # sparse pattern: alpha over the queries that can see k
-                    row["sink_pct_mask_aware"] = round(metrics.sink_rate(mask_aware[..., k], eps).item(), 4)
-                    row["mean_alpha_mask_aware"] = round(mask_aware[..., k].mean().item(), 6)
-                sweep.append(row)
-            if extra is not None:
-                sweep.extend(_added_key_rows(base, acc.n, t, eps, extra, metrics.prepended_columns(loaded.info.get("config"))))
-        mean_alpha_lh = acc.alpha_sum / acc.n                               # (L, H, T)
-        weights = torch.cat(acc.weight_first_k) if acc.weight_first_k else None  # (n, L, H, K)
-        mass = torch.cat(acc.row_mass).mean(0) if acc.row_mass else None          # (L, H)
-        for l in range(L):
-            for h in range(H):
-                for k in range(acc.K):
-                    row = {"T": t, "layer": l, "head": h, "position": k + 1,
-                           "mean_alpha": round(mean_alpha_lh[l, h, k].item(), 6)}
-                    for e, eps in enumerate(epss):
-                        row[f"sink_rate_eps{eps:g}"] = round(acc.exceed[e, l, h, k].item() / acc.n, 4)
-                    if weights is not None:  # the weight the head applies, beside the proxy's share
-                        row["mean_weight"] = round(weights[:, l, h, k].mean().item(), 6)
-                        row["row_mass"] = round(mass[l, h].item(), 6)
-                    heads.append(row)
-        diag = {name: (v / acc.n).tolist() for name, v in acc.diag_sum.items()}
-        repeated = any(p for _, p in acc.passes.values())
-        for l in range(L):
-            origin = {"model_layer": acc.passes[l][0], "pass": acc.passes[l][1]} if repeated and l in acc.passes else {}
-            layers_rows.append({"T": t, "layer": l, **origin, **{name: round(diag[name][l], 6) for name in diag},
-                                "mean_alpha_1": round(mean_alpha_lh[l, :, 0].mean().item(), 6),
-                                f"sink_1_eps{epss[0]:g}": round(acc.exceed[0, l, :, 0].double().mean().item() / acc.n * 100, 4)})
-        largest = int(sink_all[0, :half].argmax().item())
-        out[t] = dict(acc=acc, sink_all=sink_all, extra=extra, diag=diag, largest=largest, mean_alpha=mean_alpha_pos,
-                      first_k=first_k, weights=weights, mass=mass)
-
+        f = _reduce(t, acc)
+        sweep += _sweep_rows(base, t, f, epss, loaded.info.get("config"))
+        heads += _head_rows(t, f, epss)
+        rows, f["diag"] = _layer_rows(t, f, epss)
+        layers_rows += rows
+        out[t] = f
     f = out[first_T]
     acc = f["acc"]
+    timing = {"load_time_s": round(load_s, 3), "measure_time_s": round(measure_s, 3),
+              "wall_time_s": round(load_s + measure_s, 3)}
+    run = {"device": device, "dtype": dtype, "seed": seed, **timing}
+    summary = _summary(loaded, base, f, sweep, list(accs), epss, run)
+    return MeasureResult(summary=summary, sweep=sweep, heads=heads, layers=layers_rows,
+                         alpha1=(acc.alpha_sum[..., 0] / acc.n).float(),
+                         sink_by_position=f["sink_all"][0].float(), attention_maps=acc.attention_maps)
+
+
+def _reduce(t: int, acc: _Accumulator) -> dict:
+    """The tensors the tables of one T read, from its accumulator."""
+    sink_all = acc.exceed.double().mean(dim=(1, 2)) / acc.n * 100      # (E, T)
+    half = max(1, t // 2)
+    return dict(
+        acc=acc, sink_all=sink_all,
+        first_k=torch.cat(acc.first_k),                                   # (n, L, H, K)
+        mean_alpha=acc.alpha_sum.mean(dim=(0, 1)) / acc.n,                # (T,)
+        mean_alpha_lh=acc.alpha_sum / acc.n,                              # (L, H, T)
+        extra=torch.cat(acc.extra) if acc.extra else None,                # (n, L, H, n_extra)
+        mask_aware=torch.cat(acc.first_k_mask_aware) if acc.first_k_mask_aware else None,  # (n, L, H, K)
+        weights=torch.cat(acc.weight_first_k) if acc.weight_first_k else None,           # (n, L, H, K)
+        mass=torch.cat(acc.row_mass).mean(0) if acc.row_mass else None,                  # (L, H)
+        largest=int(sink_all[0, :half].argmax().item()))
+
+
+def _sweep_rows(base: dict, t: int, f: dict, epss, config: dict | None) -> list[dict]:
+    """Sink_k and mean alpha_k for every eps and k <= K, then the added keys' rows."""
+    acc, mask_aware, rows = f["acc"], f["mask_aware"], []
+    for e, eps in enumerate(epss):
+        per_sample = (f["first_k"] > eps).float().mean(dim=(1, 2))          # (n, K) Sink of each sample
+        se = per_sample.std(0, unbiased=True) / math.sqrt(acc.n) * 100 if acc.n > 1 else torch.zeros(acc.K)
+        for k in range(acc.K):
+            row = {**base, "n": acc.n, "T": t, "eps": eps, "position": str(k + 1),
+                   "sink_pct": round(f["sink_all"][e, k].item(), 4), "sink_se": round(se[k].item(), 4),
+                   "mean_alpha": round(f["mean_alpha"][k].item(), 6)}
+            if mask_aware is not None:  # sparse pattern: alpha over the queries that can see k
+                row["sink_pct_mask_aware"] = round(metrics.sink_rate(mask_aware[..., k], eps).item(), 4)
+                row["mean_alpha_mask_aware"] = round(mask_aware[..., k].mean().item(), 6)
+            rows.append(row)
+        if f["extra"] is not None:
+            rows.extend(_added_key_rows(base, acc.n, t, eps, f["extra"], metrics.prepended_columns(config)))
+    return rows
+
+
+def _head_rows(t: int, f: dict, epss) -> list[dict]:
+    """One row per (layer, head, position k <= K)."""
+    acc, mean_alpha_lh, weights, mass = f["acc"], f["mean_alpha_lh"], f["weights"], f["mass"]
+    L, H = acc.alpha_sum.shape[:2]
+    rows = []
+    for l in range(L):
+        for h in range(H):
+            for k in range(acc.K):
+                row = {"T": t, "layer": l, "head": h, "position": k + 1,
+                       "mean_alpha": round(mean_alpha_lh[l, h, k].item(), 6)}
+                for e, eps in enumerate(epss):
+                    row[f"sink_rate_eps{eps:g}"] = round(acc.exceed[e, l, h, k].item() / acc.n, 4)
+                if weights is not None:  # the weight the head applies, beside the proxy's share
+                    row["mean_weight"] = round(weights[:, l, h, k].mean().item(), 6)
+                    row["row_mass"] = round(mass[l, h].item(), 6)
+                rows.append(row)
+    return rows
+
+
+def _layer_rows(t: int, f: dict, epss) -> tuple[list[dict], dict]:
+    """(one row per layer: diagnostics and Sink_1, the diagnostics averaged over samples)."""
+    acc, mean_alpha_lh = f["acc"], f["mean_alpha_lh"]
+    diag = {name: (v / acc.n).tolist() for name, v in acc.diag_sum.items()}
+    repeated = any(p for _, p in acc.passes.values())
+    rows = []
+    for l in range(acc.alpha_sum.shape[0]):
+        origin = {"model_layer": acc.passes[l][0], "pass": acc.passes[l][1]} if repeated and l in acc.passes else {}
+        sink_1 = acc.exceed[0, l, :, 0].double().mean().item() / acc.n * 100
+        rows.append({"T": t, "layer": l, **origin, **{name: round(diag[name][l], 6) for name in diag},
+                     "mean_alpha_1": round(mean_alpha_lh[l, :, 0].mean().item(), 6),
+                     f"sink_1_eps{epss[0]:g}": round(sink_1, 4)})
+    return rows, diag
+
+
+def _summary(loaded, base: dict, f: dict, sweep: list[dict], Ts: list[int], epss, run: dict) -> dict:
+    """The headline numbers at the first T and eps, the diagnostics and how the measurement ran."""
+    acc, first_T = f["acc"], Ts[0]
     first_rows = [r for r in sweep if r["T"] == first_T and r["eps"] == epss[0]]
-    sink = {r["position"]: r["sink_pct"] for r in first_rows if not r["position"].startswith("sink*")}
-    summary = {
+    on_tokens = [r for r in first_rows if not r["position"].startswith("sink*")]
+    tokens_only = torch.cat(acc.first_k_tokens_only) if acc.first_k_tokens_only else None
+    return {
         **base, "model_kind": loaded.kind, "n": acc.n, "T": first_T, "eps": epss[0],
-        "sink": sink,
-        "sink_se": {r["position"]: r["sink_se"] for r in first_rows if not r["position"].startswith("sink*")},
+        "sink": {r["position"]: r["sink_pct"] for r in on_tokens},
+        "sink_se": {r["position"]: r["sink_se"] for r in on_tokens},
         "mean_alpha_1": round(f["mean_alpha"][0].item(), 6),
         "sink_mask_aware": ({r["position"]: r["sink_pct_mask_aware"] for r in first_rows if "sink_pct_mask_aware" in r}
                             or None),
@@ -301,24 +368,21 @@ def _tabulate(loaded, probe, bos, accs, epss, load_s, measure_s, device, dtype, 
                       if f["extra"] is not None else None),
         "sink_star_paper": ({r["position"]: r["sink_pct_paper"] for r in first_rows if "sink_pct_paper" in r}
                             or None),
-        "unnormalised": _unnormalised(f["first_k"][..., 0], f["weights"], f["mass"], epss[0]),
-        "diagnostics": f["diag"],
         # learned sinks: Sink_k of the weights renormalised over the real tokens (what an output-gate sink's
         # own output_attentions shows), beside `sink` of the weights applied (the extra-column convention)
-        "sink_tokens_only": ({str(k + 1): round(metrics.sink_rate(torch.cat(acc.first_k_tokens_only)[..., k], epss[0]).item(), 4)
-                              for k in range(acc.K)} if acc.first_k_tokens_only else None),
-        "Ts": list(accs), "eps_values": list(epss),
+        "sink_tokens_only": ({str(k + 1): round(metrics.sink_rate(tokens_only[..., k], epss[0]).item(), 4)
+                              for k in range(acc.K)} if tokens_only is not None else None),
+        "unnormalised": _unnormalised(f["first_k"][..., 0], f["weights"], f["mass"], epss[0]),
+        "diagnostics": f["diag"],
+        "Ts": list(Ts), "eps_values": list(epss),
         "layers": acc.alpha_sum.shape[0], "heads": acc.alpha_sum.shape[1],
         "layer_passes": ([list(acc.passes[l]) for l in sorted(acc.passes)]
                          if any(p for _, p in acc.passes.values()) else None),
-        "device": device, "dtype": dtype, "seed": seed,
-        "load_time_s": round(load_s, 3), "measure_time_s": round(measure_s, 3),
-        "wall_time_s": round(load_s + measure_s, 3),
+        "device": run["device"], "dtype": run["dtype"], "seed": run["seed"],
+        "load_time_s": run["load_time_s"], "measure_time_s": run["measure_time_s"],
+        "wall_time_s": run["wall_time_s"],
         "versions": _versions(), "model_info": loaded.info,
     }
-    return MeasureResult(summary=summary, sweep=sweep, heads=heads, layers=layers_rows,
-                         alpha1=(acc.alpha_sum[..., 0] / acc.n).float(),
-                         sink_by_position=f["sink_all"][0].float(), attention_maps=acc.attention_maps)
 
 
 def _unnormalised(share_1, weights, mass, eps) -> dict | None:

@@ -195,7 +195,6 @@ def _rebuilt_kwargs(cfg, n_layers: int, fill_none: bool, depth: int) -> dict:
 
 def _in_place(default, n_layers: int, fill_none: bool):
     """For a constructor that rejects the small sizes: shrink a copy of the default field by field."""
-    from transformers import PretrainedConfig
 
     cfg = copy.deepcopy(default)
     for c in list(all_configs(cfg)):

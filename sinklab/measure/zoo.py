@@ -8,12 +8,9 @@ exists to find: WRONG (a number differs, or the model's output changed) and CRAS
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 import tempfile
 import traceback
-import warnings
 from dataclasses import dataclass
 
 import torch

@@ -207,7 +207,8 @@ def topk_tokens(index_scores: torch.Tensor, k: int) -> torch.Tensor:
         chosen = causal_mask.expand(B, T, T).clone()  # the first k queries see at most k tokens: all
         if T > k:
             own = torch.eye(T, dtype=torch.bool, device=index_scores.device)[k:]
-            s = index_scores[:, k:].masked_fill(~causal_mask[k:], float("-inf"))  # in its own dtype: a bf16 topk reads half the bytes
+            # in its own dtype: a bf16 topk reads half the bytes
+            s = index_scores[:, k:].masked_fill(~causal_mask[k:], float("-inf"))
             s = s.masked_fill(own, float("inf"))  # the query's own token always
             picked = torch.zeros_like(s, dtype=torch.bool).scatter_(-1, s.topk(k, dim=-1, sorted=False).indices, True)
             chosen[:, k:] = picked & causal_mask[k:]

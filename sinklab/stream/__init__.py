@@ -14,6 +14,6 @@ from .decode import (DECODE_MODES, POLICIES, Streamer, cache_kwarg, default_wind
 from .prepare import StreamModel, prepare
 from .rope import layer_specs
 
-__all__ = ["DECODE_MODES", "POLICIES", "SinkCache", "SinkLayer", "StreamModel", "Streamer", "cache_kwarg", "check_sizes",
-           "default_window", "generate", "layer_specs", "nll_rows", "perplexity", "prepare", "resolve_decode", "rotate",
-           "stream_logits", "stream_nll", "summarise"]
+__all__ = ["DECODE_MODES", "POLICIES", "SinkCache", "SinkLayer", "StreamModel", "Streamer", "cache_kwarg",
+           "check_sizes", "default_window", "generate", "layer_specs", "nll_rows", "perplexity", "prepare",
+           "resolve_decode", "rotate", "stream_logits", "stream_nll", "summarise"]

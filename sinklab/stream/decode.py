@@ -119,7 +119,8 @@ def stream_logits(model, ids: torch.Tensor, n_sink: int, window: int) -> torch.T
 def _progress(total: int, desc: str, progress: bool):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, leave=False, disable=not progress or os.environ.get("SINKLAB_NO_PROGRESS") == "1")
+    return tqdm(total=total, desc=desc, leave=False,
+                disable=not progress or os.environ.get("SINKLAB_NO_PROGRESS") == "1")
 
 
 @torch.inference_mode()
