@@ -288,7 +288,8 @@ def _refuse_build(spec, config, e: Exception):
 EAGER_ROUTE = "eager output_attentions, one layer at a time (module hooks)"
 # check_causal's refusals that a model outside AttentionInterface also gives: worth the eager route
 _RETRY_EAGER = ("is not a causal LM: its early positions", "no attention layer reported", "forward fails under")
-_RETRY_FULL_MASK = _RETRY_EAGER[0]
+# without a mask, a model that reads the mask itself turns bidirectional or fails (DSA indexers subscript it)
+_RETRY_FULL_MASK = (_RETRY_EAGER[0], _RETRY_EAGER[2])
 
 
 def _wrap_hf(model, tok, name: str, kind: str, device: str, dtype: str, info: dict | None = None,
@@ -306,7 +307,7 @@ def _wrap_hf(model, tok, name: str, kind: str, device: str, dtype: str, info: di
             if not any(reason in str(e) for reason in _RETRY_EAGER):
                 raise
             first_refusal = e
-        if _RETRY_FULL_MASK in str(first_refusal):  # it reads the mask itself: give it eager's, not None
+        if any(reason in str(first_refusal) for reason in _RETRY_FULL_MASK):  # it reads the mask: give it eager's
             try:
                 return _wrap_hf_route(model, tok, name, kind, info, "interface_full_mask")
             except SinklabError as e:
