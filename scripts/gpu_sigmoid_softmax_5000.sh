@@ -2,7 +2,7 @@
 # (4x H200): the quick-60m preset at its full 5,000 steps, sigmoid without
 # normalisation (GPUs 0-1) and softmax (GPUs 2-3), each as 2-GPU DDP on the one-GPU batches; then
 # the per-head table of both final checkpoints on the trainer's probe and on document starts (the
-# paper's probe); the compiled GPU checks of session 4's refactored paths; and an FSDP run killed
+# paper's probe); the compiled GPU checks of the refactored LSE-merge paths; and an FSDP run killed
 # with SIGKILL and resumed, against an uninterrupted one. (In the call the FSDP part stopped at once:
 # it lacked train.micro_batch=16 for 2 GPUs. gpu_sigmoid_seeds_fsdp_sigkill.sh has the working check.)
 set -u

@@ -104,17 +104,17 @@ print(f"\n2-GPU / 1-GPU tokens/s (steady): {last['ddp']['tokens_per_s'] / last['
 
 # the field values timed last, each against the softmax row of its own process
 print("\nfield values (benchmarks/results/train_step_field_values_h200.jsonl):")
-print("| variant | call | micro-batch | tokens/s | MFU | MFU / softmax MFU | tokens/s / softmax tokens/s | >= 50 % |")
+print("| variant | process | micro-batch | tokens/s | MFU | MFU / softmax MFU | tokens/s / softmax tokens/s | >= 50 % |")
 print("|---|---|---|---|---|---|---|---|")
 field_rows = [r for r in jl(res / "train_step_field_values_h200.jsonl") if "note" not in r and "flop_count" not in r]
 for r in field_rows:
     if r["variant"] == "softmax":
         continue
-    soft = next(s for s in field_rows if s["variant"] == "softmax" and (s["call"], s["process"]) == (r["call"], r["process"]))
+    soft = next(s for s in field_rows if s["variant"] == "softmax" and (s["host"], s["process"]) == (r["host"], r["process"]))
     ratio = r["mfu"] / soft["mfu"]
-    print(f"| {r['variant']} | {r['call']} {r['process']} | {r['micro_batch']} | {r['tokens_per_s']:,} | {r['mfu']:.1%} | "
+    print(f"| {r['variant']} | {r['host']} {r['process']} | {r['micro_batch']} | {r['tokens_per_s']:,} | {r['mfu']:.1%} | "
           f"{ratio:.1%} | {r['tokens_per_s'] / soft['tokens_per_s']:.1%} | {'yes' if ratio >= 0.5 else '**no**'} |")
-print("softmax rows: " + ", ".join(f"{r['call']} {r['process']} {r['tokens_per_s']:,} ({r['mfu']:.1%})"
+print("softmax rows: " + ", ".join(f"{r['host']} {r['process']} {r['tokens_per_s']:,} ({r['mfu']:.1%})"
                                    for r in field_rows if r["variant"] == "softmax"))
 ddp = root / "experiments" / "results" / "ddp"
 one, two = (jl(ddp / f"same_batches_{n}_metrics.jsonl") for n in ("single", "ddp"))
