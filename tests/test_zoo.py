@@ -105,6 +105,8 @@ def test_plain_causal_layers_get_no_mask_and_mask_readers_get_eager_s():
     padded = capture.sinklab_mask(batch_size=1, q_length=8, kv_length=8,
                                   attention_mask=torch.tensor([[0, 1, 1, 1, 1, 1, 1, 1]]).bool())
     assert padded is not None and padded.is_floating_point() and padded.shape[-2:] == (8, 8)
+    assert torch.equal(padded, capture.sinklab_full_mask(batch_size=1, q_length=8, kv_length=8,
+                                                         attention_mask=torch.tensor([[0, 1, 1, 1, 1, 1, 1, 1]]).bool()))
     assert capture.sinklab_full_mask(batch_size=1, q_length=8, kv_length=8).shape[-2:] == (8, 8)
     assert zoo.check_type("llama").status == "exact"
     row = zoo.check_type("gpt_neox_japanese")

@@ -430,9 +430,12 @@ def sinklab_mask(*args, **kwargs):
     catches that, and the loader retries it under ATTN_FULL_MASK."""
     from transformers.masking_utils import sdpa_mask
 
-    if sdpa_mask(*args, **{**kwargs, "allow_is_causal_skip": True, "allow_is_bidirectional_skip": False}) is None:
+    dtype = kwargs.pop("dtype", torch.float32)
+    allowed = sdpa_mask(*args, **{**kwargs, "allow_is_causal_skip": True, "allow_is_bidirectional_skip": False})
+    if allowed is None:
         return None
-    return sinklab_full_mask(*args, **kwargs)
+    # the boolean mask built once, turned into eager's additive one (as eager_mask does) rather than built again
+    return torch.where(allowed, torch.zeros((), device=allowed.device, dtype=dtype), torch.finfo(dtype).min)
 
 
 _registered = False
