@@ -108,7 +108,7 @@ def cmd_zoo(args) -> int:
     import sys as _sys
     from pathlib import Path
 
-    from .files import check_output_folder
+    from .files import check_output_folder, output_folder
     from .measure import zoo
     from .measure.run import _versions
 
@@ -122,7 +122,14 @@ def cmd_zoo(args) -> int:
     plain, sharp = zoo.run(types, args.sharpened, show)
     command = ("sinklab zoo" + (" --sharpened" if args.sharpened else "")
                + (f" --types {args.types}" if args.types else ""))
-    out.write_text(zoo.markdown(plain, sharp, _versions(), command))
+    table = zoo.markdown(plain, sharp, _versions(), command)
+    try:
+        output_folder(out.parent)
+        out.write_text(table)
+    except (OSError, SinklabError) as e:  # minutes of sweep: keep the table on stdout, then fail in one line
+        print(table)
+        raise SinklabError(f"--out {out}: cannot be written ({getattr(e, 'strerror', None) or e}); "
+                           "the table is printed above") from None
     bad = [r.model_type for r in plain + (sharp or []) if r.status in ("WRONG", "CRASH")]
     print(f"{len(types)} model types -> {out}" + (f"; WRONG or CRASH: {', '.join(sorted(set(bad)))}" if bad else ""))
     return 1 if bad else 0

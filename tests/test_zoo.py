@@ -111,3 +111,22 @@ def test_plain_causal_layers_get_no_mask_and_mask_readers_get_eager_s():
     assert zoo.check_type("llama").status == "exact"
     row = zoo.check_type("gpt_neox_japanese")
     assert row.status == "exact", row
+
+
+def test_an_unwritable_table_path_fails_in_one_line_and_a_late_failure_keeps_the_table(tmp_path, capsys, monkeypatch):
+    from pathlib import Path
+
+    from sinklab.cli import main
+
+    blocked = tmp_path / "a_file"
+    blocked.write_text("")
+    assert main(["zoo", "--types", "llama", "--out", str(blocked / "table.md")]) == 2  # caught before the sweep
+    assert "--out" in capsys.readouterr().err
+
+    def refuse(self, text):  # the folder checked out, but the write fails after the sweep (a full disk)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", refuse)
+    assert main(["zoo", "--types", "llama", "--out", str(tmp_path / "table.md")]) == 2
+    out, err = capsys.readouterr()
+    assert "| llama | exact |" in out and "cannot be written (No space left on device)" in err
