@@ -130,3 +130,18 @@ def test_an_unwritable_table_path_fails_in_one_line_and_a_late_failure_keeps_the
     assert main(["zoo", "--types", "llama", "--out", str(tmp_path / "table.md")]) == 2
     out, err = capsys.readouterr()
     assert "| llama | exact |" in out and "cannot be written (No space left on device)" in err
+
+
+def test_remote_code_without_the_flag_is_one_line(tmp_path, capsys):
+    """A folder whose config names its own code is refused until --trust-remote-code is given."""
+    import json
+
+    from sinklab.cli import main
+
+    (tmp_path / "config.json").write_text(json.dumps({
+        "model_type": "my_custom", "auto_map": {"AutoConfig": "configuration_x.XConfig",
+                                                "AutoModelForCausalLM": "modeling_x.XModel"}}))
+    (tmp_path / "configuration_x.py").write_text("raise SystemExit('this code must never run')\n")
+    assert main(["measure", "--model", str(tmp_path), "--no-figures", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "custom code" in err and "--trust-remote-code" in err and len(err.strip().splitlines()) == 1

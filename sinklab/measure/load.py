@@ -216,7 +216,8 @@ def _load_hf(spec: str, device: str, dtype: str, trust_remote_code: bool, name: 
         what = f"revision {revision!r} of {spec!r}" if revision else f"model {spec!r}"
         raise SinklabError(f"cannot load {what}: not a local model and not reachable on the hub ({str(e).splitlines()[0]})") from None
     except Exception as e:  # ValueError for remote code or an unknown type; others for a malformed config.json
-        raise SinklabError(f"cannot load model {spec!r}: {_first_line(e)}") from None
+        hint = "; pass --trust-remote-code to run it, only for code you trust" if "custom code" in str(e) else ""
+        raise SinklabError(f"cannot load model {spec!r}: {_first_line(e)}{hint}") from None
     if getattr(config, "is_encoder_decoder", False):
         raise SinklabError(f"{spec} is not a causal LM: {config.model_type} is an encoder-decoder model")
     model, route = _build_hf(spec, config, dtype, trust_remote_code, revision, placement)
