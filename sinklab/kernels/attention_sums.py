@@ -120,6 +120,12 @@ def _sdpa(q, k, v, scale, window):
     return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=scale, enable_gqa=gqa)
 
 
+def column_accumulator() -> bool:
+    """Whether the column-sum kernel keeps a 2-D accumulator (one add per probability, one column
+    reduction per program) or reduces each tile's columns; SINKLAB_COLUMN_ACC=1d|2d picks (benchmarks)."""
+    return os.environ.get("SINKLAB_COLUMN_ACC", "2d") != "1d"
+
+
 def _blocks(head_dim: int, dtype: torch.dtype) -> dict:
     d_pad = max(16, 1 << (head_dim - 1).bit_length())
     if _interpreting():
@@ -138,7 +144,7 @@ def column_sums(q, k, lse, scale: float, window: int | None = None, blocks: dict
     group = H // k.shape[1]
     lse = lse.float().contiguous()
     out = torch.empty((B, H, T), device=q.device, dtype=torch.float32)
-    cfg = blocks or _blocks(D, q.dtype)
+    cfg = {"ACC_2D": column_accumulator(), **(blocks or _blocks(D, q.dtype))}
     grid = (math.ceil(T / cfg["BLOCK_N"]), B * H)
     kernels.column_sums[grid](
         q, k, lse, out, *q.stride()[:3], *k.stride()[:3], *lse.stride()[:2], *out.stride()[:2],

@@ -26,9 +26,10 @@ def _visible(offs_m, offs_n, T, window, WINDOWED: tl.constexpr):
 @triton.jit
 def _column_block(acc, q_base, lse_base, kT, offs_n, start_m, sqt, offs_d, T, window, qk_scale,
                   D: tl.constexpr, BLOCK_M: tl.constexpr, MASKED: tl.constexpr, WINDOWED: tl.constexpr,
-                  IEEE: tl.constexpr):
+                  IEEE: tl.constexpr, ACC_2D: tl.constexpr):
     """Add one block of queries' probabilities to the keys' column sums. Rows past T read lse = +inf
-    (probability 0), so only tiles on the diagonal or the window's edge need a mask."""
+    (probability 0), so only tiles on the diagonal or the window's edge need a mask. ACC_2D keeps a
+    (BLOCK_M, BLOCK_N) accumulator, one add per element, instead of a cross-warp column reduction per tile."""
     offs_m = start_m + tl.arange(0, BLOCK_M)
     q = _load_rows(q_base, offs_m, sqt, offs_d, T, D)
     lse = tl.load(lse_base + offs_m, mask=offs_m < T, other=float("inf"))
@@ -39,6 +40,8 @@ def _column_block(acc, q_base, lse_base, kT, offs_n, start_m, sqt, offs_d, T, wi
     p = tl.exp2(s * qk_scale - lse[:, None] * LOG2E)
     if MASKED:
         p = tl.where(_visible(offs_m, offs_n, T, window, WINDOWED), p, 0.0)
+    if ACC_2D:
+        return acc + p
     return acc + tl.sum(p, axis=0)
 
 
@@ -46,7 +49,7 @@ def _column_block(acc, q_base, lse_base, kT, offs_n, start_m, sqt, offs_d, T, wi
 def column_sums(Q, K, LSE, OUT, sqb, sqh, sqt, skb, skh, skt, slb, slh, sob, soh,
                 T, H, GROUP, qk_scale, window,
                 D: tl.constexpr, D_PAD: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                WINDOWED: tl.constexpr, IEEE: tl.constexpr):
+                WINDOWED: tl.constexpr, IEEE: tl.constexpr, ACC_2D: tl.constexpr):
     """OUT[b, h, j] = sum over visible queries i of exp2(qk_scale q_i.k_j - LOG2E lse_i).
 
     One program holds BLOCK_N keys and streams the query blocks that see them, as the attention
@@ -60,23 +63,30 @@ def column_sums(Q, K, LSE, OUT, sqb, sqh, sqt, skb, skh, skt, slb, slh, sob, soh
     kT = tl.trans(_load_rows(K + b * skb + (h // GROUP) * skh, offs_n, skt, offs_d, T, D))
     q_base = Q + b * sqb + h * sqh
     lse_base = LSE + b * slb + h * slh
-    acc = tl.zeros([BLOCK_N], dtype=tl.float32)
+    if ACC_2D:
+        acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+    else:
+        acc = tl.zeros([BLOCK_N], dtype=tl.float32)
     # query blocks start at start_n + m * BLOCK_M; those from diag_end on see every key of the block
     diag_end = start_n + tl.cdiv(BLOCK_N, BLOCK_M) * BLOCK_M
     for start_m in range(start_n, tl.minimum(diag_end, T), BLOCK_M):
         acc = _column_block(acc, q_base, lse_base, kT, offs_n, start_m, sqt, offs_d, T, window, qk_scale,
-                            D, BLOCK_M, True, WINDOWED, IEEE)
+                            D, BLOCK_M, True, WINDOWED, IEEE, ACC_2D)
     full_end = T
     if WINDOWED:  # ... and, under a window, end before a row could miss the block's first key
         full_end = tl.minimum(T, tl.maximum(diag_end, start_n + (window // BLOCK_M) * BLOCK_M))
     for start_m in range(diag_end, full_end, BLOCK_M):
         acc = _column_block(acc, q_base, lse_base, kT, offs_n, start_m, sqt, offs_d, T, window, qk_scale,
-                            D, BLOCK_M, False, WINDOWED, IEEE)
+                            D, BLOCK_M, False, WINDOWED, IEEE, ACC_2D)
     if WINDOWED:  # the window's far edge: i <= j + window - 1 for the block's last key
         for start_m in range(tl.maximum(full_end, diag_end), tl.minimum(T, start_n + BLOCK_N - 1 + window), BLOCK_M):
             acc = _column_block(acc, q_base, lse_base, kT, offs_n, start_m, sqt, offs_d, T, window, qk_scale,
-                                D, BLOCK_M, True, WINDOWED, IEEE)
-    tl.store(OUT + b * sob + h * soh + offs_n, acc, mask=offs_n < T)
+                                D, BLOCK_M, True, WINDOWED, IEEE, ACC_2D)
+    if ACC_2D:
+        col = tl.sum(acc, axis=0)
+    else:
+        col = acc
+    tl.store(OUT + b * sob + h * soh + offs_n, col, mask=offs_n < T)
 
 
 @triton.jit
