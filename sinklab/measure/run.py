@@ -29,8 +29,10 @@ class _Accumulator:
     eps: Sequence[float]
     K: int
     n: int = 0
-    alpha_sum: torch.Tensor = None       # (L, H, T)
-    exceed: torch.Tensor = None          # (E, L, H, T) samples with alpha > eps
+    alpha_sum: torch.Tensor = None       # (L, H, T); (L, H, K) once on the host
+    exceed: torch.Tensor = None          # (E, L, H, T) samples with alpha > eps; (E, L, H, K) on the host
+    exceed_by_position: torch.Tensor = None  # (E, T) exceed averaged over layers and heads (host)
+    alpha_by_position: torch.Tensor = None   # (T,) alpha_sum averaged over layers and heads (host)
     first_k: list = field(default_factory=list)   # per batch (B, L, H, K)
     extra: list = field(default_factory=list)     # per batch (B, L, H, n_extra)
     first_k_mask_aware: list = field(default_factory=list)  # per batch (B, L, H, K), sparse patterns only
@@ -96,7 +98,12 @@ class _Accumulator:
             self.diag_sum[name] = self.diag_sum.get(name, 0) + t
 
     def to_host(self) -> "_Accumulator":
-        self.alpha_sum, self.exceed = self.alpha_sum.cpu(), self.exceed.cpu()
+        """Reduce over layers and heads where the sums live, then move only what the tables read: the
+        (E, T) and (T,) curves and the first K positions per head (at T = 32768 the full (E, L, H, T)
+        counts are 70 MB per eps, whose host copy and reduction cost more than a 135M model's forward)."""
+        self.exceed_by_position = self.exceed.double().mean(dim=(1, 2)).cpu()   # (E, T)
+        self.alpha_by_position = self.alpha_sum.mean(dim=(0, 1)).cpu()          # (T,)
+        self.alpha_sum, self.exceed = self.alpha_sum[..., : self.K].cpu(), self.exceed[..., : self.K].cpu()
         return self
 
 
@@ -279,13 +286,13 @@ def _tabulate(loaded, probe, bos, accs, epss, load_s, measure_s, device, dtype, 
 
 def _reduce(t: int, acc: _Accumulator) -> dict:
     """The tensors the tables of one T read, from its accumulator."""
-    sink_all = acc.exceed.double().mean(dim=(1, 2)) / acc.n * 100      # (E, T)
+    sink_all = acc.exceed_by_position / acc.n * 100                      # (E, T)
     half = max(1, t // 2)
     return dict(
         acc=acc, sink_all=sink_all,
         first_k=torch.cat(acc.first_k),                                   # (n, L, H, K)
-        mean_alpha=acc.alpha_sum.mean(dim=(0, 1)) / acc.n,                # (T,)
-        mean_alpha_lh=acc.alpha_sum / acc.n,                              # (L, H, T)
+        mean_alpha=acc.alpha_by_position / acc.n,                         # (T,)
+        mean_alpha_lh=acc.alpha_sum / acc.n,                              # (L, H, K)
         extra=torch.cat(acc.extra) if acc.extra else None,                # (n, L, H, n_extra)
         mask_aware=torch.cat(acc.first_k_mask_aware) if acc.first_k_mask_aware else None,  # (n, L, H, K)
         weights=torch.cat(acc.weight_first_k) if acc.weight_first_k else None,           # (n, L, H, K)
@@ -316,14 +323,15 @@ def _head_rows(t: int, f: dict, epss) -> list[dict]:
     """One row per (layer, head, position k <= K)."""
     acc, mean_alpha_lh, weights, mass = f["acc"], f["mean_alpha_lh"], f["weights"], f["mass"]
     L, H = acc.alpha_sum.shape[:2]
+    alpha_lhk, exceed = mean_alpha_lh[..., : acc.K].tolist(), acc.exceed[..., : acc.K].tolist()  # no per-cell .item()
     rows = []
     for l in range(L):
         for h in range(H):
             for k in range(acc.K):
                 row = {"T": t, "layer": l, "head": h, "position": k + 1,
-                       "mean_alpha": round(mean_alpha_lh[l, h, k].item(), 6)}
+                       "mean_alpha": round(alpha_lhk[l][h][k], 6)}
                 for e, eps in enumerate(epss):
-                    row[f"sink_rate_eps{eps:g}"] = round(acc.exceed[e, l, h, k].item() / acc.n, 4)
+                    row[f"sink_rate_eps{eps:g}"] = round(exceed[e][l][h][k] / acc.n, 4)
                 if weights is not None:  # the weight the head applies, beside the proxy's share
                     row["mean_weight"] = round(weights[:, l, h, k].mean().item(), 6)
                     row["row_mass"] = round(mass[l, h].item(), 6)
