@@ -8,6 +8,7 @@ Q K^T it does). `--profile` adds a torch.profiler table of one whole measurement
 import argparse
 import os
 import sys
+import time
 
 import torch
 
@@ -57,14 +58,15 @@ def layer_rows(shape, T, out):
         emit({**key, "part": "cuDNN forward + LSE", "error": error_text(e)}, out)
     lse = attention_sums._flash_with_lse(q, k, v, scale, None)[1]
     d_pad = max(16, 1 << (D - 1).bit_length())
-    for bm, bn, warps, stages in TILES:
-        cfg = dict(D_PAD=d_pad, BLOCK_M=bm, BLOCK_N=bn, num_warps=warps, num_stages=stages)
+    for (bm, bn, warps, stages), acc_2d in [(tile, acc) for acc in (False, True) for tile in TILES]:
+        cfg = dict(D_PAD=d_pad, BLOCK_M=bm, BLOCK_N=bn, num_warps=warps, num_stages=stages, ACC_2D=acc_2d)
+        tiles = f"M{bm} N{bn} w{warps} s{stages} acc {'2d' if acc_2d else '1d'}"
         try:
             t = bench(lambda: attention_sums.column_sums(q, k, lse, scale, None, blocks=cfg))
-            emit({**key, "part": "column sums", "tiles": f"M{bm} N{bn} w{warps} s{stages}", "ms": round(t * 1e3, 3),
+            emit({**key, "part": "column sums", "tiles": tiles, "ms": round(t * 1e3, 3),
                   "tflops": round(qk_flops / t / 1e12, 1)}, out)
         except Exception as e:  # a tile shape that does not compile is recorded, the rest still run
-            emit({**key, "part": "column sums", "tiles": f"M{bm} N{bn} w{warps} s{stages}", "error": error_text(e)}, out)
+            emit({**key, "part": "column sums", "tiles": tiles, "error": error_text(e)}, out)
 
 
 def profile(shape, T, n, out_dir):
@@ -78,9 +80,15 @@ def profile(shape, T, n, out_dir):
     sinklab.measure(loaded, input_ids=ids, batch_size=n, progress=False, keep_map_upto=0)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU,
                                             torch.profiler.ProfilerActivity.CUDA]) as prof:
+        t0 = time.perf_counter()
         sinklab.measure(loaded, input_ids=ids, batch_size=n, progress=False, keep_map_upto=0)
         torch.cuda.synchronize()
-    table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=30, max_name_column_width=70)
+        wall = time.perf_counter() - t0
+    averages = prof.key_averages()
+    table = (f"wall {wall:.3f} s (profiled)\n"
+             + averages.table(sort_by="self_cuda_time_total", row_limit=30, max_name_column_width=70)
+             + "\nby CPU time (host-side work and waits):\n"
+             + averages.table(sort_by="cpu_time_total", row_limit=25, max_name_column_width=70))
     print(table)
     if out_dir:
         with open(os.path.join(out_dir, f"profile_{shape}_{T}.txt"), "w") as f:

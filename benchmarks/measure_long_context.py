@@ -53,7 +53,7 @@ def timed(fn, repeats: int) -> dict:
             "peak_above_weights_gb": round((torch.cuda.max_memory_allocated() - base) / 2**30, 3)}
 
 
-def one(model, shape, T, n, repeats, exact_T, eager_T, out):
+def one(model, shape, T, n, repeats, exact_T, eager_T, out, column_acc=("2d",)):
     import sinklab
     from sinklab.load import wrap_module
 
@@ -66,12 +66,16 @@ def one(model, shape, T, n, repeats, exact_T, eager_T, out):
 
     def run():
         result["r"] = sinklab.measure(loaded, input_ids=ids.cpu(), batch_size=n, progress=False, keep_map_upto=0)
-    fused = timed(run, repeats)
     key = dict(shape=shape, T=T, n=n)
     emit({**key, "method": "plain SDPA forward (no measurement)", **plain}, out)
-    emit({**key, "method": "sinklab measure (fused)", **fused, "time_ratio": round(fused["seconds"] / plain["seconds"], 3),
-          "memory_ratio": round(fused["peak_gb"] / plain["peak_gb"], 3),
-          "sink_1": result["r"].sink_1, "mean_alpha_1": result["r"].summary["mean_alpha_1"]}, out)
+    for acc in column_acc:  # the column-sum kernel's accumulator (SINKLAB_COLUMN_ACC), side by side
+        os.environ["SINKLAB_COLUMN_ACC"] = acc
+        fused = timed(run, repeats)
+        emit({**key, "method": "sinklab measure (fused)", "column_acc": acc, **fused,
+              "time_ratio": round(fused["seconds"] / plain["seconds"], 3),
+              "memory_ratio": round(fused["peak_gb"] / plain["peak_gb"], 3),
+              "sink_1": result["r"].sink_1, "mean_alpha_1": result["r"].summary["mean_alpha_1"]}, out)
+    os.environ.pop("SINKLAB_COLUMN_ACC")
     if T in exact_T:
         os.environ["SINKLAB_FUSED"] = "0"
         exact = timed(run, 1)
@@ -98,6 +102,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--exact-T", type=int, nargs="*", default=[8192])
     ap.add_argument("--eager-T", type=int, nargs="*", default=[8192])
+    ap.add_argument("--column-acc", nargs="+", default=["2d"], choices=["2d", "1d"],
+                    help="the column-sum kernel's accumulator(s) to time, side by side")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     pairs = [tuple(int(x) for x in p.split(":")) for p in a.T]
@@ -105,7 +111,7 @@ def main():
     for shape in a.shapes.split(","):
         model = build(shape, max(T for T, _ in pairs))
         for T, n in pairs:
-            one(model, shape, T, n, a.repeats, a.exact_T, a.eager_T, a.out)
+            one(model, shape, T, n, a.repeats, a.exact_T, a.eager_T, a.out, a.column_acc)
         del model
         torch.cuda.empty_cache()
 

@@ -1,13 +1,27 @@
 #!/usr/bin/env bash
-# Machine kind: nvidia-h200 (one H200). The fused measurement path: its GPU checks, the long-context
-# benchmark against a plain SDPA forward, and a model larger than a 2 GiB GPU share measured through
-# --device-map auto beside the same model on the GPU alone. Results under $OUT (rows as JSON lines).
-#   bash benchmarks/gpu/measure.sh
+# Machine kind: nvidia-h200 (one H200). The fused measurement path: its GPU checks, its parts alone with
+# a profile of one 135M-shape measurement at T = 32768, the long-context benchmark against a plain SDPA
+# forward (both column-sum accumulators side by side), and a model larger than a 2 GiB GPU share
+# measured through --device-map auto beside the same model on the GPU alone. Rows under $OUT.
+#   STEPS="checks kernels long devmap" bash benchmarks/gpu/measure.sh
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD SINKLAB_NO_PROGRESS=1 HF_HUB_OFFLINE=1
-OUT=${OUT:-results/gpu_measure}; mkdir -p "$OUT"
+OUT=${OUT:-results/gpu_measure}; mkdir -p "$OUT"; STEPS=${STEPS:-"checks kernels long devmap"}; t0=$(date +%s)
+has() { [[ " $STEPS " == *" $1 "* ]]; }
+stamp() { echo "== $1 at $(( $(date +%s) - t0 )) s"; }
 python3 -c "import torch, transformers, triton; print(torch.__version__, transformers.__version__, triton.__version__)"
-timeout 150 python3 benchmarks/gpu_checks_measure.py --out "$OUT/measure_checks.jsonl" 2>&1 | tail -30
-timeout 270 python3 benchmarks/measure_long_context.py --out "$OUT/measure_long_context.jsonl" 2>&1 | tail -30
+if has checks; then stamp checks
+  timeout 150 python3 benchmarks/gpu_checks_measure.py --out "$OUT/measure_checks.jsonl" 2>&1 | tail -30
+fi
+if has kernels; then stamp kernels
+  timeout 120 python3 benchmarks/measure_kernels.py --T 32768 --shapes 135m --profile 135m \
+    --out "$OUT/measure_kernels.jsonl" 2>&1 | tail -75
+fi
+if has long; then stamp long
+  timeout 270 python3 benchmarks/measure_long_context.py --column-acc 2d 1d --exact-T --eager-T \
+    --out "$OUT/measure_long_context.jsonl" 2>&1 | tail -30
+fi
+has devmap || { stamp done; exit 0; }
+stamp devmap
 # device map: a ~1.7B Llama shape saved to disk, measured with the GPU limited to 2 GiB, and on the GPU alone
 timeout 150 bash -c '
 python3 - <<PY
@@ -44,3 +58,4 @@ PY
 python3 -m sinklab.cli measure --model /tmp/llama1b7 --device-map auto --max-memory 3=1GiB --dtype bfloat16; echo "exit $?"
 python3 -m sinklab.cli measure --model /tmp/llama1b7 --device cuda:5; echo "exit $?"
 ' 2>&1 | tee "$OUT/device_map.txt"
+stamp done

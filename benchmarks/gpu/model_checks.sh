@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Machine kind: nvidia-h200 (one H200). The model's fast paths on the GPU against the dense CPU path,
+# compiled (logits and every parameter's gradient, each entry of the shared variant catalogue; 8 processes
+# side by side, since compiling is CPU-bound), and a resumed GPU run restoring the CUDA generator.
+#   OUT=dir bash benchmarks/gpu/model_checks.sh     (writes model_checks.jsonl and resume_rng.jsonl)
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD SINKLAB_NO_PROGRESS=1 TORCHINDUCTOR_COMPILE_THREADS=2
+OUT=${OUT:-results/model_checks}; mkdir -p "$OUT"; SHARDS=${SHARDS:-8}; t0=$(date +%s)
+for k in $(seq 0 $((SHARDS - 1))); do
+  timeout ${T_CHECKS:-500} python3 benchmarks/gpu_checks.py --shard $k/$SHARDS --out "$OUT/model_checks.jsonl" \
+    > "$OUT/model_checks_$k.log" 2>&1 &
+done
+timeout 200 python3 benchmarks/gpu_resume_rng.py --out "$OUT/resume_rng.jsonl" > "$OUT/resume_rng.log" 2>&1
+wait
+echo "== checks done at $(( $(date +%s) - t0 )) s"
+python3 - "$OUT" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(f"{sys.argv[1]}/model_checks.jsonl")]
+bad = [r["check"] for r in rows if not r.get("ok")]
+print(f"{len(rows)} checks, {len(rows) - len(bad)} ok; failed: {bad or 'none'}")
+PY
+tail -n 2 "$OUT/resume_rng.log"
