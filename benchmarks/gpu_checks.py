@@ -56,15 +56,15 @@ def main():
     ap.add_argument("--out", default=None)
     ap.add_argument("--shard", default="0/1", help="K/N: run every N-th check from the K-th (compiles in parallel)")
     a = ap.parse_args()
-    k, n = (int(x) for x in a.shard.split("/"))
+    shard, shards = (int(x) for x in a.shard.split("/"))
     torch.backends.cuda.matmul.allow_tf32 = False
-    if k == 0 and (not a.only or "dsa_indexer_kernel" in a.only.split(",")):
+    if shard == 0 and (not a.only or "dsa_indexer_kernel" in a.only.split(",")):
         try:
             emit(dsa_indexer_kernel(), a.out)
         except Exception as e:
             emit({"check": "dsa_indexer_kernel", "ok": False, "error": error_text(e)}, a.out)
     for i, (name, change) in enumerate(CHECKS.items()):
-        if i % n != k or (a.only and name not in a.only.split(",")):
+        if i % shards != shard or (a.only and name not in a.only.split(",")):
             continue
         torch._dynamo.reset()  # each check compiles FlexAttention afresh (no recompile limit, no eager fallback)
         try:

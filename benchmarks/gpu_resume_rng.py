@@ -31,8 +31,11 @@ def train(root: Path, device: str) -> Path:
 
     (root / "a.txt").write_text("attention sinks appear in trained language models. " * 300)
     prepare([str(root / "a.txt")], root / "shards", "bytes", progress=False)
-    subprocess.run([sys.executable, "-m", "sinklab.cli", "train", "tiny",
-                    *(f"{k}={v}" for k, v in overrides(root, device).items())], check=True)
+    done = subprocess.run([sys.executable, "-m", "sinklab.cli", "train", "tiny",
+                           *(f"{k}={v}" for k, v in overrides(root, device).items())], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"sinklab train exited {done.returncode}:\n" + "\n".join(
+            (done.stdout + done.stderr).strip().splitlines()[-25:]))
     return root
 
 
@@ -69,7 +72,12 @@ def main():
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
-        emit(resumed_generator(train(Path(d), a.device), a.device), a.out)
+        try:
+            row = resumed_generator(train(Path(d), a.device), a.device)
+        except RuntimeError as e:  # the trainer failed: record why, in the row and on the console
+            print(e, file=sys.stderr)
+            row = {"check": "resume restores the generator", "ok": False, "error": str(e).splitlines()[-1]}
+        emit(row, a.out)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@ export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD SINKLAB_NO_PROGRESS=1 TORCHINDUCTOR_CO
 OUT=${OUT:-results/model_checks}; mkdir -p "$OUT"; SHARDS=${SHARDS:-8}; t0=$(date +%s)
 for k in $(seq 0 $((SHARDS - 1))); do
   timeout ${T_CHECKS:-500} python3 benchmarks/gpu_checks.py --shard $k/$SHARDS --out "$OUT/model_checks.jsonl" \
-    > "$OUT/model_checks_$k.log" 2>&1 &
+    >> "$OUT/model_checks.log" 2>&1 &
 done
-timeout 200 python3 benchmarks/gpu_resume_rng.py --out "$OUT/resume_rng.jsonl" > "$OUT/resume_rng.log" 2>&1
+timeout 200 python3 benchmarks/gpu_resume_rng.py --out "$OUT/resume_rng.jsonl" 2>&1 | tail -n 30
 wait
 echo "== checks done at $(( $(date +%s) - t0 )) s"
 python3 - "$OUT" <<'PY'
@@ -18,4 +18,4 @@ rows = [json.loads(l) for l in open(f"{sys.argv[1]}/model_checks.jsonl")]
 bad = [r["check"] for r in rows if not r.get("ok")]
 print(f"{len(rows)} checks, {len(rows) - len(bad)} ok; failed: {bad or 'none'}")
 PY
-tail -n 2 "$OUT/resume_rng.log"
+grep -E "Error|error" "$OUT/model_checks.log" | sort | uniq -c | head -n 8
