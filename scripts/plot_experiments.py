@@ -19,11 +19,11 @@ def rows(p):
     return [json.loads(line) for line in Path(p).read_text().splitlines() if line.strip()]
 
 
-q = res / "quick60m"
-sink_and_loss_figure({"softmax (1 GPU)": rows(q / "softmax_metrics.jsonl"),
-                      "sigmoid, no normalisation": rows(q / "sigmoid_metrics.jsonl"),
-                      "softmax (2 GPUs, torchrun)": rows(q / "ddp_metrics.jsonl")}, root / "docs" / "quick60m_emergence.png")
-sink_and_loss_figure({"tiny, fixed first token": rows(res / "cpu_fixed_first_token_metrics.jsonl")},
+q = res / "emergence"
+sink_and_loss_figure({"softmax (1 GPU)": rows(q / "softmax_2400_metrics.jsonl"),
+                      "sigmoid, no normalisation": rows(q / "sigmoid_1300_metrics.jsonl"),
+                      "softmax (2 GPUs, torchrun)": rows(q / "softmax_ddp_1000_metrics.jsonl")}, root / "docs" / "quick60m_emergence.png")
+sink_and_loss_figure({"tiny, fixed first token": rows(res / "cpu_emergence" / "metrics.jsonl")},
                      root / "docs" / "cpu_emergence.png")
 sw = res / "sweeps" / "quick-60m"
 sparse = {"dense": "baseline", "local 256": "sparse_local", "local 256 + global 1": "sparse_local_global",
@@ -34,7 +34,7 @@ sink_and_loss_figure({label: rows(next(sw.glob(f"{name}-*")) / "metrics.jsonl") 
                      root / "docs" / "sparse_quick60m.png")
 
 # the threshold-free mean alpha_1 at T = 1024, and where sigmoid's proxy Sink_1 comes from
-long_probe, sigmoid = res / "long_probe", res / "sigmoid"
+long_probe, proxy = res / "long_probe", res / "sigmoid_proxy"
 fig, ax = plt.subplots(figsize=(6, 4))
 for label, name in (("dense", "dense"), ("MoBA", "moba"), ("NSA", "nsa"), ("window 256", "window_256")):
     pts = [(r["step"], r["mean_alpha_1_long"]) for r in rows(long_probe / f"mean_alpha_{name}_metrics.jsonl") if "mean_alpha_1_long" in r]
@@ -47,8 +47,8 @@ fig.tight_layout()
 fig.savefig(root / "docs" / "long_probe_mean_alpha.png", dpi=120)
 
 # per head: where the proxy Sink_1 comes from, after 1,000 steps and 5,000 steps (4 seeds)
-tables = {"after 1,000 steps (seed 0)": json.loads((sigmoid / "sigmoid_1000_heads.json").read_text())["heads"],
-          "after 5,000 steps (seeds 0-3)": [h for p in sorted(sigmoid.glob("sigmoid_5000*_heads_windows.json"))
+tables = {"after 1,000 steps (seed 0)": json.loads((proxy / "sigmoid_1000_heads.json").read_text())["heads"],
+          "after 5,000 steps (seeds 0-3)": [h for p in sorted(proxy.glob("sigmoid_5000_seed*_heads_windows.json"))
                                             for h in json.loads(p.read_text())["heads"]]}
 fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
 for ax, (title, heads) in zip(axes, tables.items()):
@@ -63,8 +63,8 @@ fig.colorbar(sc, ax=axes, label="% of probe samples with alpha_1 > eps")
 fig.savefig(root / "docs" / "sigmoid_heads.png", dpi=120, bbox_inches="tight")
 
 # the preset's full 5,000 steps, softmax against sigmoid without normalisation (seeds as stored)
-runs5 = {"softmax": rows(sigmoid / "softmax_5000_metrics.jsonl"), "sigmoid seed 0": rows(sigmoid / "sigmoid_5000_metrics.jsonl")}
-runs5.update({f"sigmoid seed {s}": rows(p) for s in (1, 2, 3) if (p := sigmoid / f"sigmoid_5000_seed{s}_metrics.jsonl").exists()})
+runs5 = {"softmax": rows(q / "softmax_5000_metrics.jsonl")}
+runs5.update({f"sigmoid seed {s}": rows(q / f"sigmoid_5000_seed{s}_metrics.jsonl") for s in (0, 1, 2, 3)})
 fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(14, 3.8))
 for label, rs in runs5.items():
     m = [r for r in rs if "sink_1" in r]

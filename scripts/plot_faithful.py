@@ -10,7 +10,7 @@ from sinklab.report.training import sink_and_loss_figure  # noqa: E402
 
 R = ROOT / "experiments" / "results"
 RUNS = {
-    "LR 4e-4 (quick-60m)": R / "sigmoid" / "softmax_5000_metrics.jsonl",
+    "LR 4e-4 (quick-60m)": R / "emergence" / "softmax_5000_metrics.jsonl",
     "LR 8e-4, seed 0 (faithful-60m)": R / "faithful60m" / "lr8e-4_4800_seed0_metrics.jsonl",
     "LR 8e-4, seed 1 (faithful-60m)": R / "faithful60m" / "lr8e-4_4800_seed1_metrics.jsonl",
     "LR 1.6e-3": R / "faithful60m" / "lr1.6e-3_2000_seed0_metrics.jsonl",

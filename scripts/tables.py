@@ -13,8 +13,8 @@ def jl(path):
 
 res = root / "benchmarks" / "results"
 # every variant after the RoPE, dense-path and flex changes (runs A, B, C)
-rows = jl(res / "train_step_variants_h200.jsonl")
-soft = next(r for r in rows if r["variant"] == "softmax" and r["vocab"] == 8192 and r["run"] == "A")
+rows = jl(res / "train_step" / "variants_h200.jsonl")
+soft = next(r for r in rows if r["variant"] == "softmax" and r["vocab"] == 8192 and r["host"] == "A")
 print("| variant | vocab | run | micro-batch | tokens/s | TFLOP/s | MFU | MFU / softmax MFU | >= 50 % | peak GB |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 latest = {}
@@ -24,68 +24,38 @@ for r in rows:  # the last working measurement of each (variant, vocab); failed 
 for r in latest.values():
     ratio = r["mfu"] / soft["mfu"]
     ok = "yes" if ratio >= 0.5 else "**no**"
-    print(f"| {r['variant']} | {r['vocab']} | {r['run']} | {r['micro_batch']} | {r['tokens_per_s']:,} | {r['tflops']} | "
+    print(f"| {r['variant']} | {r['vocab']} | {r['host']} | {r['micro_batch']} | {r['tokens_per_s']:,} | {r['tflops']} | "
           f"{r['mfu']:.1%} | {ratio:.0%} | {ok} | {r['peak_mem_gb']} |")
 print("\nfailed attempts:")
 for r in rows:
     if "error" in r:
-        print(f"- {r['variant']} (run {r['run']}): {r['error'][:110]}")
+        print(f"- {r['variant']} (host {r['host']}): {r['error'][:110]}")
 print()
 print("| pattern | run | tokens/s | MFU (dense FLOPs) | MFU / softmax MFU | peak GB | compile s |")
 print("|---|---|---|---|---|---|---|")
-sp = [r for r in jl(res / "train_step_sparse_h200.jsonl")]
+sp = [r for r in jl(res / "sparse" / "train_step_h200.jsonl")]
 soft_sp = next(r for r in sp if r["variant"] == "softmax")
 for r in sp:
     if "error" in r:
-        print(f"| {r['variant']} | {r['run']} | failed: {r['error'][:60]} | | | | |")
+        print(f"| {r['variant']} | {r['host']} | failed: {r['error'][:60]} | | | | |")
     else:
-        print(f"| {r['variant']} | {r['run']} | {r['tokens_per_s']:,} | {r['mfu']:.1%} | {r['mfu'] / soft_sp['mfu']:.0%} | "
+        print(f"| {r['variant']} | {r['host']} | {r['tokens_per_s']:,} | {r['mfu']:.1%} | {r['mfu'] / soft_sp['mfu']:.0%} | "
               f"{r['peak_mem_gb']} | {r['warmup_s']} |")
 print()
 print("| T | batch | block | top-k / blocks | causal-block density | SDPA (flash) ms | MoBA (flex) ms | MoBA speed-up |")
 print("|---|---|---|---|---|---|---|---|")
-for r in jl(res / "sparse_attention_h200.jsonl"):
+for r in jl(res / "sparse" / "attention_h200.jsonl"):
     print(f"| {r['T']} | {r['batch']} | {r['block']} | {r['topk']} / {r['blocks']} | {r['causal_block_density']:.1%} | "
           f"{r['sdpa_ms']} | {r['moba_flex_ms']} | {r['moba_speedup']}x |")
 print()
 print("| check | max abs logit diff | max rel grad diff | ok |")
 print("|---|---|---|---|")
-for r in jl(res / "gpu_checks_all_variants_h200.jsonl"):
+for r in jl(res / "gpu_checks" / "all_variants_h200.jsonl"):
     print(f"| {r['check']} | {r.get('max_abs_logit_diff', 0):.1e} | {r.get('max_rel_grad_diff', 0):.1e} | {r['ok']} |")
 print()
-for name in ("single", "ddp"):
-    m = jl(root / "experiments" / "results" / "ddp" / f"split_graph_{name}_metrics.jsonl")
-    st = sorted(r["tokens_per_s"] for r in m if r["step"] > 20 and "val_loss" not in r and "sink_1" not in r)
-    last = m[-1]
-    print(f"{name}: steady median {st[len(st) // 2]:,} tokens/s; incl. eval + measurement {last['tokens_per_s_overall']:,}; "
-          f"val loss {[ (r['step'], r['val_loss']) for r in m if 'val_loss' in r]}")
-print()
-
-bench = [r for p in sorted((root / "benchmarks" / "results").glob("bench_g*.jsonl")) for r in jl(p)]
-print("the table before the RoPE change:")
-soft = next(r for r in bench if r["variant"] == "softmax" and r["vocab"] == 8192)
-print("| variant | vocab | micro-batch | tokens/s | TFLOP/s | MFU | vs softmax (same run) | >= 50 % | peak GB |")
-print("|---|---|---|---|---|---|---|---|---|")
-for r in bench:
-    ratio = r["tokens_per_s"] / soft["tokens_per_s"] if r["vocab"] == 8192 else float("nan")
-    mfu_ratio = r["mfu"] / soft["mfu"]
-    ok = "yes" if mfu_ratio >= 0.5 else "**no**"
-    print(f"| {r['variant']} | {r['vocab']} | {r['micro_batch']} | {r['tokens_per_s']:,} | {r['tflops']} | "
-          f"{r['mfu']:.1%} | {mfu_ratio:.0%} of MFU | {ok} | {r['peak_mem_gb']} |")
-print()
-print("| variant (after the RoPE change) | vocab | tokens/s | TFLOP/s | MFU |")
-print("|---|---|---|---|---|")
-for r in jl(root / "benchmarks" / "results" / "rebench_after_rope.jsonl"):
-    print(f"| {r['variant']} | {r['vocab']} | {r['tokens_per_s']:,} | {r['tflops']} | {r['mfu']:.1%} |")
-print()
-print("| method | T | seconds | peak GB | peak above weights GB | note |")
-print("|---|---|---|---|---|---|")
-for r in jl(root / "benchmarks" / "results" / "long_context_h200.jsonl"):
-    note = f"max abs alpha diff vs sinklab {r['max_abs_alpha_diff_vs_sinklab']:.1e}" if "max_abs_alpha_diff_vs_sinklab" in r else ""
-    print(f"| {r['method']} | {r['T']} | {r['seconds']} | {r['peak_gb']} | {r['peak_above_weights_gb']} | {note} |")
-print()
-q = root / "experiments" / "results" / "quick60m"
-runs = {name: {r["step"]: r for r in jl(q / f"{name}_metrics.jsonl") if "sink_1" in r} for name in ("softmax", "sigmoid", "ddp")}
+q = root / "experiments" / "results" / "emergence"
+runs = {name: {r["step"]: r for r in jl(q / f"{file}_metrics.jsonl") if "sink_1" in r}
+        for name, file in (("softmax", "softmax_2400"), ("sigmoid", "sigmoid_1300"), ("ddp", "softmax_ddp_1000"))}
 print("| step | softmax Sink_1 % | softmax val loss | softmax ||h_1||/med | sigmoid (no norm) Sink_1 % (proxy) | sigmoid val loss | sigmoid ||h_1||/med | 2-GPU softmax Sink_1 % | 2-GPU val loss |")
 print("|---|---|---|---|---|---|---|---|---|")
 for step in sorted(runs["softmax"]):
@@ -103,10 +73,10 @@ print(f"\n2-GPU / 1-GPU tokens/s (steady): {last['ddp']['tokens_per_s'] / last['
       f"including measurement: {last['ddp']['tokens_per_s_overall'] / last['softmax']['tokens_per_s_overall']:.2f}x")
 
 # the field values timed last, each against the softmax row of its own process
-print("\nfield values (benchmarks/results/train_step_field_values_h200.jsonl):")
+print("\nfield values (benchmarks/results/train_step/field_values_h200.jsonl):")
 print("| variant | process | micro-batch | tokens/s | MFU | MFU / softmax MFU | tokens/s / softmax tokens/s | >= 50 % |")
 print("|---|---|---|---|---|---|---|---|")
-field_rows = [r for r in jl(res / "train_step_field_values_h200.jsonl") if "note" not in r and "flop_count" not in r]
+field_rows = [r for r in jl(res / "train_step" / "field_values_h200.jsonl") if "note" not in r and "flop_count" not in r]
 for r in field_rows:
     if r["variant"] == "softmax":
         continue
@@ -131,11 +101,12 @@ print("FSDP paper-1b, 2 GPUs: " + "; ".join(f"step {r['step']} loss {r['loss']:.
                                               for r in f))
 
 # the quick-60m preset at its full 5,000 steps, softmax against sigmoid without normalisation
-sigmoid_dir = root / "experiments" / "results" / "sigmoid"
+sigmoid_dir = root / "experiments" / "results" / "emergence"
+proxy_dir = root / "experiments" / "results" / "sigmoid_proxy"
 soft_rows = {r["step"]: r for r in jl(sigmoid_dir / "softmax_5000_metrics.jsonl") if "sink_1" in r}
-seeds = {0: sigmoid_dir / "sigmoid_5000_metrics.jsonl", **{s: sigmoid_dir / f"sigmoid_5000_seed{s}_metrics.jsonl" for s in (1, 2, 3)}}
+seeds = {s: sigmoid_dir / f"sigmoid_5000_seed{s}_metrics.jsonl" for s in (0, 1, 2, 3)}
 sig_rows = {s: {r["step"]: r for r in jl(p) if "sink_1" in r} for s, p in seeds.items() if p.exists()}
-print("\nsigmoid against softmax (experiments/results/sigmoid): quick-60m, 5,000 steps, 2-GPU DDP")
+print("\nsigmoid against softmax (experiments/results/emergence): quick-60m, 5,000 steps, 2-GPU DDP")
 print("| step | softmax Sink_1 % | softmax val loss | softmax ||h_1||/med | "
       + " | ".join(f"sigmoid seed {s} Sink_1 % (proxy)" for s in sig_rows)
       + " | sigmoid seed 0: share-and-weight % | largest weight on token 1 | ||h_1||/med | val loss |")
@@ -155,13 +126,13 @@ for s, m in sig_rows.items():
     last = [m[k]["sink_1"] for k in sorted(m) if k >= 4000]
     steps = sorted(m)
     below_from = next((k for i, k in enumerate(steps) if all(m[j]["sink_1"] < 1 for j in steps[i:])), None)
-    n = json.loads((sigmoid_dir / ("sigmoid_5000_config.json" if s == 0 else f"sigmoid_5000_seed{s}_config.json")).read_text())["train"]["measure_n"]
+    n = json.loads((sigmoid_dir / f"sigmoid_5000_seed{s}_config.json").read_text())["train"]["measure_n"]
     print(f"| {s} | {n} | {m[5000]['sink_1']:.2f} | {sum(last) / len(last):.2f} | {sum(v > 1 for v in last)} of {len(last)} | "
           f"{below_from} | {m[5000]['val_loss']:.3f} |")
 ends = [m[5000]["sink_1"] for m in sig_rows.values()]
 print(f"step 5000 over {len(ends)} seeds: mean {sum(ends) / len(ends):.2f} %, max {max(ends):.2f} %; "
       f"softmax {soft_rows[5000]['sink_1']:.2f} %")
-for name in sorted(sigmoid_dir.glob("*_heads_*.json")):
+for name in sorted(proxy_dir.glob("*_heads_*.json")):
     h = json.loads(name.read_text())
     quiet = [x for x in h["heads"] if x["sink_share_pct"] > 0]
     print(f"{name.stem}: Sink_1 {h['sink_1_pct']:.2f} % on {h['n']} {h.get('probe', 'windows')} samples; "
