@@ -4,6 +4,7 @@
     python scripts/tables.py NAME [NAME ...]      # these tables (--list names them)
     python scripts/tables.py NAME --results DIR   # NAME from the files a scripts/gpu/*.sh run wrote to its $OUT
     python scripts/tables.py --check              # every doc table marked <!-- tables.py NAME --> equals its rebuild
+    python scripts/tables.py --write              # replace the marked doc tables by their rebuilds
 
 A table is printed first; lines after it (numbers the docs' text cites) are notes, and --check compares only
 the table. Each doc table sits right below its marker line.
@@ -129,7 +130,7 @@ def step_table_rows(folder, sparse):
             continue
         out.append([name, where, r["micro_batch"], f"{r['tokens_per_s']:,}", r["tflops"], pct(r["mfu"]),
                     pct(r["mfu"] / own["mfu"]), pct(r["tokens_per_s"] / own["tokens_per_s"]), r["peak_mem_gb"],
-                    round(r["warmup_s"])])
+                    r["warmup_s"]])
     return out
 
 
@@ -167,7 +168,7 @@ def sparse_t16384(folder):
     soft = rows[0]
     notes = [f"moba_16k / softmax tokens/s: {rows[1]['tokens_per_s'] / soft['tokens_per_s']:.2f}x"]
     return md(["variant", "step ms", "tokens/s", "compile s"],
-              [[label[r["variant"]], r["step_ms"], f"{r['tokens_per_s']:,}", round(r["warmup_s"])] for r in rows]), notes
+              [[label[r["variant"]], r["step_ms"], f"{r['tokens_per_s']:,}", r["warmup_s"]] for r in rows]), notes
 
 
 CHECK_FILES = ("all_variants_h200.jsonl", "compiled_h200.jsonl", "moba_sink_token_dsa_indexer_h200.jsonl",
@@ -193,6 +194,18 @@ def gpu_checks(folder):
         rows.append([check, "yes" if reset else "no", *diffs, r["ok"], name])
     notes = [f"not shown: {k} ({v})" for k, v in REMOVED_CHECKS.items()]
     return md(["check", "dynamo reset per check", "max abs logit diff", "max rel grad diff", "ok", "file"], rows), notes
+
+
+@table("dsa_indexers", "BENCHMARKS.md", EXP / "dsa")
+def dsa_indexers(folder):
+    """Val loss of quick-60m with DSA through the Triton indexer and through the PyTorch one (same seed and batches)."""
+    names = ("triton_indexer", "rope_sdpa") if folder == EXP / "dsa" else ("dsa_triton_indexer", "dsa_torch_indexer")
+    kernel, torch_ = (by_step(jl(folder / f"{n}_metrics.jsonl"), "val_loss") for n in names)
+    rows = [[k, f"{kernel[k]['val_loss']:.3f}", f2(torch_.get(k, {}).get("val_loss"), 3)] for k in sorted(kernel)]
+    m = jl(folder / f"{names[0]}_metrics.jsonl")
+    notes = [f"Triton indexer while training: median {round(statistics.median(r['tokens_per_s'] for r in m if r['step'] > 20)):,} "
+             f"tokens/s (steps after 20)"]
+    return md(["step", "val loss, Triton indexer", "val loss, PyTorch indexer"], rows), notes
 
 
 # ---------------------------------------------------------------- BENCHMARKS.md §4: training runs
@@ -542,6 +555,23 @@ def doc_tables(doc):
     return found
 
 
+def write() -> None:
+    """Replace every marked table in the docs by its rebuild."""
+    for doc in ("BENCHMARKS.md", "EXPERIMENTS.md"):
+        lines, out, i = (ROOT / doc).read_text().splitlines(), [], 0
+        while i < len(lines):
+            out.append(lines[i])
+            if lines[i].startswith("<!-- tables.py "):
+                _, folder, fn = TABLES[lines[i].split()[2]]
+                out += fn(folder)[0]
+                i += 1
+                while i < len(lines) and lines[i].startswith("|"):
+                    i += 1
+                continue
+            i += 1
+        (ROOT / doc).write_text("\n".join(out) + "\n")
+
+
 def check() -> int:
     bad = 0
     marked = {}
@@ -573,9 +603,12 @@ def main() -> int:
     ap.add_argument("names", nargs="*")
     ap.add_argument("--results", type=Path, help="read NAME's files from this folder (a scripts/gpu/*.sh $OUT)")
     ap.add_argument("--check", action="store_true")
+    ap.add_argument("--write", action="store_true", help="replace the marked tables in the docs by their rebuilds")
     ap.add_argument("--list", action="store_true")
     a = ap.parse_args()
-    if a.check:
+    if a.write:
+        write()
+    if a.check or a.write:
         return check()
     if a.list:
         for name, (doc, folder, _) in TABLES.items():

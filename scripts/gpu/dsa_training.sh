@@ -12,4 +12,4 @@ DSA="quick-60m train.data=$DATA train.steps=300 train.eval_every=50 train.measur
 train 0 dsa_triton_indexer $DSA &
 LAUNCH="python3 scripts/gpu/torch_indexer_cli.py" train 1 dsa_torch_indexer $DSA &
 wait
-for r in triton torch; do echo "$r indexer:"; grep -h val_loss "$OUT/dsa_${r}_indexer_metrics.jsonl" | cut -c1-120; done
+python3 scripts/tables.py dsa_indexers --results "$OUT"
