@@ -1,5 +1,5 @@
 # Sourced by the scripts in scripts/gpu/ (run from the repository root): the environment, $OUT, a deadline
-# and the helpers below. BUDGET_S overrides the calling script's BUDGET (seconds until runs are stopped, so
+# and the helpers below. BUDGET_S overrides a script's BUDGET (seconds until runs are stopped, so
 # that their metrics are copied to $OUT in time; the GPU machines stop a command after 600 s).
 set -u
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD SINKLAB_NO_PROGRESS=1
