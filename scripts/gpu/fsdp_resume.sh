@@ -24,7 +24,8 @@ until { [ -f runs/sigkill/ckpt/COMPLETE ] && grep -q '"step": 4[5-9]' runs/sigki
       || ! kill -0 $P 2>/dev/null || [ "$(left)" -lt 150 ]; do sleep 0.1; done
 kill_tree $P; wait $P 2>/dev/null
 cp runs/sigkill/metrics.jsonl "$OUT/sigkill_killed_metrics.jsonl"; cp runs/sigkill/config.json "$OUT/sigkill_config.json"
-echo "killed after step $(tail -n 1 runs/sigkill/metrics.jsonl | cut -c1-20); checkpoint of step $(cat runs/sigkill/ckpt/COMPLETE)"
+echo "killed after step $(tail -n 1 runs/sigkill/metrics.jsonl | python3 -c 'import json, sys; print(json.load(sys.stdin)["step"])'); \
+checkpoint of step $(cat runs/sigkill/ckpt/COMPLETE)"
 PORT=29513 train 0,1 sigkill $FS --resume
 cp runs/sigkill/metrics.jsonl "$OUT/sigkill_killed_then_resumed_metrics.jsonl"
 python3 scripts/tables.py fsdp_resume --results "$OUT"
