@@ -381,3 +381,14 @@ def test_a_training_step_and_its_jobs_run_on_their_own(corpus, tmp_path):
     run.logger.close()
     assert json.loads((tmp_path / "ckpt" / "sinklab.json").read_text())["step"] == 2
     assert [json.loads(r)["step"] for r in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+
+
+def test_a_bare_cuda_device_trains_on_this_process_gpu():
+    """`train.device=cuda` names no index; torch.cuda.set_device needs one (it failed on the GPU host)."""
+    from sinklab.train.parallel import resolve_device
+
+    assert resolve_device("cuda", 1, True) == torch.device("cuda", 1)
+    assert resolve_device("cuda:0", 1, True) == torch.device("cuda", 0)
+    assert resolve_device("auto", 2, True) == torch.device("cuda", 2)
+    assert resolve_device("auto", 0, False) == torch.device("cpu")
+    assert resolve_device("cpu", 0, True) == torch.device("cpu")

@@ -19,11 +19,17 @@ def dist_env() -> tuple[int, int, int]:
     return world, rank, local
 
 
+def resolve_device(name: str, local: int, cuda_available: bool) -> torch.device:
+    """The device a process trains on: "auto" is this process's GPU (or the CPU), and a bare "cuda" is
+    this process's GPU too (torch.cuda.set_device needs an index)."""
+    if name == "auto":
+        return torch.device(f"cuda:{local}" if cuda_available else "cpu")
+    device = torch.device(name)
+    return torch.device("cuda", local) if device.type == "cuda" and device.index is None else device
+
+
 def pick_device(tc: TrainConfig, local: int) -> torch.device:
-    if tc.device == "auto":
-        device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
-    else:
-        device = torch.device(tc.device)
+    device = resolve_device(tc.device, local, torch.cuda.is_available())
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise SinklabError(f"train field device={tc.device!r}: no CUDA GPU is visible to PyTorch")
