@@ -11,7 +11,7 @@ import torch
 from _common import emit, error_text
 
 from sinklab.config import preset
-from sinklab.model import variants
+from sinklab.model import attention, variants
 from sinklab.model.decoder import SinkLM
 
 # every catalogue entry at T = 256, blocks of 32 (2 chosen); then the sparse patterns again with
@@ -19,6 +19,9 @@ from sinklab.model.decoder import SinkLM
 CHECKS = {**variants.catalogue(block=32, topk=2),
           **{k.replace("moba", "moba_128", 1).replace("nsa", "nsa_128", 1): v
              for k, v in variants.sparse(block=128, topk=1).items() if k.startswith(("moba", "nsa"))}}
+# DSA's selection comes from the bf16 Triton indexer on the GPU (dsa_indexer_kernel: 99.95 % the same top-k as the
+# float32 formula), so a few chosen tokens differ from the CPU's; with the PyTorch indexer in float32 they do not
+CHECKS["dsa_torch_indexer"] = CHECKS["dsa"]
 
 
 def dsa_indexer_kernel() -> dict:
@@ -66,6 +69,7 @@ def main():
     for i, (name, change) in enumerate(CHECKS.items()):
         if i % shards != shard or (a.only and name not in a.only.split(",")):
             continue
+        attention.DSA_TRITON_INDEXER = name != "dsa_torch_indexer"
         torch._dynamo.reset()  # each check compiles FlexAttention afresh (no recompile limit, no eager fallback)
         try:
             torch.manual_seed(0)
