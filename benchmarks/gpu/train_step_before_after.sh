@@ -3,7 +3,8 @@
 # bf16, torch.compile) timed on the tree before the trainer and attention were restructured (commit
 # a48ee81) and on this one, alternately (before, after, before, after) in one call, so drift shows.
 #   git archive a48ee81 | tar -x -C .carry/before_house    # here, then carry .carry/before_house
-#   OUT=dir bash benchmarks/gpu/train_step_before_after.sh  (writes train_step_before_after.jsonl)
+#   COMMIT=$(git rev-parse --short HEAD) OUT=dir bash benchmarks/gpu/train_step_before_after.sh
+#   (writes train_step_before_after.jsonl; COMMIT labels this tree, whose copy on the GPU host may have no git)
 export PYTHONUNBUFFERED=1 SINKLAB_NO_PROGRESS=1
 OUT=$(realpath -m "${OUT:-results/train_step}"); mkdir -p "$OUT"; BEFORE=${BEFORE:-.carry/before_house}; HERE=$PWD
 [ -f "$BEFORE/benchmarks/train_step.py" ] || { echo "no tree at $BEFORE (see the header)"; exit 2; }
@@ -12,7 +13,7 @@ for repeat in 1 2; do
     dir=$HERE; [ $tree = before ] && dir=$(realpath "$BEFORE")
     (cd "$dir" && PYTHONPATH=$dir timeout ${T_STEP:-150} python3 benchmarks/train_step.py --variants softmax \
       --steps ${STEPS_TIMED:-40} --out /tmp/step_$tree.jsonl 2>&1 | tail -n 1)
-    python3 -c "import json,sys; r=json.loads(open('/tmp/step_$tree.jsonl').readlines()[-1]); r.update(tree='$tree', repeat=$repeat, commit='$( [ $tree = before ] && echo a48ee81 || git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo this-tree)'); print(json.dumps(r))" >> "$OUT/train_step_before_after.jsonl"
+    python3 -c "import json,sys; r=json.loads(open('/tmp/step_$tree.jsonl').readlines()[-1]); r.update(tree='$tree', repeat=$repeat, commit='$( [ $tree = before ] && echo a48ee81 || echo "${COMMIT:-this tree}")'); print(json.dumps(r))" >> "$OUT/train_step_before_after.jsonl"
   done
 done
 python3 - "$OUT/train_step_before_after.jsonl" <<'PY'
