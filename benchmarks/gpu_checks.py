@@ -11,7 +11,7 @@ import torch
 from _common import emit, error_text
 
 from sinklab.config import preset
-from sinklab.model import attention, variants
+from sinklab.model import attention, masks, variants
 from sinklab.model.decoder import SinkLM
 
 # every catalogue entry at T = 256, blocks of 32 (2 chosen); then the sparse patterns again with
@@ -20,14 +20,14 @@ CHECKS = {**variants.catalogue(block=32, topk=2),
           **{k.replace("moba", "moba_128", 1).replace("nsa", "nsa_128", 1): v
              for k, v in variants.sparse(block=128, topk=1).items() if k.startswith(("moba", "nsa"))}}
 # DSA's selection comes from the bf16 Triton indexer on the GPU (dsa_indexer_kernel: 99.95 % the same top-k as the
-# float32 formula), so a few chosen tokens differ from the CPU's; with the PyTorch indexer in float32 they do not
-CHECKS["dsa_torch_indexer"] = CHECKS["dsa"]
+# float32 formula); dsa_torch_indexer takes the PyTorch indexer in float32 instead. torch.topk breaks the ties among
+# relu scores of 0 differently on the two devices, so dsa_ties_by_position also breaks them by position on both
+CHECKS["dsa_torch_indexer"] = CHECKS["dsa_ties_by_position"] = CHECKS["dsa"]
 
 
 def dsa_indexer_kernel() -> dict:
     """The Triton indexer against the PyTorch formula on the same bf16 inputs (T not a multiple of
     the tile): the -inf pattern, the scores to bf16 rounding, and the top-256 choice."""
-    from sinklab.model import masks
     from sinklab.model.kernels import dsa_index_scores
     torch.manual_seed(0)
     B, T, H, D = 2, 1000, 4, 32
@@ -69,7 +69,8 @@ def main():
     for i, (name, change) in enumerate(CHECKS.items()):
         if i % shards != shard or (a.only and name not in a.only.split(",")):
             continue
-        attention.DSA_TRITON_INDEXER = name != "dsa_torch_indexer"
+        attention.DSA_TRITON_INDEXER = name not in ("dsa_torch_indexer", "dsa_ties_by_position")
+        masks.TIES_BY_POSITION = name == "dsa_ties_by_position"
         torch._dynamo.reset()  # each check compiles FlexAttention afresh (no recompile limit, no eager fallback)
         try:
             torch.manual_seed(0)

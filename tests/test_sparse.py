@@ -373,3 +373,20 @@ def test_relative_band_and_far_equals_the_dense_path_with_gradients(monkeypatch,
     assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
     for a, b in zip(g_got, g_want):
         assert torch.allclose(a, b, atol=1e-4, rtol=1e-4), (a - b).abs().max()
+
+
+def test_dsa_ties_by_position_keep_the_earliest_tied_tokens_and_change_nothing_without_ties(monkeypatch):
+    """The check mode that makes DSA's choice the same on every device: equal scores go to the earlier token;
+    where no scores tie it chooses what topk chooses."""
+    from sinklab.model import masks
+
+    T, k = 12, 4
+    tied = torch.zeros(1, T, T)
+    monkeypatch.setattr(masks, "TIES_BY_POSITION", True)
+    chosen = masks.topk_tokens(tied, k)[0, 0]
+    for i in range(k, T):
+        assert chosen[i].nonzero().flatten().tolist() == [0, 1, 2, i]  # the query's own token, then the earliest
+    distinct = torch.randn(2, T, T)
+    stable = masks.topk_tokens(distinct, k)
+    monkeypatch.setattr(masks, "TIES_BY_POSITION", False)
+    assert torch.equal(stable, masks.topk_tokens(distinct, k))

@@ -195,6 +195,11 @@ def nsa_block_selection(p_compressed: torch.Tensor, block: int, T: int, topk: in
                                 per_block)
 
 
+# break ties among equal scores by position (a stable sort: the earlier token first), the same on every device;
+# torch.topk breaks them differently on a GPU and a CPU (relu scores tie at 0). Off by default: topk is faster
+TIES_BY_POSITION = False
+
+
 def topk_tokens(index_scores: torch.Tensor, k: int) -> torch.Tensor:
     """DSA-style selection: each query keeps its `k` best-scored past tokens, itself included.
 
@@ -210,7 +215,9 @@ def topk_tokens(index_scores: torch.Tensor, k: int) -> torch.Tensor:
             # in its own dtype: a bf16 topk reads half the bytes
             s = index_scores[:, k:].masked_fill(~causal_mask[k:], float("-inf"))
             s = s.masked_fill(own, float("inf"))  # the query's own token always
-            picked = torch.zeros_like(s, dtype=torch.bool).scatter_(-1, s.topk(k, dim=-1, sorted=False).indices, True)
+            best = (s.sort(dim=-1, descending=True, stable=True).indices[..., :k] if TIES_BY_POSITION
+                    else s.topk(k, dim=-1, sorted=False).indices)
+            picked = torch.zeros_like(s, dtype=torch.bool).scatter_(-1, best, True)
             chosen[:, k:] = picked & causal_mask[k:]
         return chosen.unsqueeze(1)
 
