@@ -123,6 +123,14 @@ class ModelConfig:
         return int(self.has_bias_key) + int(self.sink_column)
 
     @property
+    def prepended_key_columns(self) -> range:
+        """Which added-key columns (laid out as the decoder lays them out: a sink logit column first, then a K/KV
+        bias key, then sink-token prefixes) stand for a prepended position in the paper's evaluation. A sink
+        logit has no position."""
+        start = int(self.sink_column)
+        return range(start, start + int(self.has_bias_key) + int(bool(self.sink_token)))
+
+    @property
     def proxy_scores(self) -> bool:
         """Attention without row normalisation: measured through the paper's proxy scores."""
         if self.score in ("sigmoid", "elu1"):

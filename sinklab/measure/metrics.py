@@ -5,8 +5,12 @@ Conventions: attention weights are (..., queries, keys); positions are 0-indexed
 """
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
+
+from ..config import ModelConfig
 
 # owned by the model (its dense path uses them too); re-exported here as part of the metric
 from ..model.observe import WeightsForRows, proxy_scores, row_block_size  # noqa: F401
@@ -66,13 +70,12 @@ def prepended_query_alpha(alpha: torch.Tensor, T: int) -> torch.Tensor:
 
 
 def prepended_columns(cfg: dict | None) -> range:
-    """Which added-key columns (in the order the sinklab decoder lays them out: a sink logit first, then a K/KV
-    bias key, then sink-token prefixes) stand for a prepended position in the paper. A sink logit has no
-    position, and HF models (no sinklab config) have none."""
+    """`ModelConfig.prepended_key_columns` of a recorded sinklab config (summary.json's); HF models (no sinklab
+    config) have none. Fields this version does not know are ignored: the layout reads only its own."""
     if not cfg:
         return range(0)
-    start = int(bool(cfg.get("sink_logit")) or cfg.get("score") == "off_by_one")
-    return range(start, start + int(cfg.get("attn_bias") in ("k", "kv")) + int(bool(cfg.get("sink_token"))))
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    return dataclasses.replace(ModelConfig(), **{k: v for k, v in cfg.items() if k in known}).prepended_key_columns
 
 
 def sink_rate(alpha: torch.Tensor, eps: float) -> torch.Tensor:
