@@ -74,9 +74,10 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         try:
             row = resumed_generator(train(Path(d), a.device), a.device)
-        except RuntimeError as e:  # the trainer failed: record why, in the row and on the console
+        except Exception as e:  # the trainer or the restore failed: record why, in the row and on the console
             print(e, file=sys.stderr)
-            row = {"check": "resume restores the generator", "ok": False, "error": str(e).splitlines()[-1]}
+            row = {"check": f"resume restores the {'CUDA' if a.device == 'cuda' else 'CPU'} generator", "ok": False,
+                   "error": (str(e).strip().splitlines() or [type(e).__name__])[-1]}
         emit(row, a.out)
 
 

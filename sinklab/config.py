@@ -127,7 +127,7 @@ class ModelConfig:
         """Which added-key columns (laid out as the decoder lays them out: a sink logit column first, then a K/KV
         bias key, then sink-token prefixes) stand for a prepended position in the paper's evaluation. A sink
         logit has no position."""
-        start = int(self.sink_column)
+        start = int(bool(self.sink_column))
         return range(start, start + int(self.has_bias_key) + int(bool(self.sink_token)))
 
     @property

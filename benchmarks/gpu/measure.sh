@@ -4,6 +4,7 @@
 # forward (both column-sum accumulators side by side), and a model larger than a 2 GiB GPU share
 # measured through --device-map auto beside the same model on the GPU alone. Rows under $OUT.
 #   STEPS="checks kernels long devmap" bash benchmarks/gpu/measure.sh
+# All four steps' limits add up to more than the GPU machine's 10-minute command: run them in groups (BENCHMARKS.md §2).
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD SINKLAB_NO_PROGRESS=1 HF_HUB_OFFLINE=1
 OUT=${OUT:-results/gpu_measure}; mkdir -p "$OUT"; STEPS=${STEPS:-"checks kernels long devmap"}; t0=$(date +%s)
 has() { [[ " $STEPS " == *" $1 "* ]]; }

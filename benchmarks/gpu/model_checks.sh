@@ -14,8 +14,11 @@ wait
 echo "== checks done at $(( $(date +%s) - t0 )) s"
 python3 - "$OUT" <<'PY'
 import json, sys
+sys.path.insert(0, "benchmarks")
+from gpu_checks import CHECKS
 rows = [json.loads(l) for l in open(f"{sys.argv[1]}/model_checks.jsonl")]
 bad = [r["check"] for r in rows if not r.get("ok")]
-print(f"{len(rows)} checks, {len(rows) - len(bad)} ok; failed: {bad or 'none'}")
+missing = sorted({*CHECKS, "dsa_indexer_kernel"} - {r["check"] for r in rows})  # shards cut short by the limit
+print(f"{len(rows)} checks, {len(rows) - len(bad)} ok; failed: {bad or 'none'}; not run: {missing or 'none'}")
 PY
 grep -E "Error|error" "$OUT/model_checks.log" | sort | uniq -c | head -n 8

@@ -100,7 +100,7 @@ class _Accumulator:
     def to_host(self) -> "_Accumulator":
         """Reduce over layers and heads where the sums live, then move only what the tables read: the
         (E, T) and (T,) curves and the first K positions per head (at T = 32768 the full (E, L, H, T)
-        counts are 70 MB per eps, whose host copy and reduction cost more than a 135M model's forward)."""
+        counts are 70 MB per eps, whose host copy and reduction cost about as much as a 135M model's forward)."""
         self.exceed_by_position = self.exceed.double().mean(dim=(1, 2)).cpu()   # (E, T)
         self.alpha_by_position = self.alpha_sum.mean(dim=(0, 1)).cpu()          # (T,)
         self.alpha_sum, self.exceed = self.alpha_sum[..., : self.K].cpu(), self.exceed[..., : self.K].cpu()
