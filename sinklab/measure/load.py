@@ -387,14 +387,12 @@ def _logits_close(got: torch.Tensor, want: torch.Tensor, dtype: torch.dtype, flo
     return diff <= max(2e-2 * bound, 2 * min(floor, 2.5e-2 * bound))  # half dtypes: 2 %, or the model's own spread
 
 
-def _half_dtype_floor(model, ids, attn_name: str) -> float:
-    """The model's own SDPA logits against its eager ones (the rounding two correct attentions differ
-    by in a half dtype); 0 where it has no SDPA."""
+def _half_dtype_floor(model, ids, eager: torch.Tensor, attn_name: str) -> float:
+    """The model's own SDPA logits against its eager ones, `eager` (the rounding two correct attentions
+    differ by in a half dtype); 0 where it has no SDPA."""
     try:
         model.set_attn_implementation("sdpa")
         sdpa = model(input_ids=ids, use_cache=False).logits.float()
-        model.set_attn_implementation("eager")
-        eager = model(input_ids=ids, use_cache=False).logits.float()
     except Exception:  # no SDPA for this architecture: the fixed tolerance alone decides
         return 0.0
     finally:
@@ -422,13 +420,13 @@ def _check_same_logits(loaded, model, input_device, attn_name: str) -> None:
     except Exception as e:  # a model that cannot run its own eager attention: no reference to hold sinklab to
         raise SinklabError(f"{loaded.name}: cannot compare its logits under capture with its own eager attention "
                            f"({type(e).__name__}: {str(e).strip().splitlines()[0][:160] if str(e).strip() else ''})") from None
-    dtype = next(model.parameters()).dtype
-    close = got.shape == want.shape and _logits_close(got, want, dtype)
-    if not close and got.shape == want.shape and dtype in (torch.float16, torch.bfloat16):
+    dtype, same_shape = next(model.parameters()).dtype, got.shape == want.shape
+    close = same_shape and _logits_close(got, want, dtype)
+    if not close and same_shape and dtype in (torch.float16, torch.bfloat16):
         with torch.inference_mode():
-            close = _logits_close(got, want, dtype, _half_dtype_floor(model, ids, attn_name))
+            close = _logits_close(got, want, dtype, _half_dtype_floor(model, ids, want, attn_name))
     if not close:
-        diff = float((got - want).abs().max()) if got.shape == want.shape else float("nan")
+        diff = float((got - want).abs().max()) if same_shape else float("nan")
         raise SinklabError(f"{loaded.name}: its logits under sinklab's capture differ from its own eager attention "
                            f"(max {diff:.2g}); {loaded.info.get('model_type')} would be measured as another model, "
                            "so it is refused")

@@ -323,7 +323,7 @@ def _head_rows(t: int, f: dict, epss) -> list[dict]:
     """One row per (layer, head, position k <= K)."""
     acc, mean_alpha_lh, weights, mass = f["acc"], f["mean_alpha_lh"], f["weights"], f["mass"]
     L, H = acc.alpha_sum.shape[:2]
-    alpha_lhk, exceed = mean_alpha_lh[..., : acc.K].tolist(), acc.exceed[..., : acc.K].tolist()  # no per-cell .item()
+    alpha_lhk, exceed = mean_alpha_lh.tolist(), acc.exceed.tolist()  # (L, H, K), (E, L, H, K): no per-cell .item()
     rows = []
     for l in range(L):
         for h in range(H):
