@@ -21,29 +21,29 @@ def _steady_tokens_per_s(rows: list[dict]) -> int | None:
     return tps[len(tps) // 2] if tps else None
 
 
+def probe_fields(m: dict | None) -> dict:
+    """The sink fields of one metrics row with a probe (None: no probe yet), as the claims read them. The paper's
+    Sink* puts a query on the added position (metrics.prepended_query_alpha): compare in its convention."""
+    m = m or {}
+    stars = m.get("sink_star_paper") or m.get("sink_star")
+    return {"step": m.get("step"), "sink_1": m.get("sink_1"), "sink_star": max(stars.values()) if stars else None,
+            "sink_star_convention": ("paper" if m.get("sink_star_paper") else "real queries") if stars else None,
+            **{k: m.get(k) for k in ("largest_sink_position", "largest_sink", "sink_1_mask_aware", "sink_1_long",
+                                     "measure_T_long", "massive_activation")}}
+
+
 def run_row(run: Run, preset: str) -> dict:
     from ..train.runs import read_metrics
 
     path = run.folder / "metrics.jsonl"
     rows = read_metrics(path)[0] if path.exists() else []
-    m, v = _last(rows, "sink_1"), _last(rows, "val_loss")
-    # the paper's Sink* puts a query on the added position (metrics.prepended_query_alpha): compare in its convention
-    stars = (m.get("sink_star_paper") or m.get("sink_star")) if m else None
-    star = max(stars.values()) if stars else None
+    v = _last(rows, "val_loss")
     p = run.paper
     paper_sink = p.get("sink_1", p.get("sink_2", p.get("sink_3")))
     which = "Sink_1" if "sink_1" in p else "Sink_2" if "sink_2" in p else "Sink_3" if "sink_3" in p else ""
     return {
         "suite": run.suite, "change": run.change, "setting": run.setting if run.setting is not None else run.change,
-        "preset": preset, "status": run_state(run), "step": m["step"] if m else None,
-        "sink_1": m["sink_1"] if m else None, "sink_star": star,
-        "sink_star_convention": ("paper" if m.get("sink_star_paper") else "real queries") if stars else None,
-        "largest_sink_position": m.get("largest_sink_position") if m else None,
-        "largest_sink": m.get("largest_sink") if m else None,
-        "sink_1_mask_aware": m.get("sink_1_mask_aware") if m else None,
-        "sink_1_long": m.get("sink_1_long") if m else None,  # sparse / windowed: on a probe spanning the pattern
-        "measure_T_long": m.get("measure_T_long") if m else None,
-        "massive_activation": m.get("massive_activation") if m else None,
+        "preset": preset, "status": run_state(run), **probe_fields(_last(rows, "sink_1")),
         "val_loss": v["val_loss"] if v else None,
         "tokens_per_s": _steady_tokens_per_s(rows),
         "paper": paper_sink, "paper_metric": which, "paper_sink_star": p.get("sink_star"),
