@@ -1,5 +1,6 @@
-"""The faithful-60m calibration figure: Sink_1 and validation loss against step for each LR on one H200.
-    python scripts/plot_faithful.py  ->  docs/faithful60m.png"""
+"""The faithful-60m figures: Sink_1 and validation loss against step on one H200.
+    python scripts/plot_faithful.py  ->  docs/faithful60m.png (the calibration: each LR, both seeds)
+                                         docs/faithful60m_contested.png (K/KV bias, NoPE, ALiBi beside both seeds)"""
 import json
 import sys
 from pathlib import Path
@@ -9,13 +10,23 @@ sys.path.insert(0, str(ROOT))
 from sinklab.report.training import sink_and_loss_figure  # noqa: E402
 
 R = ROOT / "experiments" / "results"
-RUNS = {
-    "LR 4e-4 (quick-60m)": R / "emergence" / "softmax_5000_metrics.jsonl",
-    "LR 8e-4, seed 0 (faithful-60m)": R / "faithful60m" / "lr8e-4_4800_seed0_metrics.jsonl",
-    "LR 8e-4, seed 1 (faithful-60m)": R / "faithful60m" / "lr8e-4_4800_seed1_metrics.jsonl",
-    "LR 1.6e-3": R / "faithful60m" / "lr1.6e-3_2000_seed0_metrics.jsonl",
+F = R / "faithful60m"
+SEEDS = {"LR 8e-4, seed 0 (faithful-60m)": F / "lr8e-4_4800_seed0_metrics.jsonl",
+         "LR 8e-4, seed 1 (faithful-60m)": F / "lr8e-4_4800_seed1_metrics.jsonl"}
+FIGURES = {
+    "faithful60m.png": {"LR 4e-4 (quick-60m)": R / "emergence" / "softmax_5000_metrics.jsonl", **SEEDS,
+                        "LR 1.6e-3": F / "lr1.6e-3_2000_seed0_metrics.jsonl"},
+    "faithful60m_contested.png": {**{f"RoPE baseline, seed {s}": F / f"lr8e-4_4800_seed{s}_metrics.jsonl" for s in (0, 1)},
+                                  **{label: F / f"contested_{name}_metrics.jsonl" for name, label in
+                                     (("k_bias", "K bias (v = 0)"), ("kv_bias", "KV bias"), ("pos_nope", "NoPE"),
+                                      ("pos_alibi", "ALiBi"))}},
 }
 
+
+def read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 if __name__ == "__main__":
-    runs = {label: [json.loads(line) for line in path.read_text().splitlines()] for label, path in RUNS.items()}
-    print(sink_and_loss_figure(runs, ROOT / "docs" / "faithful60m.png"))
+    for name, runs in FIGURES.items():
+        print(sink_and_loss_figure({label: read(p) for label, p in runs.items() if p.exists()}, ROOT / "docs" / name))

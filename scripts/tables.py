@@ -403,6 +403,72 @@ def faithful60m(folder):
                "val loss at 2000 / end"], rows + PAPER_ROWS), []
 
 
+CONTESTED = [("k_bias", "attention_bias", "K bias (v = 0)"), ("kv_bias", "attention_bias", "KV bias"),
+             ("pos_nope", "positional", "NoPE"), ("pos_alibi", "positional", "ALiBi")]
+
+
+def names_in(claim):
+    arg = next(v for k, v in claim.items() if k != "text")
+    return set(arg) if isinstance(arg, list) else {arg}
+
+
+def claim_gap(claim, rows):
+    """The difference a two-number claim turns on (greater: Sink_1 of a minus b; star_over_first: Sink* - Sink_1)."""
+    if "greater" in claim:
+        a, b = claim["greater"]
+        return rows[a]["sink_1"] - rows[b]["sink_1"]
+    r = rows[claim["star_over_first"]]
+    return r["sink_star"] - r["sink_1"]
+
+
+def seed_verdict(judged, gaps, spread):
+    """One verdict from the claim judged against each baseline seed. It is `within seed spread` when the seeds
+    disagree, or when the difference it turns on is smaller than the two baseline seeds differ at that step."""
+    verdicts = {v for v, _ in judged}
+    if len(verdicts) > 1 or any(abs(g) < spread for g in gaps):
+        return "within seed spread"
+    return verdicts.pop()
+
+
+def contested_claims(folder):
+    """Each contested run against both baseline seeds at the run's last probed step (the schedule is constant after
+    warm-up, so a shorter run is the protocol's prefix), judged by the scorecard's own claims of its suite."""
+    from sinklab.experiments import load_suite
+    from sinklab.experiments.scorecard import judge, probe_fields
+    seeds = [jl(folder / f"lr8e-4_4800_seed{s}_metrics.jsonl") for s in (0, 1)]
+    for change, suite_name, label in CONTESTED:
+        path = folder / f"contested_{change}_metrics.jsonl"
+        if not path.exists():
+            continue
+        rs = jl(path)
+        step, val_step = max(by_step(rs)), max(by_step(rs, "val_loss"))
+        run = probe_fields(by_step(rs)[step])
+        bases = [probe_fields(by_step(b)[step]) for b in seeds]
+        suite = load_suite(suite_name)
+        for claim in (c for c in suite["claims"] if change in names_in(c)):
+            rows = [{"baseline": b, change: run} for b in bases]
+            yield {"label": label, "step": step, "run": run, "baselines": [b["sink_1"] for b in bases],
+                   "paper": next(c["paper"] for c in suite["changes"] if c["name"] == change), "claim": claim["text"],
+                   "val": [by_step(x, "val_loss")[val_step]["val_loss"] for x in (rs, *seeds)] + [val_step],
+                   "verdict": seed_verdict([judge(claim, r, "baseline") for r in rows],
+                                           [claim_gap(claim, r) for r in rows],
+                                           abs(bases[0]["sink_1"] - bases[1]["sink_1"]))}
+
+
+@table("faithful60m_contested", "EXPERIMENTS.md", EXP / "faithful60m")
+def faithful60m_contested(folder):
+    rows = []
+    for c in contested_claims(folder):
+        r, p = c["run"], c["paper"]
+        star = f2(r["sink_star"]) if r["sink_star"] is not None else ""
+        paper = f"Sink_1 {p['sink_1']}" + (f", Sink* {p['sink_star']}" if "sink_star" in p else "")
+        val = "{:.3f} vs {:.3f} / {:.3f} ({})".format(*c["val"])
+        rows.append([c["label"], c["step"], f2(r["sink_1"]), star, " / ".join(f2(b) for b in c["baselines"]), val,
+                     paper, c["claim"], c["verdict"]])
+    return md(["change", "step", "Sink_1 %", "Sink* % (paper's convention)", "baseline Sink_1 % at that step, seed 0 / 1",
+               "val loss vs baseline seed 0 / 1 (step)", "paper", "claim", "verdict"], rows), []
+
+
 # ---------------------------------------------------------------- EXPERIMENTS.md §4, §5: the suites at quick-60m
 
 SWEEP_SET = {"train.steps": 1000, "train.measure_every": 200, "train.eval_every": 200, "train.ckpt_every": 200}

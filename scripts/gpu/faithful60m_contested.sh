@@ -7,7 +7,10 @@
 # protocol's prefix, compared at its last step with the baseline's row of the same step
 # (experiments/results/faithful60m/lr8e-4_4800_seed0_metrics.jsonl, from scripts/gpu/faithful60m.sh).
 #   CHANGE=k_bias OUT=dir bash scripts/gpu/faithful60m_contested.sh   (CHANGE: k_bias, kv_bias, pos_nope, pos_alibi)
-# Recorded rows: experiments/results/faithful60m/contested_{CHANGE}_{metrics.jsonl,config.json}.
+# Recorded rows: experiments/results/faithful60m/contested_{CHANGE}_{metrics.jsonl,config.json}, and their logs in
+# contested_log.txt. k_bias and pos_nope ran alone at the default STEPS; kv_bias and pos_alibi ran as two processes
+# on one H200 at once (BUDGET_S=578), stopped by the time limit at steps 2,030 and 1,750, and are read at their last
+# probed step: STEPS=2000 and STEPS=1750 rerun those prefixes alone.
 BUDGET=585; source "$(dirname "$0")/lib.sh"; need_gpus 1
 case ${CHANGE:-} in
   k_bias) SET="model.attn_bias=k"; FIT=3000 ;;
