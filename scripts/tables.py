@@ -417,8 +417,10 @@ def claim_gap(claim, rows):
     if "greater" in claim:
         a, b = claim["greater"]
         return rows[a]["sink_1"] - rows[b]["sink_1"]
-    r = rows[claim["star_over_first"]]
-    return r["sink_star"] - r["sink_1"]
+    if "star_over_first" in claim:
+        r = rows[claim["star_over_first"]]
+        return r["sink_star"] - r["sink_1"]
+    raise ValueError(f"no seed-spread rule for the claim {claim['text']!r}")
 
 
 def seed_verdict(judged, gaps, spread):
@@ -441,18 +443,20 @@ def contested_claims(folder):
         if not path.exists():
             continue
         rs = jl(path)
-        step, val_step = max(by_step(rs)), max(by_step(rs, "val_loss"))
-        run = probe_fields(by_step(rs)[step])
+        probes, evals = by_step(rs), by_step(rs, "val_loss")
+        step, val_step = max(probes), max(evals)
+        run = probe_fields(probes[step])
         bases = [probe_fields(by_step(b)[step]) for b in seeds]
+        rows = [{"baseline": b, change: run} for b in bases]
+        spread = abs(bases[0]["sink_1"] - bases[1]["sink_1"])
+        val = [evals[val_step]["val_loss"], *(by_step(b, "val_loss")[val_step]["val_loss"] for b in seeds), val_step]
         suite = load_suite(suite_name)
+        paper = next(c["paper"] for c in suite["changes"] if c["name"] == change)
         for claim in (c for c in suite["claims"] if change in names_in(c)):
-            rows = [{"baseline": b, change: run} for b in bases]
             yield {"label": label, "step": step, "run": run, "baselines": [b["sink_1"] for b in bases],
-                   "paper": next(c["paper"] for c in suite["changes"] if c["name"] == change), "claim": claim["text"],
-                   "val": [by_step(x, "val_loss")[val_step]["val_loss"] for x in (rs, *seeds)] + [val_step],
+                   "paper": paper, "claim": claim["text"], "val": val,
                    "verdict": seed_verdict([judge(claim, r, "baseline") for r in rows],
-                                           [claim_gap(claim, r) for r in rows],
-                                           abs(bases[0]["sink_1"] - bases[1]["sink_1"]))}
+                                           [claim_gap(claim, r) for r in rows], spread)}
 
 
 @table("faithful60m_contested", "EXPERIMENTS.md", EXP / "faithful60m")
@@ -662,6 +666,11 @@ def check() -> int:
     return 1 if bad else 0
 
 
+def fail(message: str) -> int:
+    print(message, file=sys.stderr)
+    return 2
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("names", nargs="*")
@@ -680,9 +689,12 @@ def main() -> int:
         return 0
     for name in a.names or TABLES:
         if name not in TABLES:
-            sys.exit(f"unknown table {name}; --list names them")
+            return fail(f"unknown table {name}; --list names them")
         doc, folder, fn = TABLES[name]
-        lines, notes = fn(a.results or folder)
+        try:
+            lines, notes = fn(a.results or folder)
+        except FileNotFoundError as e:
+            return fail(f"table {name}: {e.filename} is missing (run its script, or pass --results the folder it wrote)")
         print(f"{name} ({doc}):", *lines, *notes, "", sep="\n")
     return 0
 
