@@ -47,6 +47,8 @@ def _measure_args(p: argparse.ArgumentParser) -> None:
                    help="results folder; with several models, one subfolder each plus compare.csv "
                         "and compare.png (default: results/measure)")
     p.add_argument("--no-figures", action="store_true", help="write tables only")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a measurement already in --out (without it, such a folder is refused)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow a hub model's own code (off by default)")
 
 
@@ -61,19 +63,21 @@ def _no_duplicates(values, option: str) -> None:
 def cmd_measure(args) -> int:
     from pathlib import Path
 
-    from .files import check_output_folder
+    from .files import claim_output_folder
     from .load import parse_max_memory
     from .measure import suite
     from .measure.run import format_summary, measure
-    from .report import write_results
+    from .report import RESULT_MARKER, write_results
 
     args.T, args.eps = args.T or [64], args.eps or [0.3]
     _no_duplicates(args.T, "--T")
     _no_duplicates(args.eps, "--eps")
     if min(args.T) >= 2 and args.K > min(args.T):  # T < 2 is measure's own error
         raise SinklabError(f"-K {args.K} is larger than T = {min(args.T)}: Sink_k exists for k <= T")
-    out = check_output_folder(args.out)
     entries = suite.expand(args.model, args.revision)
+    out = claim_output_folder(args.out, RESULT_MARKER if len(entries) == 1 else "compare.csv", args.overwrite)
+    for entry in entries if len(entries) > 1 else []:  # each model's folder, checked before any work
+        claim_output_folder(out / entry.label, RESULT_MARKER, args.overwrite)
     options = dict(probe=args.probe, n=args.n, T=args.T, eps=args.eps, bos=args.bos, batch_size=args.batch_size,
                    K=args.K, device=args.device, dtype=args.dtype, seed=args.seed,
                    trust_remote_code=args.trust_remote_code, device_map=args.device_map,
@@ -84,7 +88,7 @@ def cmd_measure(args) -> int:
 
     def write_one(result, folder):
         print(format_summary(result))
-        write_results(result, Path(folder), figures=not args.no_figures)
+        write_results(result, Path(folder), figures=not args.no_figures, overwrite=args.overwrite)
         print(f"results: {folder}/summary.json, sweep.csv, heads.csv, layers.csv"
               + ("" if args.no_figures else ", report.html"))
 

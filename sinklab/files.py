@@ -6,8 +6,11 @@ data as U+FFFD changes what is measured or trained on.
 """
 from __future__ import annotations
 
+import contextlib
 import lzma
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from .errors import SinklabError
@@ -55,9 +58,72 @@ def check_output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
         existing = existing.parent
     if not existing.is_dir():
         raise SinklabError(f"{option} {path}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
+    if not os.access(existing, os.W_OK | os.X_OK) or not _can_create_in(existing):
         raise SinklabError(f"{option} {path}: {existing} is not writable")
     return path
+
+
+def _can_create_in(folder: Path) -> bool:
+    """A real write: os.access says yes to root everywhere, /proc included, where nothing can be made."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".sinklab-write-check-", dir=folder))
+    except OSError:
+        return False
+    return True
+
+
+def claim_output_folder(path: str | os.PathLike, marker: str, overwrite: bool = False,
+                        option: str = "--out") -> Path:
+    """check_output_folder, and refuse a folder that already holds a result (the file `marker` in it)
+    unless `overwrite`: nothing computed earlier is replaced without being asked."""
+    path = check_output_folder(path, option)
+    if (path / marker).exists() and not overwrite:
+        raise SinklabError(f"{option} {path} already holds a result ({marker}); pass --overwrite to replace it, "
+                           f"or choose another {option}")
+    return path
+
+
+@contextlib.contextmanager
+def staged_folder(final: str | os.PathLike, option: str = "--out"):
+    """Write a result into a fresh folder beside `final`, then move it into place: a write that fails
+    halfway leaves what was written, and the message says where. Files of the same name in `final` are
+    replaced; others stay."""
+    final = Path(final)
+    staging = _staging_folder(final)
+    try:
+        yield staging
+    except OSError as e:
+        raise SinklabError(f"{option} {final}: writing failed ({e.strerror or e}); what was written is in "
+                           f"{staging}") from None
+    try:
+        publish(staging, final)
+    except OSError as e:
+        raise SinklabError(f"{option} {final}: cannot move the result into place ({e.strerror or e}); it is in "
+                           f"{staging}") from None
+
+
+def _staging_folder(final: Path) -> Path:
+    """A new folder beside `final` (one rename from it), else in the system's temporary folder."""
+    for parent in (final.parent, Path(tempfile.gettempdir())):
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            return Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=parent))
+        except OSError:
+            continue
+    raise SinklabError(f"cannot create a folder for the result beside {final} or in {tempfile.gettempdir()}")
+
+
+def publish(staging: Path, final: Path) -> None:
+    """Move staging's entries into final (created if missing), replacing same-named ones, then drop staging."""
+    if not final.exists():
+        shutil.move(str(staging), str(final))  # a rename beside it; a copy from the temporary folder
+        return
+    for entry in staging.iterdir():
+        target = final / entry.name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        shutil.move(str(entry), str(target))
+    staging.rmdir()
 
 
 def output_folder(path: str | os.PathLike, option: str = "--out") -> Path:

@@ -48,7 +48,8 @@ def plan(device_type: str, dtype: torch.dtype, head_dim: int, T: int, *, softcap
         return None
     if dtype in (torch.float16, torch.bfloat16) and device_type == "cuda" and head_dim % 8 == 0:
         # cuDNN's forward runs at about 1.6x FlashAttention-2's on an H200 (BENCHMARKS.md); it has no window
-        return FusedPlan("cudnn" if mask_kind == "causal" and head_dim <= 128 and _cudnn_ok[0] else "flash")
+        cudnn = mask_kind == "causal" and head_dim <= 128 and _cudnn_ok[0] and os.environ.get("SINKLAB_CUDNN") != "0"
+        return FusedPlan("cudnn" if cudnn else "flash")  # SINKLAB_CUDNN=0: FlashAttention only (checks)
     return FusedPlan("triton")
 
 
@@ -91,6 +92,7 @@ def _cudnn_with_lse(q, k, v, scale):
     B, H, T, D = q.shape
     if k.shape[1] != H:
         k, v = k.repeat_interleave(H // k.shape[1], dim=1), v.repeat_interleave(H // v.shape[1], dim=1)
+    q, k, v = (canonical_layout(t) for t in (q, k, v))
     try:
         out, lse = torch.ops.aten._scaled_dot_product_cudnn_attention(q, k, v, None, True, 0.0, True, False,
                                                                       scale=scale)[:2]
@@ -98,6 +100,17 @@ def _cudnn_with_lse(q, k, v, scale):
         _cudnn_ok[0] = False
         return None, None
     return out.transpose(1, 2), lse.reshape(B, H, -1)[..., :T].float()
+
+
+def canonical_layout(t: torch.Tensor) -> torch.Tensor:
+    """t as a contiguous (B, H, T, D) tensor at a 16-byte-aligned address. cuDNN compiles each attention
+    graph for the strides and alignment it first sees, and PyTorch's graph cache is keyed by shape, not by
+    those: a later call of the same shape in another layout (HF hands q in (B, T, H, D) order, transposed)
+    could replay a graph built for the other layout and return wrong outputs. One layout for every call
+    leaves no two graphs to confuse."""
+    if t.is_contiguous() and t.data_ptr() % 16 == 0:
+        return t
+    return t.clone(memory_format=torch.contiguous_format)
 
 
 def _flash_with_lse(q, k, v, scale, window):

@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import warnings
+import weakref
 from pathlib import Path
 from typing import Callable
 
@@ -301,6 +302,10 @@ def _wrap_hf(model, tok, name: str, kind: str, device: str, dtype: str, info: di
     if getattr(model, "hf_device_map", None) is None:  # accelerate placed a mapped model; never move it
         model = model.to(device=device, dtype=DTYPES[dtype]) if dtype else model.to(device)
     model = model.eval()
+    known = _verified_route(model)
+    if known is not None:  # checked at this device, dtype and config already: build the capture, skip the checks
+        verified_route, verified_info = known
+        return _wrap_hf_route(model, tok, name, kind, {**(info or {}), **verified_info}, verified_route, check=False)
     if route == "interface":
         try:
             return _wrap_hf_route(model, tok, name, kind, info, "interface")
@@ -321,7 +326,31 @@ def _wrap_hf(model, tok, name: str, kind: str, device: str, dtype: str, info: di
     return _wrap_hf_route(model, tok, name, kind, info, route)
 
 
-def _wrap_hf_route(model, tok, name, kind, info, route) -> LoadedModel:
+# model -> (signature, route, what the checks found): a model measured again (a callback, a loop over T, a
+# benchmark's repeats) is not checked again. Weak keys: the cache never keeps a model alive.
+_VERIFIED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_VERIFIED_KEYS = ("attention_layers", "attention_calls_not_over_tokens")
+
+
+def _route_signature(model) -> tuple:
+    """What the checks' verdict depends on: where and in what dtype the model runs, and its configuration
+    (the weights only change numbers, never whether the capture computes the model's own attention)."""
+    p = next(model.parameters())
+    return str(p.device), p.dtype, model.config.to_json_string(use_diff=True)
+
+
+def _verified_route(model) -> tuple[str, dict] | None:
+    entry = _VERIFIED.get(model)
+    if entry is None or entry[0] != _route_signature(model):
+        return None
+    return entry[1], entry[2]
+
+
+def _remember_route(model, route: str, info: dict) -> None:
+    _VERIFIED[model] = (_route_signature(model), route, {k: info[k] for k in _VERIFIED_KEYS if k in info})
+
+
+def _wrap_hf_route(model, tok, name, kind, info, route, check: bool = True) -> LoadedModel:
     cfg = model.config
     capture.register_hf_attention()
     wanted = {"interface": capture.ATTN_IMPLEMENTATION, "interface_full_mask": capture.ATTN_FULL_MASK}.get(route, "eager")
@@ -366,11 +395,14 @@ def _wrap_hf_route(model, tok, name, kind, info, route) -> LoadedModel:
         info=info,
     )
     loaded.hf_tokenizer = tok
+    if not check:
+        return loaded
     check_causal(loaded, lambda ids: base(input_ids=ids.to(input_device), use_cache=False).last_hidden_state)
     if route == "eager":
         _check_same_output(loaded, base, input_device)
     else:
         _check_same_logits(loaded, model, input_device, wanted)
+    _remember_route(model, route, loaded.info)
     return loaded
 
 

@@ -133,8 +133,8 @@ def _as_list(x, cast) -> list:
 
 
 def measure(model=None, probe: str = "natural", *, n: int = DEFAULT_N, T=DEFAULT_T, eps=DEFAULT_EPS,
-            bos: str = "auto", batch_size: int = 16, K: int = 8, device: str = "cpu",
-            dtype: str = "float32", seed: int = 0, tokenizer=None, trust_remote_code: bool = False,
+            bos: str = "auto", batch_size: int = 16, K: int = 8, device: str | None = None,
+            dtype: str | None = None, seed: int = 0, tokenizer=None, trust_remote_code: bool = False,
             keep_map_upto: int = 256, progress: bool = True, input_ids: torch.Tensor | None = None,
             device_map: str | None = None, max_memory: dict | None = None,
             revision: str | None = None) -> MeasureResult:
@@ -142,6 +142,8 @@ def measure(model=None, probe: str = "natural", *, n: int = DEFAULT_N, T=DEFAULT
 
     model: a spec string (HF id or folder, .gguf, sinklab checkpoint; None = SmolLM2-135M), a
     `LoadedModel`, or an in-memory HF / sinklab model (pass `tokenizer` for text probes).
+    device / dtype: where and in what dtype a spec is loaded (default cpu, float32); a model passed in
+    memory runs where it is, and naming another device or dtype for it is refused, not silently ignored.
     T and eps may be lists: one forward pass per T serves every eps. `input_ids` (n, T) measures
     given tokens instead of a probe (probe is then only a label, e.g. "tokens").
     device_map / max_memory: accelerate's placement of an HF model over several devices;
@@ -162,19 +164,43 @@ def measure(model=None, probe: str = "natural", *, n: int = DEFAULT_N, T=DEFAULT
         if len(ids) < n:
             print(f"note: probe {probe!r} has only {len(ids)} passages of >= {t} tokens; using {len(ids)} of n={n}")
     accs, measure_s = _accumulate(loaded, inputs, epss, batch_size, K, keep_map_upto, progress)
+    device, dtype = _runs_on(loaded.model)
     return _tabulate(loaded, probe, bos, accs, epss, load_s, measure_s, device, dtype, seed)
 
 
-def _resolve_model(model, tokenizer, **load_args):
+def _resolve_model(model, tokenizer, device=None, dtype=None, **load_args):
     """A `LoadedModel` as given, loaded from a spec (None = the built-in model), or wrapped around a module."""
     from .load import load_model, wrap_module
     from .loaded import LoadedModel
 
-    if isinstance(model, LoadedModel):
-        return model
     if model is None or isinstance(model, (str, os.PathLike)):
-        return load_model(None if model is None else str(model), **load_args)
-    return wrap_module(model, tokenizer)
+        return load_model(None if model is None else str(model), device=device or "cpu", dtype=dtype or "float32",
+                          **load_args)
+    if not isinstance(model, (LoadedModel, torch.nn.Module)):
+        raise SinklabError(f"model must be a spec (HF id or folder, .gguf, checkpoint), a torch module or a "
+                           f"LoadedModel, not {type(model).__name__}")
+    _check_in_memory(model.model if isinstance(model, LoadedModel) else model, device, dtype)
+    return model if isinstance(model, LoadedModel) else wrap_module(model, tokenizer)
+
+
+def _runs_on(model) -> tuple[str, str]:
+    """(device, dtype name) of a model's first parameter: what the summary records."""
+    p = next(model.parameters(), None)
+    if p is None:
+        return "cpu", "float32"
+    return str(p.device), str(p.dtype).removeprefix("torch.")
+
+
+def _check_in_memory(model, device, dtype) -> None:
+    """A model in memory is measured where it is: a different device or dtype asked for is an error."""
+    on_device, on_dtype = _runs_on(model)
+    if device is not None and torch.device(device) != torch.device(on_device) and \
+            not (torch.device(device).index is None and torch.device(device).type == torch.device(on_device).type):
+        raise SinklabError(f"device={device!r}, but the model is on {on_device}; move it first (model.to(...)), "
+                           "or leave device out")
+    if dtype is not None and dtype != on_dtype:
+        raise SinklabError(f"dtype={dtype!r}, but the model's weights are {on_dtype}; convert it first, "
+                           "or leave dtype out")
 
 
 def _probe_inputs(loaded, probe: str, input_ids, Ts: list[int], n: int, bos: str, seed: int) -> dict:

@@ -5,9 +5,13 @@ import base64
 import csv
 import html
 import json
+import os
 from pathlib import Path
 
+from ..files import claim_output_folder, staged_folder
 from . import plots
+
+RESULT_MARKER = "summary.json"  # a folder holding it holds a measurement
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
@@ -30,19 +34,22 @@ def write_json(obj, path: Path) -> None:
     tmp.replace(path)
 
 
-def write_results(result, out: Path, figures: bool = True) -> Path:
+def write_results(result, out: str | os.PathLike, figures: bool = True, overwrite: bool = False) -> Path:
     """summary.json, sweep.csv, heads.csv, layers.csv, figures/*.png and report.html under `out`.
 
-    Tables are written first, so a failure while drawing keeps them.
+    A folder that already holds a measurement (summary.json) is replaced only with `overwrite`. Everything
+    is written beside `out` first and then moved into place, tables before figures: a failure while
+    writing keeps what was written and names where it is.
     """
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(result.summary, out / "summary.json")
-    write_csv(result.sweep, out / "sweep.csv")
-    write_csv(result.heads, out / "heads.csv")
-    write_csv(result.layers, out / "layers.csv")
-    if figures:
-        figs = plots.measurement_figures(result, out / "figures")
-        write_html(result, figs, out / "report.html")
+    out = claim_output_folder(out, RESULT_MARKER, overwrite, option="out")
+    with staged_folder(out, option="out") as staging:
+        write_json(result.summary, staging / "summary.json")
+        write_csv(result.sweep, staging / "sweep.csv")
+        write_csv(result.heads, staging / "heads.csv")
+        write_csv(result.layers, staging / "layers.csv")
+        if figures:
+            figs = plots.measurement_figures(result, staging / "figures")
+            write_html(result, figs, staging / "report.html")
     return out
 
 
@@ -130,4 +137,4 @@ thresholded per sample and averaged (Gu et al., ICLR 2025).</p>
     tmp.replace(path)
 
 
-__all__ = ["write_results", "write_csv", "write_json", "write_html", "summary_text", "sink_k_lines"]
+__all__ = ["RESULT_MARKER", "write_results", "write_csv", "write_json", "write_html", "summary_text", "sink_k_lines"]

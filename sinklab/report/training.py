@@ -82,7 +82,7 @@ def measure_final_checkpoint(run: Path) -> Path | None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     result = measure_on_probe(load_for_measurement(ck, device=device), probe, keep_map_upto=256)
     result.summary["checkpoint_step"] = meta["step"]
-    return write_results(result, out)
+    return write_results(result, out, overwrite=True)  # the run's own report, for a newer checkpoint
 
 
 MEASURED_COLUMNS = ("step", "loss", "val_loss", "sink_1", "mean_alpha_1", "largest_sink_position",

@@ -33,7 +33,7 @@ from .optim import lr_at, make_optimizer, peak_flops
 from .parallel import dist_env, pick_device, shard, step_module
 from .probe import LONG_KEYS, long_probe_T, measure_sink, probe_ids
 
-FinalReport = Callable[..., object]  # (measure result, folder): writes RUN/final_measure (report.write_results)
+FinalReport = Callable[..., object]  # (result, folder, overwrite=True): writes RUN/final_measure (write_results)
 
 
 @dataclass
@@ -279,7 +279,7 @@ def measure_job(run: Run, done: int, final_report: FinalReport | None = None) ->
     final = None
     if final_report is not None and done == run.tc.steps and run.rank == 0:
         def final(result):
-            return final_report(result, run.out / "final_measure")
+            return final_report(result, run.out / "final_measure", overwrite=True)  # the run's own folder
     sink = measure_sink(run.model, run.probe, final_report=final, step=done)
     if run.probe_long is not None:
         long = measure_sink(run.model, run.probe_long)
