@@ -41,6 +41,15 @@ def f2(v, p=2):
     return "" if v is None else f"{v:.{p}f}"
 
 
+RECORDED_PEAK, DATASHEET_PEAK = 790e12, 989e12  # rows without mfu_measured_peak were counted against the first
+
+
+def mfu(r: dict, key: str = "mfu") -> float:
+    """MFU against the datasheet's dense bf16 peak (H100 SXM and H200: 989 TFLOP/s), from a row recorded against
+    either peak: older rows were counted against the measured 790 TFLOP/s and carry no mfu_measured_peak."""
+    return r[key] if f"{key}_measured_peak" in r else r[key] * RECORDED_PEAK / DATASHEET_PEAK
+
+
 def pct(v, p=1):
     return f"{v:.{p}%}"
 
@@ -128,8 +137,8 @@ def step_table_rows(folder, sparse):
         if "error" in r:
             out.append([name, where, "", "failed to compile", "", "", "", "", "", ""])
             continue
-        out.append([name, where, r["micro_batch"], f"{r['tokens_per_s']:,}", r["tflops"], pct(r["mfu"]),
-                    pct(r["mfu"] / own["mfu"]), pct(r["tokens_per_s"] / own["tokens_per_s"]), r["peak_mem_gb"],
+        out.append([name, where, r["micro_batch"], f"{r['tokens_per_s']:,}", r["tflops"], pct(mfu(r)),
+                    pct(mfu(r) / mfu(own)), pct(r["tokens_per_s"] / own["tokens_per_s"]), r["peak_mem_gb"],
                     r["warmup_s"]])
     return out
 
@@ -141,7 +150,7 @@ def train_step(folder):
     old = next(r for r in fv if "flop_count" in r)
     soft = next(r for r in fv if r["variant"] == "softmax" and (r["host"], r["process"]) == (old["host"], old["process"]))
     notes.append(f"head_sum under the old FLOP count ({old['flop_count']}): {old['tokens_per_s']:,} tokens/s, "
-                 f"MFU {pct(old['mfu'])}, {pct(old['mfu'] / soft['mfu'])} of its softmax row ({old['host']} {old['process']})")
+                 f"MFU {pct(mfu(old))}, {pct(mfu(old) / mfu(soft))} of its softmax row ({old['host']} {old['process']})")
     for r in fv:
         if "note" in r:
             notes.append(f"discarded: {r['variant']} in {r['host']} {r['process']}: {r['note']}")
@@ -252,7 +261,7 @@ def runs_5000(folder):
     for name, label in RUNS_5000:
         r = jl(folder / f"{name}_metrics.jsonl")[-1]
         shared = name in SHARED_GPUS
-        rows.append([label, f"{r['tokens_per_s']:,}", pct(r["mfu"]),
+        rows.append([label, f"{r['tokens_per_s']:,}", pct(mfu(r)),
                      "another job shared its GPUs for a while" if shared else f"{r['tokens_per_s_overall']:,}",
                      "" if shared else pct(r["tokens_per_s_overall"] / r["tokens_per_s"])])
     return md(["run", "steady tokens/s at step 5000", "MFU (of 2 GPUs)", "overall tokens/s", "overall / steady"], rows), []
@@ -260,7 +269,7 @@ def runs_5000(folder):
 
 @table("fsdp_paper1b", "BENCHMARKS.md", EXP / "fsdp")
 def fsdp_paper1b(folder):
-    rows = [[r["step"], f"{r['loss']:.3f}", f"{r['tokens_per_s']:,}", pct(r["mfu"]), f2(r.get("val_loss"), 3),
+    rows = [[r["step"], f"{r['loss']:.3f}", f"{r['tokens_per_s']:,}", pct(mfu(r)), f2(r.get("val_loss"), 3),
              f2(r.get("sink_1"))] for r in jl(folder / "paper1b_metrics.jsonl") if r["step"] >= 5]
     return md(["step", "loss", "tokens/s", "MFU (of 2 GPUs)", "val loss", "Sink_1 %"], rows), []
 
@@ -327,8 +336,8 @@ def emergence_short(folder):
     notes = []
     for n in runs:
         last = jl(folder / f"{n}_metrics.jsonl")[-1]
-        notes.append(f"{n} at step {last['step']}: {last['tokens_per_s']:,} tokens/s ({pct(last['mfu'])} MFU); with "
-                     f"evaluation and the sink measurement {last['tokens_per_s_overall']:,} ({pct(last['mfu_overall'])})")
+        notes.append(f"{n} at step {last['step']}: {last['tokens_per_s']:,} tokens/s ({pct(mfu(last))} MFU); with "
+                     f"evaluation and the sink measurement {last['tokens_per_s_overall']:,} ({pct(mfu(last, 'mfu_overall'))})")
     return md(["step", "softmax Sink_1 %", "softmax val loss", "softmax ||h_1||/med", "sigmoid (no norm) Sink_1 % (proxy)",
                "sigmoid val loss", "sigmoid ||h_1||/med", "2-GPU softmax Sink_1 %", "2-GPU val loss"], rows), notes
 

@@ -29,7 +29,7 @@ from .checkpoint import full_states, resume_state, save_checkpoint
 from .config import TrainConfig
 from .evaluate import evaluate
 from .log import Logger
-from .optim import lr_at, make_optimizer, peak_flops
+from .optim import MEASURED_PEAK_FLOPS, lr_at, make_optimizer, peak_flops
 from .parallel import dist_env, pick_device, shard, step_module
 from .probe import LONG_KEYS, long_probe_T, measure_sink, probe_ids
 
@@ -56,7 +56,8 @@ class Run:
     start: int
     autocast: object
     logger: Logger
-    peak: float | None              # the whole job's peak FLOP/s (every GPU), None off a known GPU
+    peak: float | None              # the whole job's datasheet peak FLOP/s (every GPU), None off a known GPU
+    measured_peak: float | None = None  # the same from a measured matmul, for the labelled second MFU
 
     @property
     def accum(self) -> int:
@@ -134,10 +135,11 @@ def setup(mc: ModelConfig, tc: TrainConfig, resume: bool, overwrite: bool) -> Ru
                                                     indent=1))
     autocast = torch.autocast("cuda", dtype=getattr(torch, tc.dtype)) if device.type == "cuda" \
         else contextlib.nullcontext()
-    peak = peak_flops(device)
+    peak, measured = peak_flops(device), peak_flops(device, MEASURED_PEAK_FLOPS)
     return Run(mc, tc, out, world, rank, device, data, probe, probe_long, T_long, model,
                step_module(model, tc, device, world, local, sharded), opt, sharded, start, autocast,
-               Logger(out, tc, rank == 0), peak * world if peak else None)  # MFU of the whole job
+               Logger(out, tc, rank == 0), peak * world if peak else None,  # MFU of the whole job
+               measured_peak=measured * world if measured else None)
 
 
 def _build(mc: ModelConfig, tc: TrainConfig, out: Path, device, rank: int, sharded: bool, manifest: dict,
@@ -270,7 +272,15 @@ def log_row(run: Run, clock: Clock, done: int, loss: torch.Tensor) -> dict:
     _sync(run.device)
     tps = clock.steps_since * run.tokens_per_step / (now - clock.t_last)
     return {"step": done, "loss": round(loss_v, 5), "lr": lr_at(done - 1, run.tc), "tokens_per_s": round(tps),
-            "mfu": round(tps * _flops_per_token(run) / run.peak, 4) if run.peak else None}
+            **utilisation(tps * _flops_per_token(run), run.peak, run.measured_peak)}
+
+
+def utilisation(flops_per_s: float, peak: float | None, measured_peak: float | None, suffix: str = "") -> dict:
+    """MFU against the datasheet peak, and against the measured matmul peak under its own label."""
+    out = {f"mfu{suffix}": round(flops_per_s / peak, 4) if peak else None}
+    if measured_peak:
+        out[f"mfu{suffix}_measured_peak"] = round(flops_per_s / measured_peak, 4)
+    return out
 
 
 def measure_job(run: Run, done: int, final_report: FinalReport | None = None) -> dict:
@@ -301,7 +311,7 @@ def _add_overall_rate(run: Run, clock: Clock, row: dict, done: int) -> None:
     overall = (done - clock.steady_from) * run.tokens_per_step / (time.perf_counter() - clock.t_steady)
     row["tokens_per_s_overall"] = round(overall)
     if run.peak:
-        row["mfu_overall"] = round(overall * _flops_per_token(run) / run.peak, 4)
+        row.update(utilisation(overall * _flops_per_token(run), run.peak, run.measured_peak, "_overall"))
 
 
 def _flops_per_token(run: Run) -> float:
