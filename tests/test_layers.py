@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sinklab"
 
 # rank of each top-level part of the package; an import may only point to the same rank or lower
 LAYERS = {
-    0: ("errors", "config", "files"),
+    0: ("errors", "config", "files", "tokens"),
     1: ("data", "model", "kernels", "gguf_llama", "probes"),
     2: ("train", "measure", "load"),
     3: ("report",),

@@ -12,6 +12,7 @@ from typing import Sequence
 import torch
 
 from ..errors import SinklabError
+from ..tokens import check_token_ids
 from ..kernels import attention_sums
 from . import capture, metrics, probes
 
@@ -151,12 +152,15 @@ def measure(model=None, probe: str = "natural", *, n: int = DEFAULT_N, T=DEFAULT
     """
     Ts, epss = _as_list(T, int), _as_list(eps, float)
     if input_ids is not None:
+        input_ids = check_token_ids(input_ids, None)
         Ts, n = [int(input_ids.shape[1])], int(input_ids.shape[0])
     _validate(Ts, epss, n, batch_size, K, probe if input_ids is None else "random", bos)
     t0 = time.perf_counter()
     loaded = _resolve_model(model, tokenizer, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
                             device_map=device_map, max_memory=max_memory, revision=revision)
     load_s = time.perf_counter() - t0
+    if input_ids is not None:
+        check_token_ids(input_ids, embedding_rows(loaded))
     if loaded.max_context and max(Ts) > loaded.max_context:
         raise SinklabError(f"T={max(Ts)} is longer than the model's context of {loaded.max_context} tokens")
     inputs = _probe_inputs(loaded, probe, input_ids, Ts, n, bos, seed)
@@ -181,6 +185,17 @@ def _resolve_model(model, tokenizer, device=None, dtype=None, **load_args):
                            f"LoadedModel, not {type(model).__name__}")
     _check_in_memory(model.model if isinstance(model, LoadedModel) else model, device, dtype)
     return model if isinstance(model, LoadedModel) else wrap_module(model, tokenizer)
+
+
+def embedding_rows(loaded) -> int | None:
+    """How many token ids the model can embed (the embedding's rows; an HF config's vocabulary may be
+    larger than its tokenizer)."""
+    get = getattr(loaded.model, "get_input_embeddings", None)
+    emb = get() if callable(get) else None
+    if isinstance(emb, torch.nn.Embedding):
+        return emb.num_embeddings
+    cfg = getattr(loaded.model, "cfg", None)
+    return getattr(cfg, "vocab_size", None) or (loaded.tokenizer.vocab_size if loaded.tokenizer else None)
 
 
 def _runs_on(model) -> tuple[str, str]:
