@@ -27,6 +27,7 @@ class TextTokenizer:
     bos_id: int | None
     adds_bos: bool            # whether the tokenizer's default adds BOS
     special_ids: tuple = ()
+    decode: callable = None   # list[int] -> str, special tokens dropped (None: ids only)
 
 
 def from_hf_tokenizer(tok, vocab_size: int | None = None) -> TextTokenizer:
@@ -38,12 +39,14 @@ def from_hf_tokenizer(tok, vocab_size: int | None = None) -> TextTokenizer:
         bos_id=tok.bos_token_id,
         adds_bos=adds_bos,
         special_ids=tuple(tok.all_special_ids),
+        decode=lambda ids: tok.decode(ids, skip_special_tokens=True),
     )
 
 
 def byte_tokenizer(bos_id: int | None = None, vocab_size: int = 256) -> TextTokenizer:
     return TextTokenizer(encode=lambda s: list(s.encode("utf-8")), vocab_size=vocab_size,
-                         bos_id=bos_id, adds_bos=False)
+                         bos_id=bos_id, adds_bos=False,
+                         decode=lambda ids: bytes(i for i in ids if i < 256).decode("utf-8", errors="replace"))
 
 
 def load_texts(probe: str, encoding_errors: str = "strict") -> list[str]:

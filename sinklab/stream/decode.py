@@ -9,6 +9,7 @@ import time
 import torch
 
 from ..errors import SinklabError
+from ..tokens import check_token_ids
 from .cache import SinkCache
 
 POLICIES = ("full", "window", "sink", "recompute")
@@ -166,8 +167,13 @@ def perplexity(sm, ids: torch.Tensor, cache_size: int = 256, n_sink: int = 4, po
     recompute: every `recompute_stride`-th token is scored from a fresh pass over its last cache_size tokens.
     Each cache holds `cache_size` tokens between steps; the token being scored is one more.
     """
-    ids = ids.to(sm.device)
+    from .prepare import prepare
+
+    sm = prepare(sm)
+    ids = check_token_ids(ids, _vocabulary(sm.model), "ids").to(sm.device)
     batch, length = ids.shape
+    if length < 2:
+        raise SinklabError(f"perplexity needs at least 2 tokens a stream (got {length}): the first is never scored")
     out = {"T": length, "streams": batch, "cache_size": cache_size, "n_sink": n_sink, "nll": {}, "tokens_per_s": {},
            "tokens_per_s_by_position": {}}
     for policy in policies:
@@ -221,10 +227,10 @@ def _prompt_ids(sm, prompt) -> torch.Tensor:
         if sm.tokenizer is None or sm.tokenizer.encode is None:
             raise SinklabError(f"{sm.name} has no tokenizer; pass token ids instead of text")
         prompt = sm.tokenizer.encode(prompt)
-    ids = torch.as_tensor(prompt, dtype=torch.long)
-    ids = ids.unsqueeze(0) if ids.dim() == 1 else ids
-    if ids.dim() != 2 or ids.shape[1] == 0:
+    if isinstance(prompt, list) and not prompt:
         raise SinklabError("the prompt is empty after tokenisation")
+    ids = check_token_ids(prompt, _vocabulary(sm.model), "the prompt", ranks=(1, 2))
+    ids = ids.unsqueeze(0) if ids.dim() == 1 else ids
     if sm.max_context and ids.shape[1] > sm.max_context:
         raise SinklabError(f"the prompt has {ids.shape[1]} tokens, more than the model's context of "
                            f"{sm.max_context}; score long texts with --eval")
@@ -234,18 +240,19 @@ def _prompt_ids(sm, prompt) -> torch.Tensor:
 @torch.inference_mode()
 def generate(model, prompt, max_new_tokens: int = 100, n_sink: int = 4, window: int | None = None,
              temperature: float = 0.0, seed: int = 0, attention_mask: torch.Tensor | None = None,
-             stop_at_eos: bool = True, compile: bool | None = None):
+             stop_at_eos: bool = True, compile: bool | None = None, tokenizer=None):
     """Continue `prompt` (text, token ids, or a left-padded (B, T) batch) with transformers' `generate` and
     a SinkCache: memory stays constant however long the output. Text in, text out; ids in, new ids out.
 
-    `model` is what `sinklab.load.load_model` returns (or `prepare` of it). `compile` (default: on a GPU
+    `model` is what `sinklab.load.load_model` returns (or `prepare` of it), or a transformers
+    `PreTrainedModel` with its `tokenizer` (needed for text prompts). `compile` (default: on a GPU
     for 2,048 new tokens or more) lets transformers compile the decoding step.
     """
     from transformers import GenerationConfig
 
     from .prepare import prepare
 
-    sm = prepare(model)
+    sm = prepare(model, tokenizer)
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise SinklabError(f"max_new_tokens must be at least 1 (got {max_new_tokens})")
     if not (temperature == 0 or 1e-3 <= temperature < float("inf")):
@@ -269,6 +276,14 @@ def generate(model, prompt, max_new_tokens: int = 100, n_sink: int = 4, window: 
     out = sm.model.generate(input_ids=ids, attention_mask=mask, generation_config=config,
                             **{cache_kwarg(sm.model): cache})
     new = out[:, ids.shape[1]:]
-    if isinstance(prompt, str) and sm.hf_tokenizer is not None:
-        return sm.hf_tokenizer.decode(new[0], skip_special_tokens=True)
+    if isinstance(prompt, str):  # text in, text out: HF's tokenizer, or a checkpoint's own
+        if sm.hf_tokenizer is not None:
+            return sm.hf_tokenizer.decode(new[0], skip_special_tokens=True)
+        if sm.tokenizer is not None and sm.tokenizer.decode is not None:
+            return sm.tokenizer.decode(new[0].tolist())
     return new
+
+
+def _vocabulary(model) -> int | None:
+    emb = model.get_input_embeddings()
+    return emb.num_embeddings if isinstance(emb, torch.nn.Embedding) else None

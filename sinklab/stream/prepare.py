@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import SinklabError
 from .rope import layer_specs
 
 
@@ -21,12 +22,18 @@ class StreamModel:
         return next(self.model.parameters()).device
 
 
-def prepare(loaded) -> StreamModel:
-    """Check that the sink cache can serve this model (refused by name otherwise) and wrap it."""
+def prepare(loaded, tokenizer=None) -> StreamModel:
+    """Check that the sink cache can serve this model (refused by name otherwise) and wrap it.
+
+    `loaded`: what `sinklab.load.load_model` returns, a transformers `PreTrainedModel` (its tokenizer
+    as `tokenizer`, for text), or a sinklab `SinkLM`."""
     if isinstance(loaded, StreamModel):
         return loaded
+    if isinstance(loaded, torch.nn.Module):
+        loaded = _in_memory(loaded, tokenizer)
     if not hasattr(loaded, "kind"):
-        raise TypeError("prepare() takes what sinklab.load.load_model returns")
+        raise SinklabError(f"stream takes a model: what sinklab.load.load_model returns, a transformers "
+                           f"PreTrainedModel or a sinklab SinkLM, not {type(loaded).__name__}")
     model = loaded.model
     if loaded.kind == "sinklab":
         from ..model.checkpoint import to_hf_llama
@@ -40,3 +47,28 @@ def prepare(loaded) -> StreamModel:
     cfg = model.config.get_text_config(decoder=True)
     return StreamModel(model.eval(), getattr(cfg, "max_position_embeddings", None), loaded.name,
                        loaded.tokenizer, getattr(loaded, "hf_tokenizer", None))
+
+
+@dataclass
+class _InMemory:
+    """A module the user holds, described as a loaded model is (without the measurement's capture)."""
+    model: torch.nn.Module
+    kind: str
+    name: str
+    tokenizer: object = None
+    hf_tokenizer: object = None
+
+
+def _in_memory(module: torch.nn.Module, tokenizer) -> _InMemory:
+    from transformers import PreTrainedModel
+
+    from ..measure.probes import from_hf_tokenizer
+
+    if isinstance(module, PreTrainedModel):
+        text = from_hf_tokenizer(tokenizer) if tokenizer is not None else None
+        name = getattr(module.config, "name_or_path", "") or type(module).__name__
+        return _InMemory(module, "hf", name, text, tokenizer)
+    if hasattr(module, "cfg") and hasattr(module, "hidden_states"):  # a sinklab decoder
+        return _InMemory(module, "sinklab", "sinklab model", tokenizer)
+    raise SinklabError(f"{type(module).__name__} is neither a transformers PreTrainedModel nor a sinklab SinkLM; "
+                       "the sink cache serves those")
