@@ -24,6 +24,7 @@ def _data(sub):
     prep.add_argument("--encoding-errors", default="strict", choices=["strict", "replace"],
                       help="a file that is not UTF-8: stop with its name and byte offset (strict), or read it "
                            "with replacement characters (default: strict)")
+    prep.add_argument("--overwrite", action="store_true", help="replace data already prepared in --out")
     prep.set_defaults(func=cmd_data_prepare)
     syn = dsub.add_parser("synthetic", help="write the Bigram-Backcopy corpus (sinks form within minutes on a CPU)")
     syn.add_argument("--out", required=True, help="output folder for train.bin, val.bin, manifest.json")
@@ -31,6 +32,7 @@ def _data(sub):
                      help="training tokens, at least --seq-len (default: 2000000)")
     syn.add_argument("--vocab", type=int, default=64, help="vocabulary size, 5..65536 (default: 64)")
     syn.add_argument("--seq-len", type=int, default=256, help="sequence length, at least 3 (default: 256)")
+    syn.add_argument("--overwrite", action="store_true", help="replace data already prepared in --out")
     syn.set_defaults(func=cmd_data_synthetic)
 
 
@@ -38,7 +40,7 @@ def cmd_data_prepare(args):
     from .data.shards import prepare
 
     m = prepare(args.inputs, args.out, args.tokenizer, args.val_fraction, args.text_field, max_chars=args.max_chars,
-                dtype=args.shard_dtype, encoding_errors=args.encoding_errors)
+                dtype=args.shard_dtype, encoding_errors=args.encoding_errors, overwrite=args.overwrite)
     print(f"{m['documents']} documents -> {m['tokens']['train']:,} train + {m['tokens']['val']:,} val tokens "
           f"({m['tokenizer']}, vocabulary {m['vocab_size']}) in {args.out}")
 
@@ -46,7 +48,7 @@ def cmd_data_prepare(args):
 def cmd_data_synthetic(args):
     from .data.synthetic import write
 
-    m = write(args.out, args.tokens, args.vocab, args.seq_len)
+    m = write(args.out, args.tokens, args.vocab, args.seq_len, overwrite=args.overwrite)
     print(f"Bigram-Backcopy: {m['tokens']['train']:,} train tokens, vocabulary {m['vocab_size']}, in {args.out}")
 
 
@@ -160,6 +162,7 @@ def _stream(sub):
     p.add_argument("--encoding-errors", default="strict", choices=["strict", "replace"],
                    help="--eval: a file that is not UTF-8: stop with its byte offset (strict), or read it with "
                         "replacement characters (default: strict)")
+    p.add_argument("--overwrite", action="store_true", help="--eval: replace results already in --out")
     p.set_defaults(func=cmd_stream)
 
 
@@ -231,6 +234,7 @@ def _sinks_from_measure(folder: str) -> int:
 def cmd_stream(args):
     from . import stream
     from .errors import SinklabError
+    from .files import claim_output_folder
     from .load import load_model
 
     n_sink = _sinks_from_measure(args.sink_from_measure) if args.sink_from_measure else args.n_sink
@@ -240,6 +244,8 @@ def cmd_stream(args):
     if bad or not policies:
         raise SinklabError(f"unknown policy {bad[0] if bad else args.policies!r}: use {', '.join(stream.POLICIES)}")
     text = args.prompt if args.prompt is not None else _read_text(args.eval, args.encoding_errors)
+    if args.eval is not None:  # before the model loads and the text is scored
+        claim_output_folder(args.out, STREAM_MARKER, args.overwrite)
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     sm = stream.prepare(loaded)
     if args.prompt is not None:
@@ -266,19 +272,12 @@ def _write_stream_results(args, model_name: str, result: dict, n_sink: int, per:
     from pathlib import Path
 
     from . import stream
-    from .report import write_csv, write_json
-    from .report.plots import running_perplexity
+    from .files import staged_folder
 
     rows = stream.summarise(result, args.recompute_stride)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json({"model": model_name, "file": args.eval, "tokens": per * args.streams, "streams": args.streams,
-                "cache_size": result["cache_size"], "n_sink": n_sink, "policies": rows,
-                "tokens_per_s_by_position": result["tokens_per_s_by_position"],
-                "mean_nll_by_position": {k: [round(x, 4) for x in v.nanmean(0).tolist()]
-                                         for k, v in result["nll"].items()}}, out / "stream.json")
-    write_csv(rows, out / "stream.csv")
-    running_perplexity(result, out / "running_ppl.png")
+    with staged_folder(out) as staging:
+        _write_stream_files(staging, args, model_name, result, rows, n_sink, per)
     kind = "one stream" if args.streams == 1 else f"{args.streams} independent streams"
     print(f"{model_name}: {kind} x {per} tokens, cache {result['cache_size']} (n_sink={n_sink})")
     print(f"{'policy':<10}{'ppl (all)':>11}{'ppl past cache':>16}{'ppl on recompute pos.':>23}{'tokens/s':>10}")
@@ -287,6 +286,22 @@ def _write_stream_results(args, model_name: str, result: dict, n_sink: int, per:
         a, b, c = (f"{x:.3f}" if x is not None else "-" for x in cells)
         print(f"{r['policy']:<10}{a:>11}{b:>16}{c:>23}{r['tokens_per_s']:>10.1f}")
     print(f"results: {out}/stream.json, stream.csv, running_ppl.png")
+
+
+STREAM_MARKER = "stream.json"  # a folder holding it holds a stream evaluation
+
+
+def _write_stream_files(out, args, model_name: str, result: dict, rows: list, n_sink: int, per: int) -> None:
+    from .report import write_csv, write_json
+    from .report.plots import running_perplexity
+
+    write_json({"model": model_name, "file": args.eval, "tokens": per * args.streams, "streams": args.streams,
+                "cache_size": result["cache_size"], "n_sink": n_sink, "policies": rows,
+                "tokens_per_s_by_position": result["tokens_per_s_by_position"],
+                "mean_nll_by_position": {k: [round(x, 4) for x in v.nanmean(0).tolist()]
+                                         for k, v in result["nll"].items()}}, out / "stream.json")
+    write_csv(rows, out / "stream.csv")
+    running_perplexity(result, out / "running_ppl.png")
 
 
 def _suites_arg(value: str) -> list[str]:

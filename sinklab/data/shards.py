@@ -11,7 +11,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import SinklabError
-from ..files import check_output_folder, output_folder, read_text
+from ..files import claim_output_folder, read_text, staged_folder
 from . import tokenizers
 
 MANIFEST = "manifest.json"
@@ -81,15 +81,17 @@ def _hf_dataset(spec: str, text_field: str) -> Iterator[str]:
 
 def prepare(inputs: list[str], out: str | os.PathLike, tokenizer: str = "bytes", val_fraction: float = 0.01,
             text_field: str = "text", max_bpe_chars: int = 50_000_000, progress: bool = True,
-            max_chars: int | None = None, dtype: str | None = None, encoding_errors: str = "strict") -> dict:
-    """Tokenise documents, join them with end-of-text, and write train/val shards plus the manifest."""
+            max_chars: int | None = None, dtype: str | None = None, encoding_errors: str = "strict",
+            overwrite: bool = False) -> dict:
+    """Tokenise documents, join them with end-of-text, and write train/val shards plus the manifest.
+    A folder that already holds prepared data is replaced only with `overwrite`."""
     if not 0 < val_fraction < 0.5:
         raise SinklabError(f"--val-fraction must lie in (0, 0.5) (got {val_fraction})")
     if max_chars is not None and max_chars < 1:
         raise SinklabError(f"--max-chars must be at least 1 (got {max_chars})")
     if dtype is not None:
         shard_dtype(1, dtype)
-    out = check_output_folder(out)  # created once the corpus has tokenised
+    out = claim_output_folder(out, MANIFEST, overwrite)  # checked now, written once the corpus has tokenised
     docs = _read_documents(inputs, text_field, encoding_errors, max_chars)
 
     def bpe_texts():
@@ -106,19 +108,36 @@ def prepare(inputs: list[str], out: str | os.PathLike, tokenizer: str = "bytes",
     n_val = max(1, int(len(all_ids) * val_fraction))
     if len(all_ids) < 2 * n_val + 2:
         raise SinklabError(f"the corpus is too small: {len(all_ids)} tokens")
-    output_folder(out)
     splits = {"train": all_ids[:-n_val], "val": all_ids[-n_val:]}
-    h = hashlib.sha256()
-    for name, arr in splits.items():
-        arr.tofile(out / f"{name}.bin")
-        h.update(arr.tobytes())
-    if tok.tokenizer_json:
-        (out / "tokenizer.json").write_text(tok.tokenizer_json)
     manifest = {"tokenizer": tok.name, "vocab_size": tok.vocab_size, "eot_id": tok.eot_id, "dtype": dt.name,
                 "tokens": {k: int(len(v)) for k, v in splits.items()}, "documents": len(docs),
-                "sha256": h.hexdigest(), "inputs": inputs}
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
+                "sha256": _digest(splits), "inputs": inputs}
+    write_prepared(out, splits, manifest, tok.tokenizer_json)
     return manifest
+
+
+DATA_FILES = ("train.bin", "val.bin", "tokenizer.json", MANIFEST)
+
+
+def _digest(splits: dict) -> str:
+    h = hashlib.sha256()
+    for arr in splits.values():
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def write_prepared(out: Path, splits: dict, manifest: dict, tokenizer_json: str | None = None) -> None:
+    """The shards, tokenizer and manifest, written beside `out` and moved in together: a folder never
+    holds one preparation's shards under another's manifest (or a stale tokenizer.json)."""
+    with staged_folder(out) as staging:
+        for name, arr in splits.items():
+            arr.tofile(staging / f"{name}.bin")
+        if tokenizer_json:
+            (staging / "tokenizer.json").write_text(tokenizer_json)
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        for name in DATA_FILES:  # an older preparation's file that this one has not: removed, not kept
+            if not (staging / name).exists() and (Path(out) / name).exists():
+                (Path(out) / name).unlink()
 
 
 def _read_documents(inputs: list[str], text_field: str, encoding_errors: str, max_chars: int | None) -> list[str]:

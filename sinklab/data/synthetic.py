@@ -6,12 +6,12 @@ that only act on triggers must do nothing elsewhere, and dump their attention on
 """
 from __future__ import annotations
 
-import json
 
 import numpy as np
 
 from ..errors import SinklabError
-from ..files import output_folder
+from ..files import claim_output_folder
+from .shards import MANIFEST, write_prepared
 
 
 def generate(n_tokens: int, vocab_size: int = 64, n_triggers: int = 3, seq_len: int = 256, branching: int = 3,
@@ -49,16 +49,16 @@ def check(n_tokens: int, vocab_size: int, seq_len: int, n_triggers: int = 3) -> 
                            f"ordinary token, stored as uint16); got {vocab_size}")
 
 
-def write(out: str, n_tokens: int = 2_000_000, vocab_size: int = 64, seq_len: int = 256, seed: int = 0) -> dict:
+def write(out: str, n_tokens: int = 2_000_000, vocab_size: int = 64, seq_len: int = 256, seed: int = 0,
+          overwrite: bool = False) -> dict:
+    """The corpus's shards and manifest in `out`; a folder holding prepared data is replaced only with `overwrite`."""
     check(n_tokens, vocab_size, seq_len)
-    folder = output_folder(out)
+    folder = claim_output_folder(out, MANIFEST, overwrite)
     n_val = max(seq_len * 64, n_tokens // 100) // seq_len * seq_len
     both = generate(n_tokens + n_val, vocab_size, seq_len=seq_len, seed=seed)  # one bigram table for both
     train, val = both[:n_tokens // seq_len * seq_len], both[n_tokens // seq_len * seq_len:]
-    train.tofile(folder / "train.bin")
-    val.tofile(folder / "val.bin")
     manifest = {"tokenizer": "bigram-backcopy", "vocab_size": vocab_size, "eot_id": vocab_size - 1,
                 "dtype": "uint16", "tokens": {"train": len(train), "val": len(val)}, "seq_len": seq_len,
                 "documents": len(train) // seq_len, "sha256": None, "inputs": ["synthetic"]}
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    write_prepared(folder, {"train": train, "val": val}, manifest)
     return manifest
