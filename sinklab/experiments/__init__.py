@@ -97,8 +97,9 @@ def _unique(runs: list[Run]) -> list[Run]:
 
 
 def run_state(run: Run) -> str:
-    """done (finished: its last checkpoint is at the last step), partial (a checkpoint to resume from)
-    or new (nothing to resume: whatever a run killed before its first checkpoint left is replaced)."""
+    """done (its last checkpoint is at the last step and its metrics hold that step's Sink, which the
+    scorecard reads), partial (a checkpoint to resume from) or new (nothing to resume: whatever a run
+    killed before its first checkpoint left, or a finished run whose metrics are gone, is trained again)."""
     from ..train.runs import checkpoints
 
     found = checkpoints(run.folder)
@@ -106,9 +107,25 @@ def run_state(run: Run) -> str:
         return "new"
     try:
         m = json.loads((found[0] / "sinklab.json").read_text())
-        return "done" if m["step"] >= m["train"]["steps"] else "partial"
+        finished = m["step"] >= m["train"]["steps"]
     except (OSError, ValueError, KeyError):
         return "partial"  # resuming passes over a checkpoint that does not load
+    if not finished:
+        return "partial"
+    return "done" if has_final_sink(run.folder / "metrics.jsonl", m["train"]["steps"]) else "new"
+
+
+def has_final_sink(metrics: Path, steps: int) -> bool:
+    """Whether a run's log holds the Sink measured at its last step (what "done" means to the scorecard)."""
+    from ..train.runs import read_metrics
+
+    if not metrics.is_file():
+        return False
+    try:
+        rows, _ = read_metrics(metrics)
+    except SinklabError:
+        return False
+    return any(r.get("step") == steps and r.get("sink_1") is not None for r in rows)
 
 
 def _cmd(run: Run) -> list[str]:
