@@ -10,6 +10,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import re
 import shutil
 import sys
 import warnings
@@ -117,8 +118,14 @@ def parse_max_memory(text: str | None) -> dict | None:
         key, value = key.strip(), value.strip()
         if not sep or not value or not (key.isdigit() or key in ("cpu", "disk")):
             raise SinklabError(f"--max-memory {text!r}: use DEVICE=SIZE pairs, e.g. 0=10GiB,cpu=200GiB")
+        if not _MEMORY_SIZE.fullmatch(value):
+            raise SinklabError(f"--max-memory {item.strip()!r}: {value!r} is not a size; use a number of bytes or one "
+                               "with a unit of B, KB, MB, GB, TB, KiB, MiB, GiB or TiB (e.g. 10GiB)")
         out[int(key) if key.isdigit() else key] = value
     return out
+
+
+_MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*([KMGT]i?B|B)?", re.IGNORECASE)  # what accelerate's sizes parse
 
 
 def _placement(device: str, device_map: str | None, max_memory: dict | None) -> dict:
@@ -361,9 +368,7 @@ def _wrap_hf_route(model, tok, name, kind, info, route, check: bool = True) -> L
     base = model.base_model
     if base is model:  # base_model_prefix names no submodule (llama4): the decoder is the one beside the head
         base = model.get_decoder() if model.get_decoder() is not model else getattr(model, "model", model)
-    input_device = model.get_input_embeddings().weight.device
-    if input_device.type == "meta":  # offloaded embedding: accelerate runs it on the main device
-        input_device = torch.device("cuda", 0)
+    input_device = _input_device(model)
     attention = capture.attention_modules(model) if route == "eager" else []
     info = dict(info or {}, model_type=cfg.model_type,
                 capture_route={"interface": "AttentionInterface",
@@ -406,6 +411,16 @@ def _wrap_hf_route(model, tok, name, kind, info, route, check: bool = True) -> L
     return loaded
 
 
+def _input_device(model) -> torch.device:
+    """Where input ids go: the embedding's device (one per codebook for MusicGen: a ModuleList)."""
+    emb = model.get_input_embeddings()
+    weight = getattr(emb, "weight", None)
+    if weight is None:
+        weight = next(emb.parameters(), None) if isinstance(emb, torch.nn.Module) else None
+    device = weight.device if weight is not None else next(model.parameters()).device
+    return torch.device("cuda", 0) if device.type == "meta" else device  # offloaded: accelerate's main device
+
+
 def _logits_close(got: torch.Tensor, want: torch.Tensor, dtype: torch.dtype, floor: float = 0.0) -> bool:
     """Relative to the logits' scale: SDPA and eager round differently over a deep float32 stack
     (2.7e-4 on SmolLM2's logits of ~20); a dropped input moves them by far more (0.27 on a tiny model).
@@ -435,7 +450,7 @@ def _half_dtype_floor(model, ids, eager: torch.Tensor, attn_name: str) -> float:
 def _check_same_logits(loaded, model, input_device, attn_name: str) -> None:
     """sinklab must never change what the model computes: its logits under capture equal the model's
     own under eager attention, or the model is refused here, at load."""
-    ids = torch.arange(1, 17).remainder(max(2, loaded.tokenizer.vocab_size)).unsqueeze(0).to(input_device)
+    ids = check_ids(loaded, 16).to(input_device)
     rec = capture.AttentionRecorder()
     rec.seq_len = ids.shape[1]
     try:
@@ -467,7 +482,7 @@ def _check_same_logits(loaded, model, input_device, attn_name: str) -> None:
 def _check_same_output(loaded, base, input_device) -> None:
     """The eager route measures the model run with output_attentions=True: it must compute what the
     model computes without it (Falcon's does not)."""
-    ids = torch.arange(1, 9).remainder(max(2, loaded.tokenizer.vocab_size)).unsqueeze(0).to(input_device)
+    ids = check_ids(loaded, 8).to(input_device)
     with torch.inference_mode():
         plain = base(input_ids=ids, use_cache=False).last_hidden_state.float()
         with_weights = base(input_ids=ids, use_cache=False, output_attentions=True).last_hidden_state.float()
@@ -488,15 +503,26 @@ def wrap_module(model: torch.nn.Module, tokenizer=None) -> LoadedModel:
     return wrap_sinklab_model(model, tokenizer)
 
 
+def check_ids(loaded: LoadedModel, T: int) -> torch.Tensor:
+    """(1, T) ordinary token ids for the load-time checks: none is special (pad, BOS, EOS, mask...), since
+    a model that masks its padding (XLM counts pad tokens out of its lengths) would hide what a check changes."""
+    cfg = getattr(loaded.model, "config", None)
+    special = set(loaded.tokenizer.special_ids or ())
+    for name in ("pad_token_id", "bos_token_id", "eos_token_id", "pad_index", "mask_token_id", "unk_token_id"):
+        value = getattr(cfg, name, None)
+        special |= set(value) if isinstance(value, (list, tuple)) else {value}
+    vocab = max(2, loaded.tokenizer.vocab_size)
+    ordinary = [i for i in range(1, min(vocab, T + len(special) + 2)) if i not in special] or [0, 1]
+    return torch.tensor([ordinary[i % len(ordinary)] for i in range(T)]).unsqueeze(0)
+
+
 def check_causal(loaded: LoadedModel, hidden: Callable[[torch.Tensor], torch.Tensor]) -> None:
     """A causal LM's outputs at early positions must not change when a later token does.
 
     `hidden(ids)` returns the last hidden state (batch, T, d).
     """
-    vocab = max(2, loaded.tokenizer.vocab_size)
-    ids = torch.arange(1, 7).remainder(vocab).unsqueeze(0)
-    changed = ids.clone()
-    changed[0, -1] = (changed[0, -1] + 1) % vocab
+    seven = check_ids(loaded, 7)
+    ids, changed = seven[:, :6], torch.cat([seven[:, :5], seven[:, 6:]], dim=1)  # the last token swapped
     try:
         with torch.inference_mode():
             a, b = hidden(ids)[:, :-1].float(), hidden(changed)[:, :-1].float()
