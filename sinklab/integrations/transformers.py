@@ -38,7 +38,9 @@ class SinkCallback(TrainerCallback):
         values = log_values(row) if row is not None and state.is_world_process_zero else None
         if self.trainer is not None:
             if values:
+                wanted = control.should_log  # Trainer.log clears it, which would drop the step's own loss row
                 self.trainer.log(values)  # rank 0 only: Trainer.log runs no collective
+                control.should_log = wanted
         else:
             self._pending = values
             control.should_log = True  # on every rank: the Trainer's logging gathers the loss over ranks
