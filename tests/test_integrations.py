@@ -211,3 +211,61 @@ def test_without_the_trainer_the_values_join_that_steps_log(tmp_path):
     trainer.train()
     logged = [h for h in trainer.state.log_history if "sink/sink_1" in h]
     assert [h["step"] for h in logged] == [5, 10] and all("loss" in h for h in logged)
+
+
+@pytest.mark.slow  # two submitit jobs, one killed, then the rerun: about 30 s
+def test_submitit_sweep_resumes_a_killed_job_and_trains_no_run_twice(tmp_path, monkeypatch, capsys):
+    import signal
+    import threading
+    import time
+
+    from sinklab.cli import main
+    from sinklab.data.shards import prepare
+    from sinklab.experiments import plan, run_state, sweep
+    from sinklab.experiments.launch import JOB_FILE, ClusterOptions
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[1]))
+    (tmp_path / "a.txt").write_text("attention sinks appear in trained language models. " * 400)
+    shards = str(tmp_path / "sh")
+    prepare([str(tmp_path / "a.txt")], shards, "bytes", progress=False)
+    sets = {"train.steps": 200, "train.seq_len": 32, "train.measure_every": 200, "train.eval_every": 200,
+            "train.eval_batches": 1, "train.measure_n": 4, "train.measure_T": 32, "train.ckpt_every": 20,
+            "train.device": "cpu"}
+    out, only = tmp_path / "runs", ["baseline", "wd_0.5"]
+    runs = plan(["weight_decay"], "tiny", out, shards, only, sets)
+    victim = runs[1]
+    failure = []
+
+    def first_sweep():
+        try:
+            sweep(["weight_decay"], "tiny", str(out), shards, only=only, extra=sets, launcher="submitit",
+                  cluster=ClusterOptions(cluster="local", gpus_per_run=0, timeout_min=10))
+        except SinklabError as e:
+            failure.append(str(e))
+
+    thread = threading.Thread(target=first_sweep)
+    thread.start()
+    deadline = time.time() + 60
+    while time.time() < deadline and run_state(victim) != "partial":  # a checkpoint to resume from, not yet done
+        time.sleep(0.02)
+    assert run_state(victim) == "partial"
+    os.kill(int(json.loads((victim.folder / JOB_FILE).read_text())["pid"]), signal.SIGKILL)
+    thread.join(timeout=90)
+    assert failure and victim.change in failure[0] and runs[0].change not in failure[0]  # named by run
+    assert run_state(runs[0]) == "done" and run_state(victim) == "partial"
+    finished = (runs[0].folder / "metrics.jsonl").read_text()
+    capsys.readouterr()
+    args = ["sweep", "weight_decay", "--preset", "tiny", "--data", shards, "--out", str(out), "--only", ",".join(only),
+            "--launcher", "submitit", "--cluster", "local", "--slurm-gpus", "0", "--slurm-time", "10",
+            "--set", *(f"{k}={v}" for k, v in sets.items())]
+    assert main(args) == 0
+    assert "1 done, 1 to run" in capsys.readouterr().out
+    assert all(run_state(r) == "done" for r in runs)
+    assert (runs[0].folder / "metrics.jsonl").read_text() == finished  # the finished run was left alone
+    steps = [json.loads(line)["step"] for line in (victim.folder / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 200  # every logged step once
+    logs = "".join(p.read_text() for p in (out / "submitit").glob("*_log.out"))
+    for r in runs:  # each run started once; the killed one resumed once
+        assert logs.count(f"starting {r.folder}\n") == 1
+    assert logs.count(f"resuming {victim.folder}\n") == 1 and logs.count(f"resuming {runs[0].folder}\n") == 0
