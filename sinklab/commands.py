@@ -324,6 +324,15 @@ def _sweep(sub):
     p.add_argument("--torchrun", type=int, default=0, help="GPUs per run through torchrun (default: 0 = one process)")
     p.add_argument("--set", nargs="*", default=[],
                    help="extra key=value overrides for every run (e.g. train.steps=1000)")
+    p.add_argument("--launcher", choices=("local", "submitit"), default="local",
+                   help="local: this host's GPUs (default); submitit: one cluster job per run (pip install submitit)")
+    p.add_argument("--cluster", choices=("auto", "slurm", "local"), default="auto",
+                   help="--launcher submitit: SLURM, or jobs on this machine (auto: SLURM where sbatch exists)")
+    p.add_argument("--slurm-partition", default=None, help="--launcher submitit: the SLURM partition")
+    p.add_argument("--slurm-time", type=int, default=1440, help="--launcher submitit: minutes a job may run")
+    p.add_argument("--slurm-cpus", type=int, default=None, help="--launcher submitit: CPUs per job")
+    p.add_argument("--slurm-gpus", type=int, default=1,
+                   help="--launcher submitit: GPUs per job (with --torchrun N, the job's node gets N)")
     p.set_defaults(func=cmd_sweep)
     s = sub.add_parser("scorecard", help="compare a suite's runs with the paper's published numbers")
     s.add_argument("suite", help="suite name(s), comma-separated, or all")
@@ -351,9 +360,26 @@ def cmd_sweep(args):
 
     sweep(_suites_arg(args.suite), args.preset, args.out, args.data,
           only=args.only.split(",") if args.only else None, gpus=args.gpus, torchrun=args.torchrun,
-          extra=parse_overrides(args.set))
+          extra=parse_overrides(args.set), launcher=args.launcher, cluster=_cluster_options(args))
     print(f"done; `{scorecard_command(args)}` compares with the paper")
     return 0
+
+
+def _cluster_options(args):
+    """What `--launcher submitit` asks of the cluster (None for the local launcher)."""
+    if args.launcher != "submitit":
+        return None
+    import importlib.util
+
+    from .errors import SinklabError
+
+    if importlib.util.find_spec("submitit") is None:
+        raise SinklabError("--launcher submitit needs the submitit package: pip install 'sinklab[integrations]'")
+    from .experiments.launch import ClusterOptions
+
+    return ClusterOptions(cluster=None if args.cluster == "auto" else args.cluster, partition=args.slurm_partition,
+                          timeout_min=args.slurm_time, gpus_per_run=args.slurm_gpus, cpus_per_task=args.slurm_cpus,
+                          torchrun=args.torchrun)
 
 
 def scorecard_command(args) -> str:
@@ -370,10 +396,12 @@ def _check_sweep_args(args) -> None:
 
     if args.preset not in PRESETS:
         raise SinklabError(f"unknown --preset {args.preset!r}: use one of {', '.join(PRESETS)}")
-    for name in ("gpus", "torchrun"):
+    if getattr(args, "slurm_time", 1) < 1:
+        raise SinklabError(f"--slurm-time must be at least 1 minute (got {args.slurm_time})")
+    for name in ("gpus", "torchrun", "slurm_gpus", "slurm_cpus"):
         value = getattr(args, name, None)
         if value is not None and value < 0:
-            raise SinklabError(f"--{name} must be >= 0 (got {value})")
+            raise SinklabError(f"--{name.replace('_', '-')} must be >= 0 (got {value})")
 
 
 def cmd_scorecard(args):

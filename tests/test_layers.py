@@ -1,5 +1,5 @@
 """Imports point one way: errors, config -> data, model -> train, measure -> report -> experiments,
-stream -> cli. Every import counts, at module level or inside a function: a function-level import
+stream, integrations -> cli. Every import counts, at module level or inside a function: a function-level import
 only hides a circle from the interpreter, not from a reader."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ LAYERS = {
     1: ("data", "model", "kernels", "gguf_llama", "probes"),
     2: ("train", "measure", "load"),
     3: ("report",),
-    4: ("experiments", "stream"),
+    4: ("experiments", "stream", "integrations"),
     5: ("cli", "commands"),
 }
 RANK = {part: rank for rank, parts in LAYERS.items() for part in parts}

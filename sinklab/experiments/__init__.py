@@ -14,24 +14,13 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from ..errors import SinklabError
-
-
-@dataclass
-class Run:
-    suite: str
-    change: str
-    overrides: dict          # "model.x" / "train.x" -> value
-    paper: dict
-    setting: object
-    folder: Path
-    preset: str
+from .runs import Run, run_state, train_command
 
 
 def suite_names() -> list[str]:
@@ -96,48 +85,14 @@ def _unique(runs: list[Run]) -> list[Run]:
     return out
 
 
-def run_state(run: Run) -> str:
-    """done (its last checkpoint is at the last step and its metrics hold that step's Sink, which the
-    scorecard reads), partial (a checkpoint to resume from) or new (nothing to resume: whatever a run
-    killed before its first checkpoint left, or a finished run whose metrics are gone, is trained again)."""
-    from ..train.runs import checkpoints
-
-    found = checkpoints(run.folder)
-    if not found:
-        return "new"
-    try:
-        m = json.loads((found[0] / "sinklab.json").read_text())
-        finished = m["step"] >= m["train"]["steps"]
-    except (OSError, ValueError, KeyError):
-        return "partial"  # resuming passes over a checkpoint that does not load
-    if not finished:
-        return "partial"
-    return "done" if has_final_sink(run.folder / "metrics.jsonl", m["train"]["steps"]) else "new"
-
-
-def has_final_sink(metrics: Path, steps: int) -> bool:
-    """Whether a run's log holds the Sink measured at its last step (what "done" means to the scorecard)."""
-    from ..train.runs import read_metrics
-
-    if not metrics.is_file():
-        return False
-    try:
-        rows, _ = read_metrics(metrics)
-    except SinklabError:
-        return False
-    return any(r.get("step") == steps and r.get("sink_1") is not None for r in rows)
-
-
-def _cmd(run: Run) -> list[str]:
-    args = [f"{k}={json.dumps(v) if isinstance(v, (list, dict, bool)) or v is None else v}"
-            for k, v in {**run.overrides, "train.out": str(run.folder)}.items()]
-    return [sys.executable, "-m", "sinklab.cli", "train", run.preset, *args,
-            "--resume" if run_state(run) == "partial" else "--overwrite"]
+LAUNCHERS = ("local", "submitit")
 
 
 def sweep(suite_names_: list[str], preset: str, out: str, data: str, only=None, gpus: int | None = None,
-          torchrun: int = 0, extra: dict | None = None, progress: bool = True) -> list[Run]:
-    """Run what is missing: skip finished runs, resume interrupted ones, one run per GPU if several."""
+          torchrun: int = 0, extra: dict | None = None, progress: bool = True, launcher: str = "local",
+          cluster=None) -> list[Run]:
+    """Run what is missing: skip finished runs, resume interrupted ones, one run per GPU if several.
+    launcher="submitit": one cluster job per run instead (`cluster`: launch.ClusterOptions)."""
     import torch
 
     from ..report import write_results
@@ -146,13 +101,19 @@ def sweep(suite_names_: list[str], preset: str, out: str, data: str, only=None, 
 
     from ..data.shards import open_split
 
+    if launcher not in LAUNCHERS:
+        raise SinklabError(f"unknown --launcher {launcher!r}: use one of {', '.join(LAUNCHERS)}")
     open_split(data, "train")  # a bad --data is one error before the first run, not after it
     runs = plan(suite_names_, preset, Path(out), data, only, extra)  # every config validated here
     todo = [r for r in _unique(runs) if run_state(r) != "done"]
     print(f"{len(_unique(runs))} distinct runs in {', '.join(suite_names_)} at preset {preset}: "
           f"{len(_unique(runs)) - len(todo)} done, {len(todo)} to run")
     n_gpus = torch.cuda.device_count() if gpus is None else gpus
-    if torchrun or n_gpus > 1:
+    if launcher == "submitit":
+        from .launch import ClusterOptions, submit_runs
+
+        submit_runs(todo, Path(out), cluster or ClusterOptions(torchrun=torchrun))
+    elif torchrun or n_gpus > 1:
         _run_parallel(todo, preset, n_gpus, torchrun)
     else:
         for i, r in enumerate(todo, 1):
@@ -177,7 +138,7 @@ def _run_parallel(todo: list[Run], preset: str, n_gpus: int, torchrun: int) -> N
             if i not in active and queue:
                 r = queue.pop(0)
                 r.folder.mkdir(parents=True, exist_ok=True)
-                cmd = _cmd(r)
+                cmd = train_command(r)
                 if torchrun:
                     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={per}",
                            "-m", "sinklab.cli", *cmd[3:]]

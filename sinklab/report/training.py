@@ -52,6 +52,24 @@ def sink_and_loss_figure(runs: dict[str, list[dict]], path: Path) -> Path:
     return _save(draw_sink_and_loss(runs), path)
 
 
+def draw_sink_against_step(rows: list[dict]):
+    """Sink_1 and the largest Sink_k against step, from tracked rows (sinks.jsonl)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    steps = [r["step"] for r in rows]
+    ax.plot(steps, [r["sink_1"] for r in rows], marker="o", ms=3, label="Sink_1")
+    ax.plot(steps, [r["largest_sink"] for r in rows], marker="s", ms=3, ls="--", label="largest Sink_k")
+    percent_axis(ax, "Sink (%)")
+    ax.set_xlabel("step")
+    integer_ticks(ax.xaxis)
+    ax.set_title("Sink against training step")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def sink_against_step_figure(rows: list[dict], path: Path) -> Path:
+    return _save(draw_sink_against_step(rows), path)
+
+
 def measure_final_checkpoint(run: Path) -> Path | None:
     """`sinklab measure` of the run's last complete checkpoint on the probe its trainer used, written to
     run/final_measure (tables, figures, report.html). A finished run's trainer wrote it already at its
