@@ -31,7 +31,7 @@ def write_json(obj, path: Path) -> None:
 
 
 def write_results(result, out: Path, figures: bool = True) -> Path:
-    """summary.json, sweep.csv, heads.csv, layers.csv, figures/*.png and report.html under `out`.
+    """summary.json, sweep.csv, heads.csv, layers.csv, sink_tokens.csv, figures/*.png and report.html under `out`.
 
     Tables are written first, so a failure while drawing keeps them.
     """
@@ -40,6 +40,7 @@ def write_results(result, out: Path, figures: bool = True) -> Path:
     write_csv(result.sweep, out / "sweep.csv")
     write_csv(result.heads, out / "heads.csv")
     write_csv(result.layers, out / "layers.csv")
+    write_csv(getattr(result, "sink_tokens", []), out / "sink_tokens.csv")
     if figures:
         figs = plots.measurement_figures(result, out / "figures")
         write_html(result, figs, out / "report.html")
@@ -90,6 +91,8 @@ def summary_text(result) -> str:
 CSV_TABLES = {"sweep.csv": "Sink_k and mean alpha_k for every T, eps and position",
               "heads.csv": "every (layer, head, position): mean alpha and the share of samples above each eps",
               "layers.csv": "per layer: norm ratios, q.k angles and norms, mean alpha_1",
+              "sink_tokens.csv": "by token id: position 1, then every later token that is a sink (share of heads, "
+                                 "mean alpha, positions)",
               "summary.json": "everything above, machine-readable"}
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
