@@ -138,12 +138,7 @@ def _stream(sub):
                    help="--eval: tokens each policy's cache holds (default: 256)")
     p.add_argument("--sink-from-measure", default=None,
                    help="a `sinklab measure` results folder: keep tokens up to its largest-sink position")
-    p.add_argument("--keep-sink-tokens", default=None, metavar="SOURCE",
-                   help="--eval: also score policy 'keep': the sink cache keeps evicted tokens of these ids in "
-                        "--keep-slots slots of the same cache size; SOURCE is a `sinklab measure` folder (its "
-                        "sink_tokens.csv's named later tokens) or comma-separated token ids")
-    p.add_argument("--keep-slots", type=int, default=4,
-                   help="with --keep-sink-tokens: cache slots for kept tokens, taken from the window (default: 4)")
+    _keep_args(p)
     p.add_argument("--tokens", type=int, default=20000,
                    help="--eval: tokens scored, split over --streams (default: 20000)")
     p.add_argument("--streams", type=int, default=1,
@@ -168,6 +163,15 @@ def _stream(sub):
                    help="--eval: a file that is not UTF-8: stop with its byte offset (strict), or read it with "
                         "replacement characters (default: strict)")
     p.set_defaults(func=cmd_stream)
+
+
+def _keep_args(p) -> None:
+    p.add_argument("--keep-sink-tokens", default=None, metavar="SOURCE",
+                   help="--eval: also score policy 'keep': the sink cache keeps evicted tokens of these ids in "
+                        "--keep-slots slots of the same cache size; SOURCE is a `sinklab measure` folder (its "
+                        "sink_tokens.csv's named later tokens) or comma-separated token ids")
+    p.add_argument("--keep-slots", type=int, default=4,
+                   help="with --keep-sink-tokens: cache slots for kept tokens, taken from the window (default: 4)")
 
 
 def _read_text(path: str, errors: str = "strict") -> str:
