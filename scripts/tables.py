@@ -615,6 +615,20 @@ def stream_smollm2(folder):
     return md(["policy", "perplexity past the first 256 tokens", "perplexity on the recompute positions"], rows), []
 
 
+@table("keep_sink_tokens", "EXPERIMENTS.md", EXP / "keep_sink_tokens")
+def keep_sink_tokens(folder):
+    """Per cache size: the window, the plain sink cache and the one that keeps the later sink tokens."""
+    label = {"window": "window only", "sink": "4 sinks + window", "keep": "4 sinks + {slots} kept + window"}
+    rows = []
+    for run in sorted(folder.glob("cache*/stream.json"), key=lambda p: int(p.parent.name[5:])):
+        d = json.loads(run.read_text())
+        slots = (d.get("keep_sink_tokens") or {}).get("slots")
+        for p in d["policies"]:
+            rows.append([d["cache_size"], label[p["policy"]].format(slots=slots), f"{p['ppl_all']:.3f}",
+                         f"{p['ppl_past_cache']:.3f}"])
+    return md(["cache", "policy", "perplexity, all tokens", "perplexity past the first cache"], rows), []
+
+
 # ---------------------------------------------------------------- the command line
 
 def doc_tables(doc):

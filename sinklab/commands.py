@@ -140,6 +140,7 @@ def _stream(sub):
                    help="--eval: tokens each policy's cache holds (default: 256)")
     p.add_argument("--sink-from-measure", default=None,
                    help="a `sinklab measure` results folder: keep tokens up to its largest-sink position")
+    _keep_args(p)
     p.add_argument("--tokens", type=int, default=20000,
                    help="--eval: tokens scored, split over --streams (default: 20000)")
     p.add_argument("--streams", type=int, default=1,
@@ -147,7 +148,8 @@ def _stream(sub):
     p.add_argument("--recompute-stride", type=int, default=32,
                    help="--eval: score every k-th token by recomputation (default: 32)")
     p.add_argument("--policies", default="full,window,sink,recompute",
-                   help="--eval: comma-separated, from full, window, sink, recompute (default: all four)")
+                   help="--eval: comma-separated, from full, window, sink, recompute, keep (default: the first "
+                        "four; --keep-sink-tokens adds keep)")
     p.add_argument("--max-new-tokens", type=int, default=100, help="--prompt: tokens to generate (default: 100)")
     p.add_argument("--temperature", type=float, default=0.0,
                    help="--prompt: sampling temperature, 0 = greedy (default: 0)")
@@ -164,6 +166,15 @@ def _stream(sub):
                         "replacement characters (default: strict)")
     p.add_argument("--overwrite", action="store_true", help="--eval: replace results already in --out")
     p.set_defaults(func=cmd_stream)
+
+
+def _keep_args(p) -> None:
+    p.add_argument("--keep-sink-tokens", default=None, metavar="SOURCE",
+                   help="--eval: also score policy 'keep': the sink cache keeps evicted tokens of these ids in "
+                        "--keep-slots slots of the same cache size; SOURCE is a `sinklab measure` folder (its "
+                        "sink_tokens.csv's named later tokens) or comma-separated token ids")
+    p.add_argument("--keep-slots", type=int, default=4,
+                   help="with --keep-sink-tokens: cache slots for kept tokens, taken from the window (default: 4)")
 
 
 def _read_text(path: str, errors: str = "strict") -> str:
@@ -231,6 +242,45 @@ def _sinks_from_measure(folder: str) -> int:
     return n_sink
 
 
+def _keep_ids(args, n_sink: int) -> list[int] | None:
+    """The token ids --keep-sink-tokens names: a measurement's named later sink tokens, or a list of ids."""
+    import csv
+    from pathlib import Path
+
+    from .errors import SinklabError
+    from .measure import sink_tokens
+
+    if args.keep_sink_tokens is None:
+        return None
+    if args.eval is None:
+        raise SinklabError("--keep-sink-tokens works with --eval (it keeps tokens as they stream one a step)")
+    if args.keep_slots < 1 or n_sink + args.keep_slots >= args.cache_size:
+        raise SinklabError(f"--keep-slots {args.keep_slots} must be at least 1 and leave a window in "
+                           f"--cache-size {args.cache_size} beside {n_sink} sinks")
+    source = Path(args.keep_sink_tokens)
+    if source.is_dir():
+        table = source / "sink_tokens.csv"
+        if not table.exists():
+            raise SinklabError(f"--keep-sink-tokens: {table} does not exist (measure with this sinklab first)")
+        with open(table, newline="") as f:
+            rows = sink_tokens.named(list(csv.DictReader(f)))
+        if not rows:
+            raise SinklabError(f"--keep-sink-tokens: {table} names no later sink token (>= "
+                               f"{sink_tokens.MIN_HEAD_SHARE:g} % of heads over >= {sink_tokens.MIN_OCCURRENCES} "
+                               "occurrences)")
+        print("keeping evicted sink tokens " + ", ".join(f"{r['token']} ({r['token_id']})" for r in rows)
+              + f" in {args.keep_slots} slots (from {table})")
+        return [int(r["token_id"]) for r in rows]
+    try:
+        ids = [int(x) for x in args.keep_sink_tokens.split(",") if x.strip()]
+    except ValueError:
+        raise SinklabError(f"--keep-sink-tokens {args.keep_sink_tokens!r} is neither a measurement folder nor "
+                           "comma-separated token ids") from None
+    if not ids or min(ids) < 0:
+        raise SinklabError(f"--keep-sink-tokens {args.keep_sink_tokens!r}: give token ids >= 0")
+    return ids
+
+
 def cmd_stream(args):
     from . import stream
     from .errors import SinklabError
@@ -239,7 +289,11 @@ def cmd_stream(args):
 
     n_sink = _sinks_from_measure(args.sink_from_measure) if args.sink_from_measure else args.n_sink
     window = _stream_sizes(args, n_sink)
-    policies = [p for p in args.policies.split(",") if p]
+    keep_ids = _keep_ids(args, n_sink)
+    policies = [p for p in args.policies.split(",") if p] + (["keep"] if keep_ids else [])
+    policies = list(dict.fromkeys(policies))
+    if "keep" in policies and not keep_ids:
+        raise SinklabError("policy 'keep' needs --keep-sink-tokens (the token ids to keep)")
     bad = [p for p in policies if p not in stream.POLICIES]
     if bad or not policies:
         raise SinklabError(f"unknown policy {bad[0] if bad else args.policies!r}: use {', '.join(stream.POLICIES)}")
@@ -263,7 +317,8 @@ def cmd_stream(args):
     import torch
 
     batch = torch.tensor(ids[: per * args.streams]).view(args.streams, per)
-    result = stream.perplexity(sm, batch, n_sink + window, n_sink, policies, args.recompute_stride, decode=args.decode)
+    result = stream.perplexity(sm, batch, n_sink + window, n_sink, policies, args.recompute_stride, decode=args.decode,
+                               keep_ids=keep_ids, keep_slots=args.keep_slots)
     _write_stream_results(args, loaded.name, result, n_sink, per)
     return 0
 
@@ -297,6 +352,8 @@ def _write_stream_files(out, args, model_name: str, result: dict, rows: list, n_
 
     write_json({"model": model_name, "file": args.eval, "tokens": per * args.streams, "streams": args.streams,
                 "cache_size": result["cache_size"], "n_sink": n_sink, "policies": rows,
+                "keep_sink_tokens": ({"ids": result["keep_ids"], "slots": result["keep_slots"]}
+                                     if result.get("keep_ids") else None),
                 "tokens_per_s_by_position": result["tokens_per_s_by_position"],
                 "mean_nll_by_position": {k: [round(x, 4) for x in v.nanmean(0).tolist()]
                                          for k, v in result["nll"].items()}}, out / "stream.json")

@@ -51,6 +51,9 @@ class _PreRopeLayer(DynamicLayer):
             self.keys = torch.cat([self.keys[:, :, :start], self.keys[:, :, length - recent:]], dim=-2)
             self.values = torch.cat([self.values[:, :, :start], self.values[:, :, length - recent:]], dim=-2)
 
+    def select(self, index: list[int]) -> None:
+        self.keys, self.values = self.keys[:, :, index], self.values[:, :, index]
+
 
 class StartRecentCache(Cache):
     def __init__(self, model, start: int, recent: int):
@@ -66,17 +69,45 @@ class StartRecentCache(Cache):
             layer.evict(self.start, self.recent)
 
 
+class KeepCache(StartRecentCache):
+    """The same, but an evicted token whose id is in `keep` joins up to `slots` kept tokens (the oldest
+    leaves first), cached between the start and the recent ones: [start] + [kept] + [recent]."""
+
+    def __init__(self, model, start: int, recent: int, keep, slots: int):
+        super().__init__(model, start, recent)
+        self.keep, self.slots = set(keep), slots
+        self.cols, self.kept = [], []  # stream columns of the cached entries, of the kept ones
+
+    def evict_after(self, ids: list[int]) -> None:
+        self.cols.append(len(ids) - 1)
+        window = self.cols[self.start + len(self.kept):]
+        if len(window) <= self.recent:
+            return
+        gone, window = window[0], window[1:]
+        if ids[gone] in self.keep:
+            self.kept = (self.kept + [gone])[-self.slots:]
+        order = self.cols[:self.start] + self.kept + window
+        index = [self.cols.index(c) for c in order]
+        for layer in self.layers:
+            layer.select(index)
+        self.cols = order
+
+
 @torch.inference_mode()
-def reference_nll(model, ids: torch.Tensor, start: int, recent: int) -> torch.Tensor:
-    """NLL (T-1,) of each next token of one stream `ids` (1, T) under StreamingLLM's procedure."""
-    cache = StartRecentCache(model, start, recent)
+def reference_nll(model, ids: torch.Tensor, start: int, recent: int, keep=None, slots: int = 0) -> torch.Tensor:
+    """NLL (T-1,) of each next token of one stream `ids` (1, T) under StreamingLLM's procedure (with `keep`,
+    evicted tokens of those ids kept in `slots` more entries)."""
+    cache = StartRecentCache(model, start, recent) if keep is None else KeepCache(model, start, recent, keep, slots)
     key = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     nll = torch.empty(ids.shape[1] - 1, dtype=torch.float64)
     for t in range(ids.shape[1] - 1):
         position = torch.tensor([[cache.get_seq_length()]], device=ids.device)
         logits = model(input_ids=ids[:, t:t + 1], position_ids=position, use_cache=True, **{key: cache}).logits
         nll[t] = -torch.log_softmax(logits[0, -1].double(), dim=-1)[ids[0, t + 1]]
-        cache.evict()
+        if keep is None:
+            cache.evict()
+        else:
+            cache.evict_after(ids[0, :t + 1].tolist())
     return nll
 
 

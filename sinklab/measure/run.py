@@ -14,7 +14,7 @@ import torch
 from ..errors import SinklabError
 from ..tokens import check_token_ids
 from ..kernels import attention_sums
-from . import capture, metrics, probes
+from . import capture, metrics, probes, sink_tokens
 
 DEFAULT_T = 64
 DEFAULT_EPS = 0.3
@@ -44,8 +44,10 @@ class _Accumulator:
     diag_sum: dict = field(default_factory=dict)  # name -> (L,) weighted by samples
     attention_maps: torch.Tensor | None = None    # (L, H, T, T) of sample 0
     passes: dict = field(default_factory=dict)    # capture index -> (model layer, pass), for shared blocks
+    tokens_first: sink_tokens.TokenSums | None = None  # by token id, position 1 (on the device until to_host)
+    tokens_later: sink_tokens.TokenSums | None = None  # by token id, positions 2..T/2
 
-    def add(self, rec: capture.AttentionRecorder) -> None:
+    def add(self, rec: capture.AttentionRecorder, ids: torch.Tensor | None = None) -> None:
         layers = sorted(rec.layers)
         caps = [rec.layers[l] for l in layers]
         if not self.passes:
@@ -60,11 +62,23 @@ class _Accumulator:
         for e, eps in enumerate(self.eps):
             self.exceed[e] += (alpha > eps).sum(0)
         self.first_k.append(alpha[..., : self.K].float().cpu())
+        if ids is not None:
+            self._add_tokens(alpha, ids)
         self._add_variants(rec, caps)
         self._add_diagnostics(rec, caps, B)
         if self.attention_maps is None and caps[0].attention_map is not None:
             self.attention_maps = torch.stack([c.attention_map.cpu() for c in caps])
         self.n += B
+
+    def _add_tokens(self, alpha: torch.Tensor, ids: torch.Tensor) -> None:
+        """Sums keyed by token id, where alpha lives (see sink_tokens: position 1 apart, later up to T/2)."""
+        if self.tokens_first is None:
+            self.tokens_first = sink_tokens.empty(len(self.eps), self.T, alpha.device)
+            self.tokens_later = sink_tokens.empty(len(self.eps), self.T, alpha.device)
+        last = max(1, self.T // 2)
+        self.tokens_first = sink_tokens.add_batch(self.tokens_first, alpha[..., :1], ids[:, :1], self.eps, first=1)
+        self.tokens_later = sink_tokens.add_batch(self.tokens_later, alpha[..., 1:last], ids[:, 1:last], self.eps,
+                                                  first=2)
 
     def _add_variants(self, rec: capture.AttentionRecorder, caps: list) -> None:
         """What only some attentions record: mask-aware alpha, NSA branches, raw weights, added keys."""
@@ -105,6 +119,8 @@ class _Accumulator:
         self.exceed_by_position = self.exceed.double().mean(dim=(1, 2)).cpu()   # (E, T)
         self.alpha_by_position = self.alpha_sum.mean(dim=(0, 1)).cpu()          # (T,)
         self.alpha_sum, self.exceed = self.alpha_sum[..., : self.K].cpu(), self.exceed[..., : self.K].cpu()
+        if self.tokens_first is not None:
+            self.tokens_first, self.tokens_later = self.tokens_first.to("cpu"), self.tokens_later.to("cpu")
         return self
 
 
@@ -119,6 +135,7 @@ class MeasureResult:
     alpha1: torch.Tensor                   # (L, H) mean alpha_1 at the first T
     sink_by_position: torch.Tensor         # (T,) Sink_k for every k at the first T and eps
     attention_maps: torch.Tensor | None    # (L, H, T, T) of one sample at the first T, if kept
+    sink_tokens: list[dict] = field(default_factory=list)  # by token id at the first T (sink_tokens.csv)
 
     @property
     def sink_1(self) -> float:
@@ -249,7 +266,7 @@ def _accumulate(loaded, inputs: dict, epss, batch_size: int, K: int, keep_map_up
             if acc is None:
                 n_heads = next(iter(recorder.layers.values())).alpha.shape[1]
                 acc = _Accumulator(len(recorder.layers), n_heads, t, epss, min(K, t))
-            acc.add(recorder)
+            acc.add(recorder, ids[b0:b0 + batch_size])
             bar.update(1)
         accs[t] = acc.to_host()
     bar.close()
@@ -320,9 +337,35 @@ def _tabulate(loaded, probe, bos, accs, epss, load_s, measure_s, device, dtype, 
               "wall_time_s": round(load_s + measure_s, 3)}
     run = {"device": device, "dtype": dtype, "seed": seed, **timing}
     summary = _summary(loaded, base, f, sweep, list(accs), epss, run)
+    token_table = _token_rows(acc, epss, _token_decoder(loaded))
+    summary["sink_tokens"] = _token_summary(token_table, first_T)
     return MeasureResult(summary=summary, sweep=sweep, heads=heads, layers=layers_rows,
                          alpha1=(acc.alpha_sum[..., 0] / acc.n).float(),
-                         sink_by_position=f["sink_all"][0].float(), attention_maps=acc.attention_maps)
+                         sink_by_position=f["sink_all"][0].float(), attention_maps=acc.attention_maps,
+                         sink_tokens=token_table)
+
+
+def _token_decoder(loaded):
+    """id -> text through the loaded HF tokenizer, or None (the table then names ids only)."""
+    tok = getattr(loaded, "hf_tokenizer", None)
+    return None if tok is None else (lambda i: tok.decode([i]))
+
+
+def _token_rows(acc: _Accumulator, epss, decode) -> list[dict]:
+    """sink_tokens.csv: position 1 as one row, then every later token id that is a sink at least once."""
+    if acc.tokens_first is None:
+        return []
+    heads = acc.n_layers * acc.n_heads
+    return ([sink_tokens.first_row(acc.tokens_first, heads, epss, decode)]
+            + sink_tokens.token_rows(acc.tokens_later, heads, epss, "later", decode))
+
+
+def _token_summary(rows: list[dict], T: int) -> dict | None:
+    """summary.json's `sink_tokens`: the line, position 1 and the top later tokens (the CSV has them all)."""
+    if not rows:
+        return None
+    return {"line": sink_tokens.summary_line(rows[0], rows[1:]), "searched": f"2 <= k <= T/2 = {max(1, T // 2)}",
+            "first": rows[0], "top": rows[1:11]}
 
 
 def _reduce(t: int, acc: _Accumulator) -> dict:
@@ -481,6 +524,8 @@ def format_summary(result: MeasureResult) -> str:
                      f"row mass median {u['row_mass']['median']:.3f}")
     ls = s["largest_sink"]
     lines.append(f"largest Sink at position {ls['position']} ({ls['sink_pct']:.1f} %, {ls['searched']})")
+    if s.get("sink_tokens"):
+        lines.append(f"{s['sink_tokens']['line']} (by token id, {s['sink_tokens']['searched']})")
     if len(s["Ts"]) > 1 or len(s["eps_values"]) > 1:
         lines.append("")
         lines.append("Sink_1 (%)   " + "  ".join(f"eps={e:<4g}" for e in s["eps_values"]))

@@ -35,7 +35,7 @@ def write_json(obj, path: Path) -> None:
 
 
 def write_results(result, out: str | os.PathLike, figures: bool = True, overwrite: bool = False) -> Path:
-    """summary.json, sweep.csv, heads.csv, layers.csv, figures/*.png and report.html under `out`.
+    """summary.json, sweep.csv, heads.csv, layers.csv, sink_tokens.csv, figures/*.png and report.html under `out`.
 
     A folder that already holds a measurement (summary.json) is replaced only with `overwrite`. Everything
     is written beside `out` first and then moved into place, tables before figures: a failure while
@@ -47,6 +47,7 @@ def write_results(result, out: str | os.PathLike, figures: bool = True, overwrit
         write_csv(result.sweep, staging / "sweep.csv")
         write_csv(result.heads, staging / "heads.csv")
         write_csv(result.layers, staging / "layers.csv")
+        write_csv(getattr(result, "sink_tokens", []), staging / "sink_tokens.csv")
         if figures:
             figs = plots.measurement_figures(result, staging / "figures")
             write_html(result, figs, staging / "report.html")
@@ -97,6 +98,8 @@ def summary_text(result) -> str:
 CSV_TABLES = {"sweep.csv": "Sink_k and mean alpha_k for every T, eps and position",
               "heads.csv": "every (layer, head, position): mean alpha and the share of samples above each eps",
               "layers.csv": "per layer: norm ratios, q.k angles and norms, mean alpha_1",
+              "sink_tokens.csv": "by token id: position 1, then every later token that is a sink (share of heads, "
+                                 "mean alpha, positions)",
               "summary.json": "everything above, machine-readable"}
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}

@@ -182,6 +182,34 @@ def strongest_heads(attention_maps, alpha1, path: Path, count: int = 4) -> Path:
     return path
 
 
+def _token_label(row: dict) -> str:
+    name = row["token"] or f"id {row['token_id']}"
+    if row["where"] == "first":
+        return "position 1"
+    return f"{name[:14]}  ({row['position_min']}-{row['position_max']}, n={row['occurrences']})"
+
+
+def draw_sink_tokens(rows: list[dict], eps: float, count: int = 12):
+    """Share of heads in which each token is a sink: position 1, then the later tokens with the most
+    sink (occurrence, head) pairs, labelled with their position range and occurrences."""
+    shown = rows[:1] + rows[1:count + 1]
+    fig, ax = plt.subplots(figsize=(7, 0.32 * len(shown) + 1.4))
+    y = np.arange(len(shown))
+    colours = ["#aa3377" if r["where"] == "first" else "#4477aa" for r in shown]
+    bars = ax.barh(y, [r["head_share_pct"] for r in shown], color=colours)
+    ax.bar_label(bars, fmt="%.1f", padding=2, fontsize=7)  # a later sink of 5 % is a sliver beside position 1
+    ax.set_yticks(y, [_token_label(r) for r in shown], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel(f"share of (layer, head) pairs with alpha > {eps:g} (%)")
+    ax.set_title("sink tokens by identity (labels: positions, occurrences)")
+    return fig
+
+
+def sink_tokens_figure(rows: list[dict], eps: float, path: Path) -> Path:
+    return _save(draw_sink_tokens(rows, eps), path)
+
+
 def measurement_figures(result, folder: Path) -> dict[str, Path]:
     s = result.summary
     figs = {
@@ -192,6 +220,9 @@ def measurement_figures(result, folder: Path) -> dict[str, Path]:
         "Sink_1 against T": sink_vs_T(result.sweep, folder / "sink_vs_T.png"),
         f"Norms and angles by layer (T={s['T']})": norms_by_layer(result.layers, s["T"], folder / "norms_by_layer.png"),
     }
+    if getattr(result, "sink_tokens", None):
+        figs["Sink tokens by identity"] = sink_tokens_figure(result.sink_tokens, s["eps"],
+                                                             folder / "sink_tokens.png")
     if result.attention_maps is not None:
         figs[heads_heading(result.alpha1, s["eps"])] = strongest_heads(
             result.attention_maps, result.alpha1, folder / "strongest_heads.png")

@@ -56,9 +56,11 @@ def left_padding(positions: torch.Tensor) -> int:
 class Ring:
     """Slot bookkeeping shared by every sink layer: where the next token goes and how far each slot turns."""
 
-    def __init__(self, n_sink: int, window: int, static: bool, freqs: list | None = None):
+    def __init__(self, n_sink: int, window: int, static: bool, freqs: list | None = None, kept=None):
         self.n_sink, self.window, self.static = n_sink, window, static
         self.freqs = freqs or []  # the distinct rotary frequencies of the sink layers (float64)
+        self.kept = kept  # KeptTokens: later sink tokens kept past the ring, or None
+        self.token_hint = None  # token ids of the step about to run (B, 1), which kept tokens need
         self.ready = False
         self.seen_int = 0  # tokens seen, kept as a Python int only when not static (it would recompile)
         self.position_hint = None  # positions of the step about to run, set by sinklab's own loop
@@ -66,7 +68,7 @@ class Ring:
     def allocate(self, batch: int, pad: int, device, dtype=torch.float32) -> None:
         self.pad, self.head = pad, pad + self.n_sink
         self.ring_len = self.window + 1
-        self.size = self.head + self.ring_len
+        self.size = self.head + self.ring_len + (self.kept.slots if self.kept else 0)
         self.seen = torch.zeros((), dtype=torch.long, device=device)
         self.write = torch.zeros(1, dtype=torch.long, device=device)
         self.slot_pos = torch.zeros(batch, self.size, dtype=torch.long, device=device)
@@ -76,7 +78,14 @@ class Ring:
         self.cos = [torch.zeros(batch, 1, self.size, 2 * f.numel(), dtype=dtype, device=device) for f in self.freqs]
         self.sin = [torch.zeros_like(c) for c in self.cos]
         _mark_static(self.seen, self.write, self.slot_pos, self.slot_col, self.turn, *self.cos, *self.sin)
+        if self.kept:
+            self.kept.allocate(self, batch, device)
         self.ready = True
+
+    @property
+    def capacity(self) -> int:
+        """Slots before any padding: sinks, the window, the next token's slot and the kept tokens'."""
+        return self.n_sink + self.window + 1 + (self.kept.slots if self.kept else 0)
 
     def seen_now(self) -> int:
         return int(self.seen) if self.static else self.seen_int
@@ -98,11 +107,19 @@ class Ring:
         seen = self.seen
         write = self.slots_of(seen.view(1))
         self.write.copy_(write)
+        if self.kept:  # the eviction was handled by kept.evict before the step; note the new token's id
+            self.kept.tokens.index_copy_(1, write, self._tokens().to(write.device).long().view(-1, 1))
         self.slot_pos.index_copy_(1, write, pos)
         self.slot_col.index_copy_(0, write, seen.view(1))
         query = seen.clamp(max=self.size - 1)  # the new token's position inside the cache
+        if self.kept:  # the kept tokens so far sit between the sinks and the window
+            kept = self.kept.count.clamp(max=self.kept.slots).view(-1, 1)
+            query = seen.clamp(max=self.head + self.ring_len - 1) + kept
         index = torch.arange(self.size, device=seen.device)
         inside = torch.where(index < self.head, index, query - (seen - self.slot_col))
+        if self.kept:
+            ring_part = inside[..., : self.kept.base].expand(pos.shape[0], -1)
+            inside = torch.cat([ring_part, self.kept.inside(self, query)], dim=1)
         self.turn.copy_(pos - query + inside - self.slot_pos)
         for freq, cos, sin in zip(self.freqs, self.cos, self.sin):
             angle = self.turn.to(torch.float64)[:, None, :, None] * freq
@@ -112,8 +129,17 @@ class Ring:
         if not self.static:
             self.seen_int += 1
 
+    def _tokens(self) -> torch.Tensor:
+        if self.token_hint is None:
+            raise SinklabError("keeping sink tokens needs each step's token ids: stream through "
+                               "sinklab.stream.Streamer (sinklab stream --eval)")
+        return self.token_hint
+
     def advance_chunk(self, pos: torch.Tensor) -> dict:
         """Several tokens at once (a prompt): the live slots in column order, their turns, and where the new go."""
+        if self.kept:
+            raise SinklabError("keeping sink tokens needs one token a step (sinklab.stream.Streamer); "
+                               "a prompt of several tokens would evict them unseen")
         seen, length = self.seen_now(), pos.shape[-1]
         device = self.seen.device
         columns = torch.cat([torch.arange(min(seen, self.head), device=device),
@@ -129,6 +155,68 @@ class Ring:
         self.seen.add_(length)
         self.seen_int += length
         return {"order": order, "turn": turn, "kept": kept, "slots": slots}
+
+
+class KeptTokens:
+    """Later sink tokens, kept in `slots` slots past the ring when the window evicts them.
+
+    They are named by token id beforehand (e.g. the `later` rows of `sinklab measure`'s sink_tokens.csv):
+    attention weights are never read at stream time, so SDPA, CUDA graphs and compiled steps stay as they
+    are, and the rule is the measurement's, not a guess made on the fly. When the slots are full the oldest
+    kept token gives way. Kept tokens sit just before the window inside the cache, in stream order; a slot
+    not yet filled is masked out through the step's attention mask (`valid`)."""
+
+    def __init__(self, ids, slots: int):
+        self.ids = sorted({int(i) for i in ids})
+        if not self.ids or min(self.ids) < 0:
+            raise SinklabError(f"keeping sink tokens needs one or more token ids >= 0 (got {list(ids)})")
+        if not isinstance(slots, int) or slots < 1:
+            raise SinklabError(f"kept sink-token slots must be at least 1 (got {slots})")
+        self.slots = slots
+
+    def allocate(self, ring: Ring, batch: int, device) -> None:
+        self.base = ring.head + ring.ring_len
+        self.table = torch.zeros(max(self.ids) + 1, dtype=torch.bool, device=device)
+        self.table[self.ids] = True
+        self.tokens = torch.full((batch, ring.size), -1, dtype=torch.long, device=device)  # id in each ring slot
+        self.col = torch.full((batch, self.slots), -1, dtype=torch.long, device=device)   # column of each kept
+        self.count = torch.zeros(batch, dtype=torch.long, device=device)
+        self.valid = torch.ones(batch, ring.size, dtype=torch.long, device=device)
+        self.valid[:, self.base:] = 0
+        self.flag = torch.zeros(batch, dtype=torch.bool, device=device)
+        self.target = torch.full((batch,), self.base, dtype=torch.long, device=device)
+        _mark_static(self.tokens, self.col, self.count, self.valid, self.flag, self.target)
+
+    def evict(self, ring: Ring) -> torch.Tensor:
+        """Before a step: flag the rows whose token in the slot the new one takes (the one the window evicts)
+        is kept, and copy its bookkeeping into the oldest kept slot (each layer's `move` copies its key and
+        value). Returns the kept count per row (B, 1): the new token's position inside the cache is
+        n_sink + kept + window."""
+        write = ring.slots_of(ring.seen.view(1))
+        old = self.tokens.index_select(1, write).squeeze(1)
+        known = (old >= 0) & (old < self.table.numel())
+        self.flag.copy_(known & self.table[old.clamp(0, self.table.numel() - 1)])
+        self.target.copy_(self.base + self.count % self.slots)
+        t, j, f = self.target.unsqueeze(1), (self.target - self.base).unsqueeze(1), self.flag.unsqueeze(1)
+        ring.slot_pos.scatter_(1, t, torch.where(f, ring.slot_pos.index_select(1, write), ring.slot_pos.gather(1, t)))
+        self.col.scatter_(1, j, torch.where(f, ring.seen - ring.ring_len, self.col.gather(1, j)))
+        self.valid.scatter_(1, t, self.valid.gather(1, t) | f.long())
+        self.count.add_(self.flag.long())
+        return self.count.clamp(max=self.slots).view(-1, 1)
+
+    def move(self, keys: torch.Tensor, values: torch.Tensor, write: torch.Tensor) -> None:
+        """Copy one layer's flagged evicted key and value into their kept slot (others rewrite what is there)."""
+        flag = self.flag.view(-1, 1, 1, 1)
+        for buf in (keys, values):
+            idx = self.target.view(-1, 1, 1, 1).expand(buf.shape[0], buf.shape[1], 1, buf.shape[3])
+            buf.scatter_(2, idx, torch.where(flag, buf.index_select(2, write), buf.gather(2, idx)))
+
+    def inside(self, ring: Ring, query: torch.Tensor) -> torch.Tensor:
+        """(B, slots) positions inside the cache of the kept tokens: in stream order, just before the window."""
+        valid = self.col >= 0
+        rank = ((self.col.unsqueeze(1) < self.col.unsqueeze(2)) & valid.unsqueeze(1)).sum(-1)
+        before = query - ring.window - valid.sum(-1, keepdim=True)
+        return torch.where(valid, before + rank, torch.zeros_like(rank))
 
 
 def _positions(kwargs: dict, ring: Ring, key_states: torch.Tensor) -> torch.Tensor:
@@ -174,7 +262,7 @@ class SinkLayer(CacheLayerMixin):
         pos = _positions(kwargs, ring, key_states)
         if not ring.ready:
             pad = left_padding(pos) if key_states.shape[-2] > 1 else 0
-            if self.sliding_window is not None and pad + ring.n_sink + ring.window + 1 > self.sliding_window:
+            if self.sliding_window is not None and pad + ring.capacity > self.sliding_window:
                 raise SinklabError(f"left padding of {pad} tokens makes the sink cache larger than the model's "
                                    f"sliding window of {self.sliding_window}; pad less or shrink the window")
             ring.allocate(key_states.shape[0], pad, key_states.device, key_states.dtype)
@@ -191,6 +279,8 @@ class SinkLayer(CacheLayerMixin):
         ring = self.ring
         if key_states.shape[-2] > 1:
             return self._update_chunk(key_states, value_states, ring.chunk)
+        if ring.kept:
+            ring.kept.move(self.keys, self.values, ring.write)
         self.keys.index_copy_(2, ring.write, key_states)
         self.values.index_copy_(2, ring.write, value_states)
         n = ring.size if ring.static else min(ring.seen_int, ring.size)
@@ -217,7 +307,7 @@ class SinkLayer(CacheLayerMixin):
     def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
         ring = self.ring
         if query_length == 1 and ring.static:  # a first single token lays out the ring without padding
-            return (ring.size if ring.ready else ring.n_sink + ring.window + 1), 0
+            return (ring.size if ring.ready else ring.capacity), 0
         if not ring.ready:
             return query_length, 0
         return ring.live() + query_length, 0
@@ -229,7 +319,7 @@ class SinkLayer(CacheLayerMixin):
         return ring.seen if ring.static else ring.seen_int
 
     def get_max_length(self) -> int:
-        return self.ring.size if self.ring.ready else self.ring.n_sink + self.ring.window + 1
+        return self.ring.size if self.ring.ready else self.ring.capacity
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         if self.is_initialized:
@@ -260,20 +350,25 @@ class SinkCache(Cache):
     with less padding keeps that many more of its first tokens.
     """
 
-    def __init__(self, model, n_sink: int = 4, window: int = 252, name: str | None = None):
+    def __init__(self, model, n_sink: int = 4, window: int = 252, name: str | None = None,
+                 keep_ids=None, keep_slots: int = 0):
         if not hasattr(Cache, "get_query_offset"):
             import transformers
 
             raise SinklabError(f"the sink cache needs a transformers whose masks read Cache.get_query_offset "
                                f"(5.24 does); this is {transformers.__version__}")
-        check_sizes(model, n_sink, window)
+        kept = KeptTokens(keep_ids, keep_slots) if keep_ids is not None else None
+        check_sizes(model, n_sink, window, kept.slots if kept else 0)
         specs = layer_specs(model, name)
-        capacity = n_sink + window + 1
+        capacity = n_sink + window + 1 + (kept.slots if kept else 0)
         native = [s.sliding_window is not None and s.sliding_window < capacity for s in specs]
         if all(native):
             raise SinklabError(f"every layer's sliding window ({specs[0].sliding_window}) is shorter than the "
                                f"sink cache ({capacity}); the model's own cache is already bounded")
-        self.ring = Ring(n_sink, window, static=not any(native), freqs=[])
+        if kept and any(native):
+            raise SinklabError("keeping sink tokens needs every layer in the sink cache's layout; this model has "
+                               "sliding-window layers shorter than the cache")
+        self.ring = Ring(n_sink, window, static=not any(native), freqs=[], kept=kept)
         leader = native.index(False)
         layers = [DynamicSlidingWindowLayer(sliding_window=s.sliding_window) if is_native
                   else SinkLayer(self.ring, s.inv_freq, i == leader, s.sliding_window)
@@ -302,7 +397,8 @@ class SinkCache(Cache):
 
 
 def _fresh(ring: Ring) -> Ring:
-    return Ring(ring.n_sink, ring.window, ring.static, ring.freqs)
+    kept = KeptTokens(ring.kept.ids, ring.kept.slots) if ring.kept else None
+    return Ring(ring.n_sink, ring.window, ring.static, ring.freqs, kept)
 
 
 def _index_of(freqs: list, inv_freq: torch.Tensor) -> int:
@@ -314,7 +410,7 @@ def _index_of(freqs: list, inv_freq: torch.Tensor) -> int:
     return len(freqs) - 1
 
 
-def check_sizes(model, n_sink: int, window: int) -> None:
+def check_sizes(model, n_sink: int, window: int, keep_slots: int = 0) -> None:
     """One clear error for a cache the model cannot hold."""
     if not isinstance(window, int) or window < 1:
         raise SinklabError(f"window must be at least 1 (got {window})")
@@ -322,6 +418,6 @@ def check_sizes(model, n_sink: int, window: int) -> None:
         raise SinklabError(f"n_sink must be >= 0 (got {n_sink})")
     cfg = model.config.get_text_config(decoder=True) if hasattr(model.config, "get_text_config") else model.config
     context = getattr(cfg, "max_position_embeddings", None)
-    if context and n_sink + window + 1 > context:
-        raise SinklabError(f"n_sink + window + 1 = {n_sink + window + 1} is larger than the model's context of "
-                           f"{context} tokens")
+    if context and n_sink + window + 1 + keep_slots > context:
+        raise SinklabError(f"n_sink + window + 1{' + kept slots' if keep_slots else ''} = "
+                           f"{n_sink + window + 1 + keep_slots} is larger than the model's context of {context} tokens")

@@ -12,7 +12,8 @@ from ..errors import SinklabError
 from ..tokens import check_token_ids
 from .cache import SinkCache
 
-POLICIES = ("full", "window", "sink", "recompute")
+POLICIES = ("full", "window", "sink", "recompute", "keep")
+DEFAULT_POLICIES = ("full", "window", "sink", "recompute")  # keep needs the ids of the tokens to keep
 
 
 def cache_kwarg(model) -> str:
@@ -40,9 +41,10 @@ class Streamer:
     Both need the static layout; the first steps run eagerly and lay out the buffers.
     """
 
-    def __init__(self, model, n_sink: int, window: int, decode: str = "eager", name: str | None = None):
+    def __init__(self, model, n_sink: int, window: int, decode: str = "eager", name: str | None = None,
+                 keep_ids=None, keep_slots: int = 0):
         self.model = model
-        self.cache = SinkCache(model, n_sink, window, name=name)
+        self.cache = SinkCache(model, n_sink, window, name=name, keep_ids=keep_ids, keep_slots=keep_slots)
         self.last_position = n_sink + window
         self.key = cache_kwarg(model)
         on_gpu = next(model.parameters()).device.type == "cuda"
@@ -58,8 +60,11 @@ class Streamer:
         seen = ring.seen if ring.ready else torch.zeros((), dtype=torch.long, device=tokens.device)
         pos = seen.clamp(max=self.last_position) if self.cache.is_static else seen
         pos = pos.view(1, 1).expand(tokens.shape[0], 1)
-        ring.position_hint = pos
-        out = self.model(input_ids=tokens, position_ids=pos, use_cache=True, **{self.key: self.cache})
+        if ring.kept and ring.ready:  # tokens kept past the window move the new one along
+            pos = pos + ring.kept.evict(ring)
+        ring.position_hint, ring.token_hint = pos, tokens
+        extra = {"attention_mask": ring.kept.valid} if ring.kept and ring.ready else {}  # unfilled kept slots
+        out = self.model(input_ids=tokens, position_ids=pos, use_cache=True, **{self.key: self.cache}, **extra)
         return out.logits[:, -1].float()
 
     @torch.inference_mode()
@@ -126,9 +131,11 @@ def _progress(total: int, desc: str, progress: bool):
 
 @torch.inference_mode()
 def stream_nll(model, ids: torch.Tensor, n_sink: int, window: int, decode: str = "eager", progress: bool = False,
-               desc: str = "stream", chunk: int = 256, name: str | None = None) -> tuple[torch.Tensor, list[dict]]:
-    """NLL of every next token (B, T-1) with the sink cache, and tokens/s per `chunk` positions."""
-    streamer = Streamer(model, n_sink, window, decode=decode, name=name)
+               desc: str = "stream", chunk: int = 256, name: str | None = None, keep_ids=None,
+               keep_slots: int = 0) -> tuple[torch.Tensor, list[dict]]:
+    """NLL of every next token (B, T-1) with the sink cache, and tokens/s per `chunk` positions. With
+    `keep_ids`, evicted tokens of those ids are kept in `keep_slots` more slots (KeptTokens)."""
+    streamer = Streamer(model, n_sink, window, decode=decode, name=name, keep_ids=keep_ids, keep_slots=keep_slots)
     batch, length = ids.shape
     nll = torch.empty(batch, length - 1, dtype=torch.float64, device=ids.device)
     rates, t_chunk = [], time.perf_counter()
@@ -158,34 +165,41 @@ def _recompute_nll(model, ids: torch.Tensor, cache_size: int, stride: int, progr
 
 
 @torch.inference_mode()
-def perplexity(sm, ids: torch.Tensor, cache_size: int = 256, n_sink: int = 4, policies=POLICIES,
-               recompute_stride: int = 32, progress: bool = True, decode: str = "eager") -> dict:
+def perplexity(sm, ids: torch.Tensor, cache_size: int = 256, n_sink: int = 4, policies=DEFAULT_POLICIES,
+               recompute_stride: int = 32, progress: bool = True, decode: str = "eager", keep_ids=None,
+               keep_slots: int = 4) -> dict:
     """Per-token NLL over (streams, T) tokens for each policy, plus tokens/s.
 
     full: one causal pass (the unbounded cache), only where T fits the context;
     window: cache of the last `cache_size` tokens; sink: n_sink + (cache_size - n_sink);
+    keep: n_sink + keep_slots for evicted tokens whose id is in `keep_ids` + the rest as the window;
     recompute: every `recompute_stride`-th token is scored from a fresh pass over its last cache_size tokens.
     Each cache holds `cache_size` tokens between steps; the token being scored is one more.
     """
     from .prepare import prepare
 
     sm = prepare(sm)
+    _check_keep(policies, keep_ids, keep_slots, cache_size, n_sink)
     ids = check_token_ids(ids, _vocabulary(sm.model), "ids").to(sm.device)
     batch, length = ids.shape
     if length < 2:
         raise SinklabError(f"perplexity needs at least 2 tokens a stream (got {length}): the first is never scored")
     out = {"T": length, "streams": batch, "cache_size": cache_size, "n_sink": n_sink, "nll": {}, "tokens_per_s": {},
            "tokens_per_s_by_position": {}}
+    if "keep" in policies:
+        out.update(keep_ids=sorted({int(i) for i in keep_ids}), keep_slots=keep_slots)
     for policy in policies:
         t0 = time.perf_counter()
         if policy == "full":
             if sm.max_context and length > sm.max_context:
                 continue
             nll = nll_rows(sm.model(input_ids=ids).logits[:, :-1], ids[:, 1:])
-        elif policy in ("window", "sink"):
+        elif policy in ("window", "sink", "keep"):
             sinks = 0 if policy == "window" else n_sink
-            nll, rates = stream_nll(sm.model, ids, sinks, cache_size - sinks, decode, progress, f"stream {policy}",
-                                    name=sm.name)
+            slots = keep_slots if policy == "keep" else 0
+            nll, rates = stream_nll(sm.model, ids, sinks, cache_size - sinks - slots, decode, progress,
+                                    f"stream {policy}", name=sm.name, keep_ids=keep_ids if slots else None,
+                                    keep_slots=slots)
             out["tokens_per_s_by_position"][policy] = rates
         else:
             nll = _recompute_nll(sm.model, ids, cache_size, recompute_stride, progress)
@@ -193,6 +207,16 @@ def perplexity(sm, ids: torch.Tensor, cache_size: int = 256, n_sink: int = 4, po
         out["nll"][policy] = nll
         out["tokens_per_s"][policy] = round(int(torch.isfinite(nll).sum()) / (time.perf_counter() - t0), 2)
     return out
+
+
+def _check_keep(policies, keep_ids, keep_slots: int, cache_size: int, n_sink: int) -> None:
+    if "keep" not in policies:
+        return
+    if not keep_ids:
+        raise SinklabError("policy 'keep' needs the ids of the sink tokens to keep (keep_ids)")
+    if not isinstance(keep_slots, int) or keep_slots < 1 or n_sink + keep_slots >= cache_size:
+        raise SinklabError(f"policy 'keep': {keep_slots} kept slots and {n_sink} sinks must leave room for a "
+                           f"window in a cache of {cache_size}")
 
 
 def _ppl(nll: torch.Tensor) -> float | None:
