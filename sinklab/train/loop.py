@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import json
 import math
 import os
@@ -106,8 +107,19 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
     bar.close()
     run.logger.close()
     if run.world > 1:
-        torch.distributed.destroy_process_group()
+        leave_process_group(run)
     return result
+
+
+def leave_process_group(run: Run) -> None:
+    """Every rank leaves together, and the group is torn down while the interpreter is whole.
+    DDP and FSDP keep the group alive past destroy_process_group; a rank that exits while rank 0
+    still writes its final report then frees gloo's threads at interpreter exit, which aborts the
+    process now and then ("terminate called without an active exception", SIGABRT)."""
+    torch.distributed.barrier()
+    run.step_model = run.model = run.opt = None
+    gc.collect()
+    torch.distributed.destroy_process_group()
 
 
 # -- setup ----------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 Run by tests/test_integrations.py through torch.distributed.run: OUT (argv[1]) gets rank 0's
 sinks.jsonl, the final model and the probe. A rank that hung at a collective would time out the test.
 """
+import gc
 import sys
 from pathlib import Path
 
@@ -36,6 +37,9 @@ def main(out: Path) -> None:
     if rank == 0:
         model.module.save_pretrained(out / "final")
         torch.save(probe, out / "probe.pt")
+    dist.barrier()  # as sinklab's trainer leaves: together, with DDP's hold on the group dropped first
+    del model, tracker, opt
+    gc.collect()
     dist.destroy_process_group()
 
 
