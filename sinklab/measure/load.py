@@ -21,6 +21,7 @@ from typing import Callable
 import torch
 
 from ..errors import SinklabError
+from ..model.checkpoint import CHECKPOINT_NAMES, complete_checkpoints, is_run_folder
 from . import capture
 from .loaded import LoadedModel
 from .probes import TextTokenizer, from_hf_tokenizer
@@ -57,10 +58,17 @@ def _quiet_transformers():
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+_FILE_SUFFIXES = (".gguf", ".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".json", ".txt", ".onnx", ".h5", ".npz")
+
+
 def _looks_like_path(spec: str) -> bool:
-    """A hub id is `name` or `org/name`; anything else that does not exist is a missing path."""
-    return spec.startswith((".", "/", "~")) or spec.endswith((".gguf", ".safetensors", ".pt", ".bin")) \
-        or spec.count("/") > 1
+    """A hub id is `name` or `org/name`; anything else that does not exist is a missing path: one that
+    starts like a path, ends like a file, or whose `org` part is a folder here (runs/missing)."""
+    if spec.startswith((".", "/", "~")) or spec.count("/") > 1 or "\\" in spec:
+        return True
+    if Path(spec).suffix.lower() in _FILE_SUFFIXES:
+        return True
+    return "/" in spec and Path(spec.split("/")[0]).is_dir()
 
 
 def load_model(spec: str | None = None, *, device: str = "cpu", dtype: str = "float32",
@@ -88,19 +96,42 @@ def load_model(spec: str | None = None, *, device: str = "cpu", dtype: str = "fl
         return _load_gguf(default_gguf_path(), device, dtype, name="SmolLM2-135M-Instruct (Q4_1 GGUF)")
     path = Path(os.path.expanduser(spec))
     if path.exists():
-        if path.is_file() and path.suffix == ".gguf":
-            return _load_gguf(path, device, dtype)
-        if path.is_dir() and (path / "sinklab.json").exists():
-            from .sinklab_model import load_for_measurement
-            return load_for_measurement(path, device=device, dtype=DTYPES[dtype])
-        if _is_hf_folder(spec):
-            return _load_hf(str(path), device, dtype, trust_remote_code, placement=placement)
-        if path.is_dir() and list(path.glob("*.gguf")):
-            return _load_gguf(sorted(path.glob("*.gguf"))[0], device, dtype)
-        raise SinklabError(f"{spec}: not a model (expected a .gguf file, or a folder with config.json or sinklab.json)")
+        return _load_local(path, device, dtype, trust_remote_code, placement)
     if _looks_like_path(spec):
         raise SinklabError(f"model path does not exist: {spec}")
     return _load_hf(spec, device, dtype, trust_remote_code, placement=placement, revision=revision)
+
+
+def _load_local(path: Path, device: str, dtype: str, trust_remote_code: bool, placement: dict) -> LoadedModel:
+    """A file or folder on disk: GGUF, a sinklab checkpoint or run, or a Hugging Face folder."""
+    if path.is_file() and path.suffix == ".gguf":
+        return _load_gguf(path, device, dtype)
+    if path.is_dir() and (path / "sinklab.json").exists():
+        from .sinklab_model import load_for_measurement
+        return load_for_measurement(path, device=device, dtype=DTYPES[dtype])
+    if path.is_dir() and is_run_folder(path):
+        return _load_run_folder(path, device, dtype)
+    if _is_hf_folder(str(path)):
+        return _load_hf(str(path), device, dtype, trust_remote_code, placement=placement)
+    if path.is_dir() and list(path.glob("*.gguf")):
+        return _load_gguf(sorted(path.glob("*.gguf"))[0], device, dtype)
+    raise SinklabError(f"{path}: not a model (expected a .gguf file, or a folder with config.json or sinklab.json)")
+
+
+def _load_run_folder(path: Path, device: str, dtype: str) -> LoadedModel:
+    """A `sinklab train` folder measures at its newest complete checkpoint; an older one is never
+    taken in its place (that would be another step's Sink), so a corrupt newest one is named."""
+    from .sinklab_model import load_for_measurement
+
+    saved = complete_checkpoints(path)
+    if not saved:
+        raise SinklabError(f"{path} is a sinklab run folder with no complete checkpoint "
+                           f"({', '.join(CHECKPOINT_NAMES)}): nothing to measure")
+    try:
+        return load_for_measurement(saved[0], device=device, dtype=DTYPES[dtype])
+    except SinklabError as e:
+        older = f"; an older one is {saved[1]} (pass it as --model to measure that step)" if len(saved) > 1 else ""
+        raise SinklabError(f"{path} is a sinklab run folder whose newest checkpoint does not load: {e}{older}") from None
 
 
 def _is_hf_folder(spec: str) -> bool:

@@ -18,6 +18,24 @@ from ..errors import SinklabError
 from .decoder import SinkLM
 
 FORMAT = 1
+# a run folder's checkpoints, newest first; ckpt.old is where older versions left the previous
+# checkpoint between two renames. A checkpoint is complete once its COMPLETE marker is written.
+CHECKPOINT_NAMES = ("ckpt", "ckpt.prev", "ckpt.old")
+
+
+def complete_checkpoints(run_folder: Path) -> list[Path]:
+    """The complete checkpoints of a run folder, newest first (a kill mid-write leaves no COMPLETE)."""
+    return [run_folder / n for n in CHECKPOINT_NAMES if (run_folder / n / "COMPLETE").exists()]
+
+
+def is_run_folder(folder: Path) -> bool:
+    """A `sinklab train` output folder: its config.json is the run's (model, train, world_size), not
+    a Hugging Face model's."""
+    try:
+        cfg = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return (folder / "metrics.jsonl").is_file()
+    return isinstance(cfg, dict) and {"model", "train", "world_size"} <= cfg.keys()
 
 
 def write_atomically(folder: str | os.PathLike, fill: Callable[[Path], None], keep_previous: str | None = None) -> Path:

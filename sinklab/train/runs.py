@@ -17,9 +17,8 @@ from pathlib import Path
 import torch
 
 from ..errors import SinklabError
+from ..model.checkpoint import CHECKPOINT_NAMES, complete_checkpoints
 
-# newest first; ckpt.old is where older versions left the previous checkpoint between two renames
-CHECKPOINT_NAMES = ("ckpt", "ckpt.prev", "ckpt.old")
 # what marks a folder as holding a run, and what --overwrite removes (nothing else in the folder)
 RUN_MARKERS = ("metrics.jsonl", "config.json", *CHECKPOINT_NAMES)
 RUN_OUTPUTS = (*RUN_MARKERS, "ckpt.tmp", "checkpoints", "final_measure", "report.html", "sink_vs_step.png", "tb")
@@ -43,9 +42,7 @@ def default_run_folder(base: str, model: dict, train: dict) -> str:
     return str(Path("runs") / f"{Path(base).stem}-{key}")
 
 
-def checkpoints(folder: Path) -> list[Path]:
-    """The complete checkpoints of a run folder, newest first (a kill mid-write leaves no COMPLETE)."""
-    return [folder / n for n in CHECKPOINT_NAMES if (folder / n / "COMPLETE").exists()]
+checkpoints = complete_checkpoints  # a run folder's complete checkpoints, newest first
 
 
 def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
