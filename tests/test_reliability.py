@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+import sinklab
+
 from sinklab.cli import main
 from sinklab.data.shards import open_split, prepare
 
@@ -319,3 +321,72 @@ def test_the_command_a_sweep_prints_reproduces_its_scorecard(corpus, tmp_path, c
     assert main(words[1:]) == 0
     table = capsys.readouterr().out
     assert "| norm | baseline | 4 |" in table
+
+
+# -- no result lost, nothing replaced silently, and run folders read as runs -----------------------
+
+def _measure_args(model, out) -> list[str]:
+    return ["measure", "--model", str(model), "--probe", "random", "--n", "2", "--T", "16", "--no-figures",
+            "--out", str(out)]
+
+
+def test_measure_refuses_an_unwritable_out_before_measuring(tiny_hf_folders, capsys):
+    one_error(capsys, main(_measure_args(tiny_hf_folders["llama"], "/proc/x")), "/proc/x")
+    assert "Sink" not in capsys.readouterr().out  # nothing was measured, so nothing was lost
+
+
+def test_a_second_measure_into_one_folder_needs_overwrite(tiny_hf_folders, tmp_path, capsys):
+    out = tmp_path / "m"
+    assert main(_measure_args(tiny_hf_folders["llama"], out)) == 0
+    first = (out / "summary.json").read_text()
+    capsys.readouterr()
+    one_error(capsys, main(_measure_args(tiny_hf_folders["llama"], out)), str(out), "--overwrite")
+    assert (out / "summary.json").read_text() == first
+    assert main(_measure_args(tiny_hf_folders["llama"], out) + ["--overwrite"]) == 0
+
+
+def test_stream_eval_checks_its_out_before_scoring(tiny_llama_with_tokenizer, tmp_path, capsys):
+    text = tmp_path / "t.txt"
+    text.write_text("attention sinks appear in trained language models . " * 40)
+    (tmp_path / "file").write_text("x")
+    base = ["stream", "--model", tiny_llama_with_tokenizer, "--eval", str(text), "--tokens", "64",
+            "--cache-size", "16", "--n-sink", "2", "--policies", "sink"]
+    for bad in ("/proc/x", str(tmp_path / "file")):
+        one_error(capsys, main(base + ["--out", bad]), bad)
+    assert main(base + ["--out", str(tmp_path / "s")]) == 0
+    capsys.readouterr()
+    one_error(capsys, main(base + ["--out", str(tmp_path / "s")]), "--overwrite")
+    assert main(base + ["--out", str(tmp_path / "s"), "--overwrite"]) == 0
+
+
+def test_data_prepare_never_replaces_prepared_data_silently(corpus, tmp_path, capsys):
+    src = tmp_path / "small.txt"
+    src.write_text("a few words. " * 5)
+    one_error(capsys, main(["data", "prepare", str(src), "--out", str(corpus), "--tokenizer", "bytes"]),
+              str(corpus), "--overwrite")
+    copy = _copy(corpus, tmp_path / "copy")
+    assert main(["data", "prepare", str(src), "--out", str(copy), "--tokenizer", "bytes", "--overwrite"]) == 0
+    assert json.loads((copy / "manifest.json").read_text())["documents"] == 1
+
+
+def test_a_run_folder_measures_at_its_newest_checkpoint(finished_run):
+    result = sinklab.measure(str(finished_run), probe="random", n=2, T=16, progress=False)
+    assert result.summary["model"].endswith("ckpt")
+
+
+def test_a_run_folder_without_a_checkpoint_that_loads_is_one_line(finished_run, tmp_path, capsys):
+    bare = _copy(finished_run, tmp_path / "bare")
+    for name in ("ckpt", "ckpt.prev", "checkpoints"):
+        shutil.rmtree(bare / name, ignore_errors=True)
+    one_error(capsys, main(_measure_args(bare, tmp_path / "m1")), str(bare), "run folder", "no complete checkpoint")
+    broken = _copy(finished_run, tmp_path / "broken")
+    (broken / "ckpt" / "model.safetensors").write_bytes(b"not safetensors")
+    one_error(capsys, main(_measure_args(broken, tmp_path / "m2")), "newest checkpoint does not load", "ckpt.prev")
+
+
+@pytest.mark.parametrize("spec", ["runs/missing", "missing.pt", "weights.pth", "./missing"])
+def test_a_missing_local_path_is_not_tried_on_the_hub(spec, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # the hub would be tried (and retried) if it were
+    (tmp_path / "runs").mkdir()
+    one_error(capsys, main(_measure_args(spec, tmp_path / "m")), "does not exist", spec)
