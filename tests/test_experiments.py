@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from sinklab.experiments import load_suite, plan, run_state, suite_names, sweep
+from sinklab.errors import SinklabError
+from sinklab.experiments import failure_reason, load_suite, plan, run_state, suite_names, sweep
 from sinklab.experiments.scorecard import check_claim, markdown, scorecard
 
 FAST = {"train.steps": 4, "train.seq_len": 32, "train.measure_every": 4, "train.eval_every": 4,
@@ -104,3 +105,26 @@ def test_sweep_launches_runs_through_torchrun(shards, tmp_path, monkeypatch):
         log = (r.folder / "train.log").read_text()
         assert log.count("final:") == 1 and log.count("report:") == 1  # rank 0 speaks for the run
         assert json.loads((r.folder / "config.json").read_text())["world_size"] == 2
+
+
+@pytest.mark.parametrize("log, reason", [
+    ("run folder: x\nsinklab: error: data vocabulary 300 is larger than model.vocab_size=256\n" * 2
+     + "Traceback (most recent call last):\ntorch.distributed.elastic.multiprocessing.errors.ChildFailedError: \n",
+     "sinklab: error: data vocabulary 300 is larger than model.vocab_size=256"),
+    ("Traceback (most recent call last):\n  File \"x.py\", line 1\nRuntimeError: CUDA error: out of memory\n",
+     "RuntimeError: CUDA error: out of memory"),
+    ("run folder: x\nterminate called without an active exception\nW1207 ... closing signal SIGTERM\n"
+     "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: \n",
+     "terminate called without an active exception"),
+    ("run folder: x\n", None),
+])
+def test_a_failed_runs_reason_is_read_from_its_log(log, reason, tmp_path):
+    (tmp_path / "train.log").write_text(log)
+    assert failure_reason(tmp_path / "train.log") == reason
+
+
+def test_a_parallel_sweep_asking_for_absent_gpus_is_refused(shards, tmp_path, monkeypatch):
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 0)
+    with pytest.raises(SinklabError, match="--gpus 2: PyTorch sees 0 CUDA GPU"):
+        sweep(["weight_decay"], "tiny", str(tmp_path), shards, only=["baseline"], gpus=2, extra=FAST, progress=False)
+    assert not any(tmp_path.rglob("config.json"))  # refused before the first run

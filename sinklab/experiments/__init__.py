@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -114,7 +115,7 @@ def sweep(suite_names_: list[str], preset: str, out: str, data: str, only=None, 
 
         submit_runs(todo, Path(out), cluster or ClusterOptions(torchrun=torchrun))
     elif torchrun or n_gpus > 1:
-        _run_parallel(todo, preset, n_gpus, torchrun)
+        _run_parallel(todo, preset, n_gpus, torchrun, unit=_parallel_unit(todo, preset, n_gpus, torchrun))
     else:
         for i, r in enumerate(todo, 1):
             print(f"[{i}/{len(todo)}] {r.suite}/{r.change} -> {r.folder}")
@@ -124,7 +125,39 @@ def sweep(suite_names_: list[str], preset: str, out: str, data: str, only=None, 
     return runs
 
 
-def _run_parallel(todo: list[Run], preset: str, n_gpus: int, torchrun: int) -> None:
+def _parallel_unit(todo: list[Run], preset: str, n_gpus: int, torchrun: int) -> str:
+    """What a slot of a parallel sweep is: a GPU, or a CPU process where every run trains on the CPU
+    (train.device=cpu). Asking for more GPUs than PyTorch sees is refused before the first run."""
+    import torch
+
+    from ..train.config import resolve_configs
+
+    if todo and all(resolve_configs(preset, r.overrides)[1].device == "cpu" for r in todo):
+        return "CPU process"
+    wanted, seen = max(n_gpus, torchrun), torch.cuda.device_count()
+    if wanted > seen:
+        asked = f"--torchrun {torchrun}" if torchrun > n_gpus else f"--gpus {n_gpus}"
+        raise SinklabError(f"{asked}: PyTorch sees {seen} CUDA GPU(s); lower it, or train on CPU processes "
+                           "with --set train.device=cpu")
+    return "GPU"
+
+
+def failure_reason(log: Path) -> str | None:
+    """The line of a run's train.log that says why it failed: sinklab's own error, else the last
+    exception or abort (a torchrun log holds every rank's output and the launcher's summary)."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()[-400:]
+    except OSError:
+        return None
+    for wanted in (r"sinklab: error: ", r"^\w[\w.]*(Error|Exception): (?!.*ChildFailedError)",
+                   r"terminate called|Signal \d+ \(SIG\w+\) received"):
+        found = [line.strip() for line in lines if re.search(wanted, line) and "ChildFailedError" not in line]
+        if found:
+            return found[-1][:300]
+    return None
+
+
+def _run_parallel(todo: list[Run], preset: str, n_gpus: int, torchrun: int, unit: str = "GPU") -> None:
     """One subprocess per GPU (or per torchrun group), each taking the next pending run."""
     per = max(1, torchrun)
     slots = [list(range(i, i + per)) for i in range(0, max(n_gpus, per), per)][: max(1, n_gpus // per)]
@@ -145,12 +178,15 @@ def _run_parallel(todo: list[Run], preset: str, n_gpus: int, torchrun: int) -> N
                 env = dict(env_base, CUDA_VISIBLE_DEVICES=",".join(physical[g] for g in gpus), SINKLAB_NO_PROGRESS="1")
                 log = open(r.folder / "train.log", "a")
                 active[i] = (r, subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log)
-                print(f"GPU {','.join(map(str, gpus))}: {r.suite}/{r.change}", flush=True)
+                plural = "" if len(gpus) == 1 else "es" if unit.endswith("s") else "s"
+                print(f"{unit}{plural} {','.join(map(str, gpus))}: {r.suite}/{r.change}", flush=True)
         for i, (r, p, log) in list(active.items()):
             if p.poll() is not None:
                 log.close()
                 if p.returncode != 0:
-                    failed.append(f"{r.change} (exit {p.returncode}, see {r.folder / 'train.log'})")
+                    reason = failure_reason(r.folder / "train.log")
+                    failed.append(f"{r.change} (exit {p.returncode}{': ' + reason if reason else ''}; "
+                                  f"log {r.folder / 'train.log'})")
                 del active[i]
         time.sleep(1)
     if failed:

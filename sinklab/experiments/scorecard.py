@@ -4,6 +4,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from ..errors import SinklabError
 from ..report import _img, _table, write_csv
 from ..report.plots import _save, integer_ticks, percent_axis, plt
 from . import Run, load_suite, plan, run_state
@@ -167,6 +168,9 @@ def judge(claim: dict, rows: dict[str, dict], reference: str) -> tuple[str, str]
 def scorecard(suite_names_: list[str], preset: str, out: str, report_dir: str | None = None,
               extra: dict | None = None) -> dict:
     out_p = Path(out)
+    if not (out_p / preset).is_dir():  # a mistyped --out or --preset would read as every run "not run"
+        raise SinklabError(f"no runs at preset {preset} in {out}: {out_p / preset} does not exist (give the "
+                           "--out and --preset the sweep used)")
     report = Path(report_dir) if report_dir else out_p / preset / "scorecard"
     planned = {name: (load_suite(name), plan([name], preset, out_p, data="", extra=extra)) for name in suite_names_}
     report.mkdir(parents=True, exist_ok=True)  # after every suite and override has been checked

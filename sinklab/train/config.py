@@ -6,7 +6,9 @@ preset is one entry in each.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -144,11 +146,18 @@ def resolve_configs(name_or_file: str, overrides: dict) -> tuple[ModelConfig, Tr
     if name_or_file in PRESETS:
         model_d, train_d = dict(PRESETS[name_or_file]), dict(TRAIN_PRESETS.get(name_or_file, {}))
     else:
+        if not Path(name_or_file).exists() and Path(name_or_file).suffix not in (".yaml", ".yml", ".json"):
+            close = difflib.get_close_matches(name_or_file, list(PRESETS), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SinklabError(f"unknown preset {name_or_file!r}{hint}: use one of {', '.join(PRESETS)}, "
+                               "or a YAML/JSON config file")
         raw = load_config_file(name_or_file)
         unknown = set(raw) - {"model", "train", "preset"}
         if unknown:
             raise SinklabError(f"unknown top-level config key {sorted(unknown)[0]!r}: use model, train and preset")
         base = raw.get("preset", "paper-60m")
+        if base not in PRESETS:
+            raise SinklabError(f"config file {name_or_file}: unknown preset {base!r}: use one of {', '.join(PRESETS)}")
         model_d = {**PRESETS.get(base, {}), **(raw.get("model") or {})}
         train_d = {**TRAIN_PRESETS.get(base, {}), **(raw.get("train") or {})}
     for key, value in overrides.items():
