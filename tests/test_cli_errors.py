@@ -1,4 +1,5 @@
 """Bad input: one line naming the problem, a non-zero exit, no traceback."""
+import json
 import subprocess
 import sys
 
@@ -93,3 +94,15 @@ def test_process_exit_has_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("sinklab: error: model path does not exist")
+
+
+def test_gguf_cache_key_is_the_files_content(tmp_path, monkeypatch):
+    from sinklab.measure.load import gguf_content_key
+
+    monkeypatch.setenv("SINKLAB_CACHE", str(tmp_path / "cache"))
+    a, b, c = (tmp_path / n for n in ("a.gguf", "b.gguf", "c.gguf"))
+    a.write_bytes(b"GGUF" + bytes(range(256)) * 64)
+    b.write_bytes(a.read_bytes())
+    c.write_bytes(a.read_bytes()[:-1] + b"x")
+    assert gguf_content_key(a) == gguf_content_key(b) != gguf_content_key(c)
+    assert len(json.loads((tmp_path / "cache" / "gguf" / "content-index.json").read_text())) == 3

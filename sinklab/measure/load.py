@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import json
 import logging
 import os
 import re
@@ -194,9 +195,7 @@ def _load_gguf(path: Path, device: str, dtype: str, name: str | None = None) -> 
     _quiet_transformers()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    st = path.stat()
-    key = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
-    cached = cache_dir() / "gguf" / f"{path.stem}-{key}"
+    cached = cache_dir() / "gguf" / gguf_content_key(path)
     if (cached / "config.json").exists() and (cached / "model.safetensors").exists():
         loaded = _load_hf(str(cached), device, dtype, False, name=name or path.name, kind="gguf")
         loaded.info["gguf"] = str(path)
@@ -215,7 +214,8 @@ def _load_gguf(path: Path, device: str, dtype: str, name: str | None = None) -> 
     except ImportError as e:
         raise SinklabError(f"loading GGUF needs the `gguf` and `accelerate` packages: {e}") from None
     except Exception as e:  # the GGUF reader raises many kinds of errors on a bad file
-        raise SinklabError(f"cannot read GGUF file {path}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        raise SinklabError(f"cannot read GGUF file {path}: {_gguf_damage(path)} "
+                           f"({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})") from None
     try:
         tmp = cached.with_name(cached.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -227,6 +227,39 @@ def _load_gguf(path: Path, device: str, dtype: str, name: str | None = None) -> 
     return _wrap_hf(model, tok, name or path.name, "gguf", device, dtype, info={"gguf": str(path)})
 
 
+def gguf_content_key(path: Path) -> str:
+    """The dequantised copy's cache key: a hash of the file's bytes, so every checkout or copy of one
+    file shares one copy. The hash is computed once per (path, size, mtime) and remembered in an index."""
+    st = path.stat()
+    stamp = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    index = cache_dir() / "gguf" / "content-index.json"
+    try:
+        known = json.loads(index.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if stamp not in known:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 24), b""):
+                digest.update(chunk)
+        known[stamp] = digest.hexdigest()[:20]
+        with contextlib.suppress(OSError):  # a read-only cache only costs a re-hash
+            index.parent.mkdir(parents=True, exist_ok=True)
+            tmp = index.with_name(f"{index.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(known, indent=0))
+            tmp.replace(index)
+    return known[stamp]
+
+
+def _gguf_damage(path: Path) -> str:
+    """What is wrong with a GGUF file the reader rejects, in words."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head != b"GGUF":
+        return "not a GGUF file (it does not start with the GGUF magic bytes)"
+    return "truncated or corrupt (its header or tensor table does not match its size)"
+
+
 def _save_dequantised(model, tok, folder: Path) -> None:
     """A plain float32 HF folder: save_pretrained refuses models marked as GGUF-quantised."""
     from safetensors.torch import save_model
@@ -234,7 +267,7 @@ def _save_dequantised(model, tok, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     cfg = model.config.to_dict()
     cfg.pop("quantization_config", None)
-    (folder / "config.json").write_text(__import__("json").dumps(cfg, indent=1, default=str))
+    (folder / "config.json").write_text(json.dumps(cfg, indent=1, default=str))
     save_model(model, str(folder / "model.safetensors"))
     tok.save_pretrained(folder)
 
