@@ -28,3 +28,13 @@ def check_token_ids(ids, vocab_size: int | None, what: str = "input_ids", ranks:
         raise SinklabError(f"{what} holds token id {bad}, outside the model's vocabulary of {vocab_size} (0-"
                            f"{vocab_size - 1})" if vocab_size else f"{what} holds a negative token id ({bad})")
     return ids.long()
+
+
+def embedding_rows(model) -> int | None:
+    """How many token ids a model can embed: its input embedding's rows (an HF config's vocabulary may be
+    larger than its tokenizer), else its config's vocab_size; None when neither is known."""
+    get = getattr(model, "get_input_embeddings", None)
+    emb = get() if callable(get) else None
+    if isinstance(emb, torch.nn.Embedding):
+        return emb.num_embeddings
+    return getattr(getattr(model, "cfg", None), "vocab_size", None)

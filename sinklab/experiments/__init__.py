@@ -149,7 +149,7 @@ def failure_reason(log: Path) -> str | None:
         lines = log.read_text(errors="replace").splitlines()[-400:]
     except OSError:
         return None
-    for wanted in (r"sinklab: error: ", r"^\w[\w.]*(Error|Exception): (?!.*ChildFailedError)",
+    for wanted in (r"sinklab: error: ", r"^\w[\w.]*(Error|Exception): ",
                    r"terminate called|Signal \d+ \(SIG\w+\) received"):
         found = [line.strip() for line in lines if re.search(wanted, line) and "ChildFailedError" not in line]
         if found:

@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 
 from ..errors import SinklabError
-from ..tokens import check_token_ids
+from ..tokens import check_token_ids, embedding_rows
 from ..kernels import attention_sums
 from . import capture, metrics, probes, sink_tokens
 
@@ -177,7 +177,8 @@ def measure(model=None, probe: str = "natural", *, n: int = DEFAULT_N, T=DEFAULT
                             device_map=device_map, max_memory=max_memory, revision=revision)
     load_s = time.perf_counter() - t0
     if input_ids is not None:
-        check_token_ids(input_ids, embedding_rows(loaded))
+        check_token_ids(input_ids, embedding_rows(loaded.model) or (
+            loaded.tokenizer.vocab_size if loaded.tokenizer else None))
     if loaded.max_context and max(Ts) > loaded.max_context:
         raise SinklabError(f"T={max(Ts)} is longer than the model's context of {loaded.max_context} tokens")
     inputs = _probe_inputs(loaded, probe, input_ids, Ts, n, bos, seed)
@@ -202,17 +203,6 @@ def _resolve_model(model, tokenizer, device=None, dtype=None, **load_args):
                            f"LoadedModel, not {type(model).__name__}")
     _check_in_memory(model.model if isinstance(model, LoadedModel) else model, device, dtype)
     return model if isinstance(model, LoadedModel) else wrap_module(model, tokenizer)
-
-
-def embedding_rows(loaded) -> int | None:
-    """How many token ids the model can embed (the embedding's rows; an HF config's vocabulary may be
-    larger than its tokenizer)."""
-    get = getattr(loaded.model, "get_input_embeddings", None)
-    emb = get() if callable(get) else None
-    if isinstance(emb, torch.nn.Embedding):
-        return emb.num_embeddings
-    cfg = getattr(loaded.model, "cfg", None)
-    return getattr(cfg, "vocab_size", None) or (loaded.tokenizer.vocab_size if loaded.tokenizer else None)
 
 
 def _runs_on(model) -> tuple[str, str]:

@@ -9,7 +9,7 @@ import time
 import torch
 
 from ..errors import SinklabError
-from ..tokens import check_token_ids
+from ..tokens import check_token_ids, embedding_rows
 from .cache import SinkCache
 
 POLICIES = ("full", "window", "sink", "recompute", "keep")
@@ -180,7 +180,7 @@ def perplexity(sm, ids: torch.Tensor, cache_size: int = 256, n_sink: int = 4, po
 
     sm = prepare(sm)
     _check_keep(policies, keep_ids, keep_slots, cache_size, n_sink)
-    ids = check_token_ids(ids, _vocabulary(sm.model), "ids").to(sm.device)
+    ids = check_token_ids(ids, embedding_rows(sm.model), "ids").to(sm.device)
     batch, length = ids.shape
     if length < 2:
         raise SinklabError(f"perplexity needs at least 2 tokens a stream (got {length}): the first is never scored")
@@ -253,7 +253,7 @@ def _prompt_ids(sm, prompt) -> torch.Tensor:
         prompt = sm.tokenizer.encode(prompt)
     if isinstance(prompt, list) and not prompt:
         raise SinklabError("the prompt is empty after tokenisation")
-    ids = check_token_ids(prompt, _vocabulary(sm.model), "the prompt", ranks=(1, 2))
+    ids = check_token_ids(prompt, embedding_rows(sm.model), "the prompt", ranks=(1, 2))
     ids = ids.unsqueeze(0) if ids.dim() == 1 else ids
     if sm.max_context and ids.shape[1] > sm.max_context:
         raise SinklabError(f"the prompt has {ids.shape[1]} tokens, more than the model's context of "
@@ -306,8 +306,3 @@ def generate(model, prompt, max_new_tokens: int = 100, n_sink: int = 4, window: 
         if sm.tokenizer is not None and sm.tokenizer.decode is not None:
             return sm.tokenizer.decode(new[0].tolist())
     return new
-
-
-def _vocabulary(model) -> int | None:
-    emb = model.get_input_embeddings()
-    return emb.num_embeddings if isinstance(emb, torch.nn.Embedding) else None
