@@ -6,7 +6,6 @@ that only act on triggers must do nothing elsewhere, and dump their attention on
 """
 from __future__ import annotations
 
-
 import numpy as np
 
 from ..errors import SinklabError
