@@ -168,11 +168,11 @@ def judge(claim: dict, rows: dict[str, dict], reference: str) -> tuple[str, str]
 def scorecard(suite_names_: list[str], preset: str, out: str, report_dir: str | None = None,
               extra: dict | None = None) -> dict:
     out_p = Path(out)
+    report = Path(report_dir) if report_dir else out_p / preset / "scorecard"
+    planned = {name: (load_suite(name), plan([name], preset, out_p, data="", extra=extra)) for name in suite_names_}
     if not (out_p / preset).is_dir():  # a mistyped --out or --preset would read as every run "not run"
         raise SinklabError(f"no runs at preset {preset} in {out}: {out_p / preset} does not exist (give the "
                            "--out and --preset the sweep used)")
-    report = Path(report_dir) if report_dir else out_p / preset / "scorecard"
-    planned = {name: (load_suite(name), plan([name], preset, out_p, data="", extra=extra)) for name in suite_names_}
     report.mkdir(parents=True, exist_ok=True)  # after every suite and override has been checked
     all_rows, all_claims, sections = [], [], []
     for name, (suite, runs) in planned.items():
