@@ -64,3 +64,10 @@ def tiny_llama_with_tokenizer(tiny_hf_folders, tmp_path_factory) -> str:
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]").save_pretrained(folder)
     return str(folder)
+
+
+@pytest.fixture(autouse=True)
+def _outside_the_checkout(tmp_path, monkeypatch):
+    """Each test runs in its own folder: the commands' default outputs (results/measure, runs/) never
+    land in the checkout, and what `make demo` left there (results/measure) changes no test's outcome."""
+    monkeypatch.chdir(tmp_path)
