@@ -89,7 +89,7 @@ def cmd_measure(args) -> int:
     def write_one(result, folder):
         print(format_summary(result))
         write_results(result, Path(folder), figures=not args.no_figures, overwrite=args.overwrite)
-        print(f"results: {folder}/summary.json, sweep.csv, heads.csv, layers.csv"
+        print(f"results: {folder}/summary.json, sweep.csv, heads.csv, layers.csv, sink_tokens.csv"
               + ("" if args.no_figures else ", report.html"))
 
     if len(entries) == 1:
