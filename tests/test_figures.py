@@ -42,6 +42,38 @@ def test_sink_axes_stay_in_0_to_100_even_when_error_bars_reach_below_0():
     assert big.axes[0].get_ylim() == (0, 100)
 
 
+def test_every_position_panel_labels_a_tick_near_a_real_peak():
+    """SmolLM2-135M at T=64: Sink_1 = 73 %, later positions 0-4 %. The old ticks were 0, 1 and 10 only."""
+    later = [4.0, 2.5, 1.0, 0.5, 0.0, 0.0, 0.0]
+    sweep = _sweep(T=64, values=(73.24, *later), se=(1.5,) + (0.5,) * 7)
+    sweep.append({"T": 64, "eps": 0.3, "position": "sink*", "sink_pct": 0.0, "sink_se": float("nan")})
+    sink_all = torch.tensor([73.24, *later] + [0.5] * 56)
+    ax = plots.draw_sink_by_position(sweep, 64, 0.3, sink_all).axes[1]
+    assert ax.get_yscale() == "symlog" and ax.get_ylim()[1] >= 73.24
+    lo, hi = ax.get_ylim()
+    labelled = [float(t.get_text()) for t, v in zip(ax.get_yticklabels(), ax.get_yticks()) if lo <= v <= hi]
+    assert any(73.24 - 15 <= v <= 73.24 for v in labelled), labelled
+    assert 0 in labelled and 1 in labelled  # the 0-4 % positions are still read against ticks
+    flat = plots.draw_sink_by_position(_sweep(), 32, 0.3, torch.zeros(32)).axes[1]
+    assert [t.get_text() for t in flat.get_yticklabels()] == ["0", "1", "3"]  # nothing to mark
+
+
+def test_sink_against_T_with_one_T_says_so_and_draws_each_eps():
+    sweep = _sweep(T=64, values=(73.2, 1, 0, 0)) + _sweep(T=64, eps=0.5, values=(60.1, 0, 0, 0))
+    fig = plots.draw_sink_vs_T(sweep)
+    ax = fig.axes[0]
+    assert "only one T measured" in ax.get_title() and "--T 64 128 256" in ax.get_title()
+    assert not ax.lines or max(len(line.get_xdata()) for line in ax.lines) > 1  # no lone dot
+    assert [round(p.get_height(), 1) for p in ax.patches] == [73.2, 60.1]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.3", "0.5"]
+    assert [t.get_text() for t in ax.texts] == ["73.2", "60.1"]
+    assert plots.sink_T_heading(sweep) == "Sink_1 at T=64 (one T measured)"
+    several = _sweep(T=32) + _sweep(T=64)
+    ax = plots.draw_sink_vs_T(several).axes[0]
+    assert len(ax.lines) == 1 and list(ax.lines[0].get_xdata()) == [32, 64] and not ax.patches
+    assert "one T" not in ax.get_title() and plots.sink_T_heading(several) == "Sink_1 against T"
+
+
 def test_sink_against_T_and_training_curve_have_percent_axes():
     sweep = _sweep(T=32) + _sweep(T=64, values=(150.0, 0, 0, 0))  # nonsense above 100 is still clipped
     ax = plots.draw_sink_vs_T(sweep).axes[0]
@@ -67,21 +99,44 @@ def test_heatmap_and_norms_have_integer_layer_ticks_and_a_colourbar():
     assert norms.axes[1].get_ylim() == (-1, 1)
 
 
-def test_attention_maps_use_a_log_colour_scale_with_a_colourbar():
-    T = 16
+def _head_maps(T=16):
     maps = torch.full((2, 3, T, T), 0.0)
     maps[..., 0] = 0.9                      # a sink column...
     maps[..., 1:] = torch.tril(torch.full((T, T - 1), 0.1 / T), -1)  # ...beside weights near 1/T
-    alpha1 = torch.tensor([[0.9, 0.2, 0.1], [0.5, 0.05, 0.3]])
+    return maps, torch.tensor([[0.9, 0.2, 0.1], [0.5, 0.05, 0.3]])
+
+
+def _map_axes(fig):
+    """The attention-map panels, without the key-0 strips and the colourbar."""
+    return [ax for ax in fig.axes if ax.images and ax.get_label() not in ("sink column", "<colorbar>")]
+
+
+def test_attention_maps_use_a_log_colour_scale_with_a_colourbar():
+    maps, alpha1 = _head_maps()
     fig = plots.draw_strongest_heads(maps, alpha1, count=3)
-    images = [im for ax in fig.axes for im in ax.images]
-    assert len(images) == 3 and all(isinstance(im.norm, LogNorm) for im in images)
+    images = [ax.images[0] for ax in _map_axes(fig)]
+    assert len(images) == 3 and all(isinstance(im.norm, LogNorm) for im in fig.axes[0].images + images)
     assert images[0].norm.vmin == plots.MAP_FLOOR and images[0].norm.vmax == 1
     assert len(_colorbars(fig)) == 1
     shown = images[0].get_array()
     assert np.ma.is_masked(shown) and shown.mask[0, 1] and not shown.mask[1, 0]  # keys a query cannot see
-    titles = [ax.get_title() for ax in fig.axes if ax.images]
+    titles = [ax.get_title() for ax in _map_axes(fig)]
     assert titles[0].startswith("layer 0 head 0") and "0.90" in titles[0]
+
+
+def test_attention_maps_show_the_sink_column_wide_enough_to_see():
+    """At T = 64 (measure's default) key 0 is 1/64 of the map: its own strip must be >= 5 % of each panel."""
+    maps, alpha1 = _head_maps(T=64)
+    fig = plots.draw_strongest_heads(maps, alpha1, count=3)
+    strips = [ax for ax in fig.axes if ax.get_label() == "sink column"]
+    assert len(strips) == len(_map_axes(fig)) == 3
+    for strip, ax in zip(strips, _map_axes(fig)):
+        column = strip.images[0].get_array()
+        assert column.shape == (64, 1) and np.allclose(column, 0.9)  # key 0 of the same head, and only it
+        assert abs(np.subtract(*strip.get_xlim())) == 1  # one column fills the strip
+        s, m = strip.get_position(), ax.get_position()
+        assert s.width / (m.x1 - s.x0) >= 0.05, (s, m)
+        assert s.y0 == m.y0 and s.y1 == m.y1 and strip.get_ylim() == ax.get_ylim()  # rows line up with the map
 
 
 @pytest.mark.parametrize("alpha,words", [

@@ -3,7 +3,8 @@
 Every figure has a `draw_*` function that returns the Figure (tests read its axes) and a saving
 wrapper. Sink percentages are drawn on [0, 100], layer and head axes have integer ticks, and colour
 scales carry a colourbar; attention maps use a log scale, since a sink column next to weights of
-1/T would otherwise be the only visible pixel.
+1/T would otherwise be the only visible pixel, and repeat key 0 in a strip of its own, wider than
+its one column of T in the map.
 """
 from __future__ import annotations
 
@@ -57,24 +58,38 @@ def alpha1_heatmap(alpha1, path: Path, title: str) -> Path:
     return _save(draw_alpha1_heatmap(alpha1, title), path)
 
 
+def _clipped_se(values, se):
+    """Error bars clipped to [0, 100]: a percentage cannot leave it, whatever its standard error."""
+    se = np.nan_to_num(np.asarray(se, dtype=float))
+    return np.stack([np.minimum(se, values), np.minimum(se, 100 - values)])
+
+
+def _peak_ticks(ax, peak: float) -> None:
+    """Symlog percent ticks 0, 1, 3, 10, 30, 100 up to the axis top, plus the peak itself: a 73 % Sink_1
+    would otherwise sit unlabelled between 30 and 100. Ticks within x1.6 of the peak would crowd its label."""
+    top = ax.get_ylim()[1]
+    ticks = [t for t in (0, 1, 3, 10, 30, 100) if t <= top and not (peak >= 1 and peak / 1.6 < t < peak * 1.6)]
+    if peak >= 1:  # below 1 % the 0 and 1 ticks already bracket it
+        ticks = sorted(ticks + [peak])
+    ax.set_yticks(ticks, [f"{t:.0f}" if t >= 10 else f"{t:.2g}" for t in ticks])
+
+
 def draw_sink_by_position(sweep: list[dict], T: int, eps: float, sink_all):
     rows = [r for r in sweep if r["T"] == T and r["eps"] == eps and not r["position"].startswith("sink*")]
     values = np.array([r["sink_pct"] for r in rows], dtype=float)
-    se = np.nan_to_num(np.array([r["sink_se"] for r in rows], dtype=float))
-    # error bars clipped to [0, 100]: a percentage cannot leave it, whatever its standard error
-    yerr = np.stack([np.minimum(se, values), np.minimum(se, 100 - values)])
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.5))
-    a1.bar([int(r["position"]) for r in rows], values, yerr=yerr, color="#4477aa")
+    a1.bar([int(r["position"]) for r in rows], values, yerr=_clipped_se(values, [r["sink_se"] for r in rows]),
+           color="#4477aa")
     a1.set_xlabel("position k")
     percent_axis(a1, f"Sink_k (%), eps={eps:g}")
     integer_ticks(a1.xaxis)
     a1.set_title(f"first positions, T={T}")
-    a2.plot(range(1, len(sink_all) + 1), sink_all.numpy(), color="#4477aa")
+    every = sink_all.float().numpy()
+    a2.plot(range(1, len(every) + 1), every, color="#4477aa")
     a2.set_xlabel("position k")
-    a2.set_yscale("symlog", linthresh=1)
+    a2.set_yscale("symlog", linthresh=1)  # later positions sit at 0-4 %, under a peak near 100
     percent_axis(a2, "Sink_k (%)")
-    ticks = [t for t in (0, 1, 10, 100) if t <= a2.get_ylim()[1]]
-    a2.set_yticks(ticks, [str(t) for t in ticks])
+    _peak_ticks(a2, min(100.0, float(np.nanmax(every))) if np.isfinite(every).any() else 0.0)
     integer_ticks(a2.xaxis)
     a2.set_title("every position (late k average few queries)")
     return fig
@@ -84,9 +99,30 @@ def sink_by_position(sweep: list[dict], T: int, eps: float, sink_all, path: Path
     return _save(draw_sink_by_position(sweep, T, eps, sink_all), path)
 
 
-def draw_sink_vs_T(sweep: list[dict]):
+def _sink_at_one_T(sweep: list[dict], T: int):
+    """One T makes no curve (a single dot): Sink_1 at each eps instead, with its value, and how to get a curve."""
+    rows = sorted((r for r in sweep if r["position"] == "1"), key=lambda r: r["eps"])
+    values = np.array([r["sink_pct"] for r in rows], dtype=float)
     fig, ax = plt.subplots(figsize=(5, 3.5))
+    x = np.arange(len(rows))
+    yerr = _clipped_se(values, [r["sink_se"] for r in rows])
+    ax.bar(x, values, yerr=yerr, width=0.5, color="#4477aa")
+    for xi, v, top in zip(x, values, values + yerr[1]):  # above the error bar, which bar_label would overwrite
+        ax.annotate(f"{v:.1f}", (xi, top), xytext=(0, 2), textcoords="offset points", ha="center", fontsize=8)
+    ax.set_xticks(x, [f"{r['eps']:g}" for r in rows])
+    ax.set_xlim(-0.75, len(rows) - 0.25)  # one eps: a bar, not a block across the axis
+    ax.set_xlabel("eps")
+    percent_axis(ax, "Sink_1 (%)")
+    ax.set_title(f"Sink_1 at T={T}: only one T measured\n"
+                 f"for Sink_1 against T, measure several (e.g. --T {T} {2 * T} {4 * T})", fontsize=9)
+    return fig
+
+
+def draw_sink_vs_T(sweep: list[dict]):
     Ts = sorted({r["T"] for r in sweep})
+    if len(Ts) == 1:
+        return _sink_at_one_T(sweep, Ts[0])
+    fig, ax = plt.subplots(figsize=(5, 3.5))
     for eps in sorted({r["eps"] for r in sweep}):
         rows = sorted((r for r in sweep if r["eps"] == eps and r["position"] == "1"), key=lambda r: r["T"])
         ax.plot([r["T"] for r in rows], [r["sink_pct"] for r in rows], marker="o", label=f"eps={eps:g}")
@@ -96,8 +132,13 @@ def draw_sink_vs_T(sweep: list[dict]):
     ax.set_xlabel("T")
     percent_axis(ax, "Sink_1 (%)")
     ax.legend()
-    ax.set_title("Sink_1 against context length" + (" (one T measured)" if len(Ts) == 1 else ""))
+    ax.set_title("Sink_1 against context length")
     return fig
+
+
+def sink_T_heading(sweep: list[dict]) -> str:
+    Ts = sorted({r["T"] for r in sweep})
+    return f"Sink_1 at T={Ts[0]} (one T measured)" if len(Ts) == 1 else "Sink_1 against T"
 
 
 def sink_vs_T(sweep: list[dict], path: Path) -> Path:
@@ -155,22 +196,36 @@ def heads_heading(alpha1, eps: float, count: int = 4) -> str:
     return f"Attention maps of {which} ({above} above eps = {eps:g}; one sample)"
 
 
+def _head_panel(fig, spec, shown, title: str, cmap, norm):
+    """One head: key 0 alone in a strip 1/12 of the panel wide, then the whole map. In the map the sink
+    column is 1 of T columns, a hairline at T = 64 and beyond."""
+    strip_spec, map_spec = spec.subgridspec(1, 2, width_ratios=[1, 11], wspace=0.06)
+    strip = fig.add_subplot(strip_spec, label="sink column")
+    ax = fig.add_subplot(map_spec, sharey=strip)
+    strip.imshow(shown[:, :1], cmap=cmap, norm=norm, interpolation="nearest", aspect="auto")
+    strip.set_xticks([0], ["0"])
+    strip.set_xlabel("sink")
+    strip.set_ylabel("query")
+    integer_ticks(strip.yaxis)
+    im = ax.imshow(shown, cmap=cmap, norm=norm, interpolation="nearest", aspect="auto")
+    ax.tick_params(labelleft=False)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("key")
+    integer_ticks(ax.xaxis)
+    return im
+
+
 def draw_strongest_heads(attention_maps, alpha1, count: int = 4):
     heads = top_heads(alpha1, count)
-    fig, axes = plt.subplots(1, len(heads), figsize=(3.3 * len(heads) + 0.8, 3.3), squeeze=False)
+    fig = plt.figure(figsize=(3.6 * len(heads) + 0.8, 3.3))
     cmap = plt.get_cmap("magma").with_extremes(bad="#dddddd")  # grey: keys a causal query cannot see
     norm = LogNorm(vmin=MAP_FLOOR, vmax=1, clip=True)
     im = None
-    for ax, (l, h) in zip(axes[0], heads):
+    for spec, (l, h) in zip(fig.add_gridspec(1, len(heads), wspace=0.3), heads):
         a = attention_maps[l, h].float().numpy()
         shown = np.where(np.tri(*a.shape, dtype=bool), np.maximum(a, MAP_FLOOR), np.nan)
-        im = ax.imshow(shown, cmap=cmap, norm=norm, interpolation="nearest")
-        ax.set_title(f"layer {l} head {h}\nmean alpha_1={float(alpha1[l, h]):.2f}", fontsize=9)
-        ax.set_xlabel("key")
-        ax.set_ylabel("query")
-        integer_ticks(ax.xaxis)
-        integer_ticks(ax.yaxis)
-    fig.colorbar(im, ax=list(axes[0]), label=f"attention weight (log; < {MAP_FLOOR:g} at the floor)", shrink=0.9)
+        im = _head_panel(fig, spec, shown, f"layer {l} head {h}\nmean alpha_1={float(alpha1[l, h]):.2f}", cmap, norm)
+    fig.colorbar(im, ax=list(fig.axes), label=f"attention weight (log; < {MAP_FLOOR:g} at the floor)", shrink=0.9)
     return fig
 
 
@@ -217,7 +272,7 @@ def measurement_figures(result, folder: Path) -> dict[str, Path]:
                                                          f"{s['model']}: mean alpha_1, T={s['T']}"),
         f"Sink_k against k (T={s['T']}, eps={s['eps']:g})": sink_by_position(
             result.sweep, s["T"], s["eps"], result.sink_by_position, folder / "sink_by_position.png"),
-        "Sink_1 against T": sink_vs_T(result.sweep, folder / "sink_vs_T.png"),
+        sink_T_heading(result.sweep): sink_vs_T(result.sweep, folder / "sink_vs_T.png"),
         f"Norms and angles by layer (T={s['T']})": norms_by_layer(result.layers, s["T"], folder / "norms_by_layer.png"),
     }
     if getattr(result, "sink_tokens", None):
