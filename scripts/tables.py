@@ -421,31 +421,12 @@ def names_in(claim):
     return set(arg) if isinstance(arg, list) else {arg}
 
 
-def claim_gap(claim, rows):
-    """The difference a two-number claim turns on (greater: Sink_1 of a minus b; star_over_first: Sink* - Sink_1)."""
-    if "greater" in claim:
-        a, b = claim["greater"]
-        return rows[a]["sink_1"] - rows[b]["sink_1"]
-    if "star_over_first" in claim:
-        r = rows[claim["star_over_first"]]
-        return r["sink_star"] - r["sink_1"]
-    raise ValueError(f"no seed-spread rule for the claim {claim['text']!r}")
-
-
-def seed_verdict(judged, gaps, spread):
-    """One verdict from the claim judged against each baseline seed. It is `within seed spread` when the seeds
-    disagree, or when the difference it turns on is smaller than the two baseline seeds differ at that step."""
-    verdicts = {v for v, _ in judged}
-    if len(verdicts) > 1 or any(abs(g) < spread for g in gaps):
-        return "within seed spread"
-    return verdicts.pop()
-
-
 def contested_claims(folder):
     """Each contested run against both baseline seeds at the run's last probed step (the schedule is constant after
     warm-up, so a shorter run is the protocol's prefix), judged by the scorecard's own claims of its suite."""
     from sinklab.experiments import load_suite
-    from sinklab.experiments.scorecard import judge, probe_fields
+    from sinklab.experiments.scorecard import probe_fields
+    from sinklab.experiments.verdicts import judge_over_seeds
     seeds = [jl(folder / f"lr8e-4_4800_seed{s}_metrics.jsonl") for s in (0, 1)]
     for change, suite_name, label in CONTESTED:
         path = folder / f"contested_{change}_metrics.jsonl"
@@ -456,16 +437,15 @@ def contested_claims(folder):
         step, val_step = max(probes), max(evals)
         run = probe_fields(probes[step])
         bases = [probe_fields(by_step(b)[step]) for b in seeds]
-        rows = [{"baseline": b, change: run} for b in bases]
-        spread = abs(bases[0]["sink_1"] - bases[1]["sink_1"])
+        seed_rows = {"baseline": dict(enumerate(bases)), change: {0: run}}
         val = [evals[val_step]["val_loss"], *(by_step(b, "val_loss")[val_step]["val_loss"] for b in seeds), val_step]
         suite = load_suite(suite_name)
         paper = next(c["paper"] for c in suite["changes"] if c["name"] == change)
         for claim in (c for c in suite["claims"] if change in names_in(c)):
             yield {"label": label, "step": step, "run": run, "baselines": [b["sink_1"] for b in bases],
                    "paper": paper, "claim": claim["text"], "val": val,
-                   "verdict": seed_verdict([judge(claim, r, "baseline") for r in rows],
-                                           [claim_gap(claim, r) for r in rows], spread)}
+                   "verdict": judge_over_seeds(claim, seed_rows, "baseline", min_seeds=1,
+                                               min_reference_seeds=2).verdict}
 
 
 @table("faithful60m_contested", "EXPERIMENTS.md", EXP / "faithful60m")

@@ -63,13 +63,3 @@ def test_gpu_scripts_parse_and_say_where_they_run(script):
     assert f"OUT=dir bash scripts/gpu/{script.name}" in head or f"bash scripts/gpu/{script.name}" in head
 
 
-def test_a_contested_verdict_is_within_seed_spread_unless_both_seeds_agree_by_more_than_they_differ():
-    t = tables()
-    holds, fails = ("holds", ""), ("does not hold", "")
-    assert t.seed_verdict([holds, holds], [5.0, 4.0], spread=3.0) == "holds"
-    assert t.seed_verdict([fails, fails], [-5.0, -4.0], spread=3.0) == "does not hold"
-    assert t.seed_verdict([holds, fails], [1.0, -1.0], spread=0.5) == "within seed spread"
-    assert t.seed_verdict([holds, holds], [5.0, 0.3], spread=0.5) == "within seed spread"
-    rows = {"baseline": {"sink_1": 9.0}, "k_bias": {"sink_1": 2.0, "sink_star": 2.5}}
-    assert t.claim_gap({"star_over_first": "k_bias"}, rows) == 0.5
-    assert t.claim_gap({"greater": ["baseline", "k_bias"]}, rows) == 7.0
