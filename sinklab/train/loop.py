@@ -13,6 +13,8 @@ import gc
 import json
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,19 +98,52 @@ def train(mc: ModelConfig, tc: TrainConfig, resume: bool = False, progress: bool
     bar = tqdm(total=tc.steps, initial=run.start, desc="train", unit="step", dynamic_ncols=True,
                disable=run.rank != 0 or not progress or os.environ.get("SINKLAB_NO_PROGRESS") == "1")
     clock, result = Clock.start(run), {}
-    for step in range(run.start, tc.steps):
-        loss = train_step(run, step)
-        row = periodic_jobs(run, clock, step + 1, loss, final_report)
-        if row is not None:
-            result = row
-            bar.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{row['tokens_per_s'] / 1e3:.0f}k",
-                            **({"mfu": f"{row['mfu']:.0%}"} if run.peak else {}))
-        bar.update(1)
+    with StopRequest.on_sigterm(run.world == 1) as stop:
+        for step in range(run.start, tc.steps):
+            loss = train_step(run, step)
+            row = periodic_jobs(run, clock, step + 1, loss, final_report)
+            if row is not None:
+                result = row
+                bar.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{row['tokens_per_s'] / 1e3:.0f}k",
+                                **({"mfu": f"{row['mfu']:.0%}"} if run.peak else {}))
+            bar.update(1)
+            if stop.requested and step + 1 < tc.steps:
+                result = stop_early(run, clock, step + 1)
+                break
     bar.close()
     run.logger.close()
     if run.world > 1:
         leave_process_group(run)
     return result
+
+
+@dataclass
+class StopRequest:
+    """SIGTERM asks a single-process run to stop after its current step, with a checkpoint to resume
+    from (a study runner's deadline). Several ranks would have to agree on the step, so under
+    torchrun SIGTERM keeps its default meaning."""
+    requested: bool = False
+
+    @classmethod
+    @contextlib.contextmanager
+    def on_sigterm(cls, enabled: bool):
+        stop = cls()
+        if not enabled or threading.current_thread() is not threading.main_thread():
+            yield stop
+            return
+        previous = signal.signal(signal.SIGTERM, lambda *_: setattr(stop, "requested", True))
+        try:
+            yield stop
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def stop_early(run: Run, clock: Clock, done: int) -> dict:
+    """Checkpoint at step `done` (unless one was just written) and say where the run stopped."""
+    if clock.last_good != done:
+        checkpoint_job(run, done)
+        clock.last_good = done
+    return {"step": done, "stopped_at": done}
 
 
 def leave_process_group(run: Run) -> None:
