@@ -1,6 +1,7 @@
 """The docs report what the stored results say: every results table marked in BENCHMARKS.md and EXPERIMENTS.md
-equals its rebuild by scripts/tables.py, every path the docs cite exists, and every GPU script names its machine
-kind and the doc section it reproduces."""
+equals its rebuild by scripts/tables.py, every path the docs cite exists, every GPU script names its machine
+kind and the doc section it reproduces, and the docs read as reports: no host letters, no history of the code, no
+machine kinds, no documents outside the repository."""
 import importlib.util
 import re
 import subprocess
@@ -49,6 +50,31 @@ def test_cited_result_files_and_scripts_exist(doc):
     cited += re.findall(r"bash ((?:scripts|benchmarks)/[\w/]+\.sh)", text)
     missing = sorted(p for c in cited for p in expand(c) if not list(ROOT.glob(p)))
     assert not missing, f"{doc} cites paths that do not exist: {missing}"
+
+
+# the lab's machinery, which a report of findings does not name: host letters ("host A", "hosts B and C", "A–C",
+# "H1"; "H100" and "H200" are GPUs), the history of the code, machine kinds, and documents outside the repository
+MACHINERY = (r"\bhosts? [A-Z]\b", r"\b[A-Z]–[A-Z]\b", r"\bH[1-9]\b", r"(?i)restructur", r"(?i)\.carry\b",
+             r"(?i)design notes", r"DESIGN\.md", r"DATA\.md", r"(?i)machine kind", r"(?i)\bnvidia-h[12]00",
+             r"\.\./shared")
+
+
+def prose(doc):
+    """(line number, line) of a doc, less the tables that scripts/tables.py writes: those carry the `host` label
+    each raw row was recorded with (the test above holds them to their rebuild)."""
+    lines, generated = [], False
+    for n, line in enumerate((ROOT / doc).read_text().splitlines(), 1):
+        generated = line.startswith("<!-- tables.py ") or generated and line.startswith("|")
+        if not generated:
+            lines.append((n, line))
+    return lines
+
+
+@pytest.mark.parametrize("doc", DOCS + ("README.md",))
+def test_docs_name_no_hosts_history_machine_kinds_or_outside_documents(doc):
+    found = [f"{doc}:{n}: {pattern} in {line.strip()[:100]!r}" for n, line in prose(doc) for pattern in MACHINERY
+             if re.search(pattern, line)]
+    assert not found, "the docs name the lab's machinery:\n" + "\n".join(found)
 
 
 @pytest.mark.parametrize("script", sorted((ROOT / "scripts" / "gpu").glob("*.sh")), ids=lambda p: p.name)

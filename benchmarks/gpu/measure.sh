@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Machine kind: nvidia-h200 (one H200). The fused measurement path: its GPU checks, its parts alone with
+# One GPU (H100 or H200). The fused measurement path: its GPU checks, its parts alone with
 # a profile of one 135M-shape measurement at T = 32768, the long-context benchmark against a plain SDPA
 # forward (both column-sum accumulators side by side), and a model larger than a 2 GiB GPU share
 # measured through --device-map auto beside the same model on the GPU alone. Rows under $OUT.
 #   STEPS="checks kernels long devmap" bash benchmarks/gpu/measure.sh
-# All four steps' limits add up to more than the GPU machine's 10-minute command: run them in groups (BENCHMARKS.md §2).
+# The four steps' time limits add up to about 11.5 minutes; STEPS runs a subset (BENCHMARKS.md §2).
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD SINKLAB_NO_PROGRESS=1 HF_HUB_OFFLINE=1
 OUT=${OUT:-results/gpu_measure}; mkdir -p "$OUT"; STEPS=${STEPS:-"checks kernels long devmap"}; t0=$(date +%s)
 has() { [[ " $STEPS " == *" $1 "* ]]; }

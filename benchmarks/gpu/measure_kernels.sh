@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Machine kind: nvidia-h200. The fused path's parts timed alone (per layer, T = 32768), a profile of
+# One GPU (H100 or H200). The fused path's parts timed alone (per layer, T = 32768), a profile of
 # one 135M-shape measurement at T = 32768, and the GPU checks. Results under $OUT.
 #   bash benchmarks/gpu/measure_kernels.sh
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD SINKLAB_NO_PROGRESS=1 HF_HUB_OFFLINE=1

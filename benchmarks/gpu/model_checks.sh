@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Machine kind: nvidia-h200 (one H200). The model's fast paths on the GPU against the dense CPU path,
+# One GPU (H100 or H200). The model's fast paths on the GPU against the dense CPU path,
 # compiled (logits and every parameter's gradient, each entry of the shared variant catalogue; 8 processes
 # side by side, since compiling is CPU-bound), and a resumed GPU run restoring the CUDA generator.
 #   OUT=dir bash benchmarks/gpu/model_checks.sh     (writes model_checks.jsonl and resume_rng.jsonl)

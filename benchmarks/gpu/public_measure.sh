@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Machine kind: nvidia-h100-x1 or nvidia-h200 (one GPU). The public `sinklab.measure(model, ...)` call on
+# One GPU (H100 or H200). The public `sinklab.measure(model, ...)` call on
 # fresh random bf16 builds of the SmolLM2-135M and Llama-3-8B shapes (no refusal; alpha against
 # SINKLAB_FUSED=0; time against a plain forward), and cuDNN's attention across input layouts. Rows under $OUT.
 #   bash benchmarks/gpu/public_measure.sh          (BENCHMARKS.md §2, the public call)
-# Needs .carry/transformers-5.24.0-py3-none-any.whl (the GPU host's transformers is older).
+# Needs transformers >= 5 under /tmp/site (pip install --target /tmp/site "transformers>=5"); where
+# /tmp/site has none, the script installs .carry/transformers-*.whl there.
 export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD SINKLAB_NO_PROGRESS=1 HF_HUB_OFFLINE=1
 OUT=${OUT:-results/public_measure}; mkdir -p "$OUT"; t0=$(date +%s)
 [ -d /tmp/site/transformers ] || python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site \

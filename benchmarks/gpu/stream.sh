@@ -1,11 +1,12 @@
 #!/bin/bash
-# Streaming on one H200: the sink cache's CUDA tests, decoding speed against the previous cache and
+# Streaming on one GPU (H100 or H200): the sink cache's CUDA tests, decoding speed against the previous cache and
 # StreamingLLM's loop (batch 1, 8, 32), and one 100k-token stream (perplexity and memory per 10k block).
-# Run from the repo root with .carry/ on the GPU host: the transformers 5.24.0 wheel (the host has an older one)
-# and .carry/stream_ids.pt from `python benchmarks/stream_long.py --save-ids .carry/stream_ids.pt`.
+# Run from the repo root. Needs transformers >= 5 under /tmp/site (where /tmp/site has none, the script installs
+# .carry/transformers-*.whl there), and for the long step the token ids of
+# `python benchmarks/stream_long.py --save-ids .carry/stream_ids.pt`.
 #   STEPS="speed tests long" OUT=dir bash benchmarks/gpu/stream.sh   (each step has a time limit, T_<STEP>;
-#   LONG_DECODE picks the long stream's decoding, default auto = one CUDA graph per token). All three steps'
-#   limits add up to more than the GPU machine's 10-minute command: run them in groups (BENCHMARKS.md §5).
+#   LONG_DECODE picks the long stream's decoding, default auto = one CUDA graph per token). The three steps'
+#   default limits add up to 16 minutes: run them in groups (BENCHMARKS.md §5).
 export PYTHONUNBUFFERED=1 SINKLAB_NO_PROGRESS=1 HF_HUB_OFFLINE=1
 OUT=${OUT:-results}; STEPS=${STEPS:-"speed long tests"}; t0=$(date +%s); mkdir -p "$OUT"
 [ -d /tmp/site/transformers ] || python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .carry/transformers-*.whl || exit 1

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Machine kind: nvidia-h200 (one H200). The softmax training step (paper-60m shape, T = 2048, batch 32,
+# One GPU (H100 or H200). The softmax training step (paper-60m shape, T = 2048, batch 32,
 # bf16, torch.compile) timed on the tree before the trainer and attention were restructured (commit
 # a48ee81) and on this one, alternately (before, after, before, after) on one machine, so drift shows.
 #   git archive a48ee81 | tar -x -C .carry/before_house    # here, then carry .carry/before_house
