@@ -9,7 +9,7 @@ import time
 
 import torch
 
-from sinklab.model.attention import _flex_attention
+from sinklab.model.attention import compiled_flex_attention
 
 
 def log_expm1(x):  # softpick's positive pass: log(e^x - 1) for x > 0, -inf elsewhere
@@ -42,7 +42,7 @@ for kind in ("relative", "softpick_pos"):
                 if i == 3:
                     torch.cuda.synchronize()
                     t1 = time.perf_counter()
-                out, lse = _flex_attention()(q, k, v, score_mod=mod, block_mask=bm, return_lse=True, kernel_options=opts)
+                out, lse = compiled_flex_attention()(q, k, v, score_mod=mod, block_mask=bm, return_lse=True, kernel_options=opts)
                 (out.sum() + lse.sum()).backward()
             torch.cuda.synchronize()
             row = {"kind": kind, "options": opts, "ms": round((time.perf_counter() - t1) / 3 * 1000, 2),

@@ -121,7 +121,7 @@ def same_input_errors(model, ids):
         T = query.shape[-2]
         plan = attention_sums.plan("cuda", query.dtype, query.shape[-1], T)
         out, col, _ = attention_sums.attention_with_column_sums(query, key, value, scaling, plan)
-        rows = capture.hf_weights_for_rows(query, capture._expand_kv(key, query.shape[1]), scaling, None)
+        rows = capture.hf_weights_for_rows(query, capture.expand_kv(key, query.shape[1]), scaling, None)
         exact = metrics.column_sums_by_row_blocks(rows, T, 256)
         counts = metrics.causal_query_counts(T, query.device)
         errors.append(((col - exact) / counts).abs().max().item())

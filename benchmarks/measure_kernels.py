@@ -45,7 +45,7 @@ def layer_rows(shape, T, out):
     sdpa = bench(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True))
     emit({**key, "part": "SDPA forward (default backend)", "ms": round(sdpa * 1e3, 3),
           "tflops": round(2 * qk_flops / sdpa / 1e12, 1)}, out)
-    flash = bench(lambda: attention_sums._flash_with_lse(q, k, v, scale, None))
+    flash = bench(lambda: attention_sums.flash_with_lse(q, k, v, scale, None))
     emit({**key, "part": "FlashAttention forward + LSE (aten)", "ms": round(flash * 1e3, 3),
           "tflops": round(2 * qk_flops / flash / 1e12, 1)}, out)
     kr, vr = k.repeat_interleave(H // Hkv, 1), v.repeat_interleave(H // Hkv, 1)
@@ -56,7 +56,7 @@ def layer_rows(shape, T, out):
               "tflops": round(2 * qk_flops / cudnn / 1e12, 1)}, out)
     except Exception as e:  # a backend this build lacks is recorded, the rest still run
         emit({**key, "part": "cuDNN forward + LSE", "error": error_text(e)}, out)
-    lse = attention_sums._flash_with_lse(q, k, v, scale, None)[1]
+    lse = attention_sums.flash_with_lse(q, k, v, scale, None)[1]
     d_pad = max(16, 1 << (D - 1).bit_length())
     for (bm, bn, warps, stages), acc_2d in [(tile, acc) for acc in (False, True) for tile in TILES]:
         cfg = dict(D_PAD=d_pad, BLOCK_M=bm, BLOCK_N=bn, num_warps=warps, num_stages=stages, ACC_2D=acc_2d)

@@ -11,7 +11,7 @@ from _common import emit
 import torch.nn.functional as F
 
 from sinklab.model import masks
-from sinklab.model.attention import _flex_attention
+from sinklab.model.attention import compiled_flex_attention
 
 
 def time_ms(fn, reps=20):
@@ -37,7 +37,7 @@ def main():
     ap.add_argument("--fraction", type=float, default=1 / 8, help="top-k as a fraction of the blocks")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
-    flex = _flex_attention()
+    flex = compiled_flex_attention()
     for T in a.T:
         B, nb = max(1, a.tokens // T), T // a.block
         topk = max(1, round(nb * a.fraction))

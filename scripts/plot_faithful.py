@@ -7,7 +7,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from sinklab.report.training import sink_and_loss_figure  # noqa: E402
-from sinklab.train.runs import read_metrics  # noqa: E402
+from sinklab.files import read_metrics  # noqa: E402
 
 R = ROOT / "experiments" / "results"
 F = R / "faithful60m"

@@ -67,7 +67,7 @@ def steady_median(rows, first=30):
 # ---------------------------------------------------------------- BENCHMARKS.md §3, §3b: the training step
 
 def host(r):
-    return r["host"].split(" (")[0]  # H1 (what that host's code had) -> H1
+    return r["host"].split(" (")[0]  # "LABEL (a note on that machine's code)" -> "LABEL"
 
 
 def softmax_of(rows, r, fallback):
@@ -483,7 +483,7 @@ def scorecard_rows(folder, names):
 
 @table("suites", "EXPERIMENTS.md", EXP / "sweeps")
 def suites(folder):
-    from sinklab.experiments.scorecard import _star
+    from sinklab.experiments.scorecard import sink_star_text
     rows = scorecard_rows(folder, SUITES)[0]
     f = lambda v: "" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))  # noqa: E731
     out = []
@@ -491,7 +491,7 @@ def suites(folder):
         for r in rs.values():
             paper = (f"{r['paper_metric']} {r['paper']}" if r["paper"] is not None else "") + \
                     (f", Sink* {r['paper_sink_star']}" if r["paper_sink_star"] is not None else "")
-            out.append([name, r["change"], f(r["step"]), f(r["sink_1"]), _star(r), f(r["largest_sink_position"]),
+            out.append([name, r["change"], f(r["step"]), f(r["sink_1"]), sink_star_text(r), f(r["largest_sink_position"]),
                         f(r["val_loss"]), paper, r["paper_source"]])
     return md(["suite", "change", "step", "our Sink_1 %", "our Sink* %", "largest at", "val loss", "paper", "source"], out), []
 
@@ -514,14 +514,14 @@ def branches(b):
 
 @table("sparse_quick60m", "EXPERIMENTS.md", EXP / "sweeps")
 def sparse_quick60m(folder):
-    from sinklab.experiments.scorecard import _star
+    from sinklab.experiments.scorecard import sink_star_text
     rows, claims = scorecard_rows(folder, ["sparse"])
     rs = rows["sparse"]
     out = []
     for change, label in SPARSE_ROWS:
         r = rs[change]
         last = r["_history"][-1]
-        sink = f2(r["sink_1"]) + (f"; Sink* {_star(r)}" if r["sink_star"] is not None else "")
+        sink = f2(r["sink_1"]) + (f"; Sink* {sink_star_text(r)}" if r["sink_star"] is not None else "")
         out.append([label, f"{r['val_loss']:.3f}", sink, f"{r['largest_sink_position']} ({r['largest_sink']:.2f})",
                     f2(r["massive_activation"]), f"{r['tokens_per_s']:,}", branches(last.get("sink_by_branch"))])
     notes = [f"claim: {c[1]}: {c[2]} ({c[3]})" for c in claims]

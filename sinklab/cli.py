@@ -66,8 +66,8 @@ def cmd_measure(args) -> int:
     from .files import claim_output_folder
     from .load import parse_max_memory
     from .measure import suite
-    from .measure.run import format_summary, measure
-    from .report import RESULT_MARKER, write_results
+    from .measure.run import measure
+    from .report import RESULT_MARKER, format_summary, write_results
 
     args.T, args.eps = args.T or [64], args.eps or [0.3]
     _no_duplicates(args.T, "--T")
@@ -114,7 +114,7 @@ def cmd_zoo(args) -> int:
 
     from .files import check_output_folder, output_folder
     from .measure import zoo
-    from .measure.run import _versions
+    from .measure.run import library_versions
 
     out = Path(args.out)
     check_output_folder(out.parent)
@@ -126,7 +126,7 @@ def cmd_zoo(args) -> int:
     plain, sharp = zoo.run(types, args.sharpened, show)
     command = ("sinklab zoo" + (" --sharpened" if args.sharpened else "")
                + (f" --types {args.types}" if args.types else ""))
-    table = zoo.markdown(plain, sharp, _versions(), command)
+    table = zoo.markdown(plain, sharp, library_versions(), command)
     try:
         output_folder(out.parent)
         out.write_text(table)

@@ -95,9 +95,7 @@ def cmd_train(args):
         return STOPPED_EXIT
     if row:
         print("final: " + ", ".join(f"{k}={v}" for k, v in row.items() if k in ("step", "loss", "val_loss", "sink_1")))
-    from .report.training import report_run
-
-    print(f"report: {report_run(tc.out)}")
+    print(f"report: {_measure_and_report(tc.out)}")
 
 
 def _report(sub):
@@ -123,10 +121,23 @@ def print_fields(mc, tc) -> None:
             print(f"{prefix}.{f.name} = {getattr(cfg, f.name)!r}{allowed}")
 
 
-def cmd_report(args):
-    from .report.training import report_run
+def _measure_and_report(run, measure_final: bool = True):
+    """RUN/report.html. The report only reads the folder, so the last checkpoint's measurement it links
+    (RUN/final_measure) is made first, here, unless present for that step."""
+    from pathlib import Path
 
-    print(f"report: {report_run(args.run, measure_final=not args.no_measure)}")
+    from .report import write_results
+    from .report.training import read_run_metrics, report_run
+    from .train.probe import measure_final_checkpoint
+
+    rows = read_run_metrics(run)  # a folder that holds no run fails before any measuring
+    if measure_final:
+        measure_final_checkpoint(Path(run), write_results)
+    return report_run(run, rows)
+
+
+def cmd_report(args):
+    print(f"report: {_measure_and_report(args.run, measure_final=not args.no_measure)}")
 
 
 def _stream(sub):

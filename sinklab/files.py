@@ -1,4 +1,5 @@
-"""Reading the user's text files and claiming output folders, each failure one clear error.
+"""Reading the user's text files and a run's metrics log, and claiming output folders, each failure one
+clear error.
 
 Text is UTF-8. A file that is not is an error naming the file and the byte offset, unless the
 caller asks for replacement characters (`errors="replace"`): silently decoding Latin-1 or binary
@@ -7,6 +8,7 @@ data as U+FFFD changes what is measured or trained on.
 from __future__ import annotations
 
 import contextlib
+import json
 import lzma
 import os
 import shutil
@@ -134,3 +136,23 @@ def output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
     except OSError as e:
         raise SinklabError(f"{option} {path}: cannot create the folder ({e.strerror or e})") from None
     return path
+
+
+def read_metrics(path: Path) -> tuple[list[dict], int]:
+    """The rows of a metrics.jsonl and how many lines were dropped: a run killed mid-write leaves
+    its last line cut short. A bad line before the last one is an error naming it."""
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    rows, dropped = [], 0
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or "step" not in row:
+                raise ValueError("no step")
+            rows.append(row)
+        except ValueError:
+            if i < len(lines):
+                raise SinklabError(f"{path}, line {i}: not a metrics row ({line[:60]!r})") from None
+            dropped += 1
+    return rows, dropped

@@ -172,15 +172,15 @@ def test_sliding_window_mask_gives_the_mask_aware_alpha_beside_the_papers():
 def test_half_dtype_logits_guard_allows_the_models_own_rounding_spread_and_no_more():
     """In bf16 sinklab's logits may differ from eager's by twice what the model's own SDPA does, up to 5 % of
     the scale; a larger difference (a dropped input) is still refused, and float32 ignores the spread."""
-    from sinklab.measure.load import _logits_close
+    from sinklab.measure.load import logits_close
 
     want = torch.zeros(1, 4, 8)
     want[0, 0, 0] = 1.0
     got = want.clone()
     got[0, 1, 1] = 0.045
-    assert not _logits_close(got, want, torch.bfloat16)
-    assert _logits_close(got, want, torch.bfloat16, floor=0.03)
-    assert not _logits_close(got, want, torch.bfloat16, floor=0.01)
-    assert not _logits_close(got, want, torch.float32, floor=1.0)
+    assert not logits_close(got, want, torch.bfloat16)
+    assert logits_close(got, want, torch.bfloat16, floor=0.03)
+    assert not logits_close(got, want, torch.bfloat16, floor=0.01)
+    assert not logits_close(got, want, torch.float32, floor=1.0)
     got[0, 1, 1] = 0.3  # a model whose own SDPA is far from eager lends no more than 5 % of the scale
-    assert not _logits_close(got, want, torch.bfloat16, floor=1.0)
+    assert not logits_close(got, want, torch.bfloat16, floor=1.0)

@@ -179,7 +179,7 @@ def test_training_report_shows_the_config_and_throughput_not_mfu_none(tmp_path):
     rows[-1].update(sink_1=12.5, val_loss=3.9, tokens_per_s_overall=900)
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 31, "lo')
     (run / "config.json").write_text(json.dumps({"model": {"d_model": 64}, "train": {"steps": 30}, "world_size": 1}))
-    page = training.report_run(str(run), measure_final=False).read_text()
+    page = training.report_run(str(run)).read_text()
     assert "model.d_model = 64" in page and "train.steps = 30" in page
     assert "tokens/s while training" in page and "900 tokens/s overall" in page
     assert "None" not in page and "<th>mfu</th>" not in page

@@ -1,6 +1,17 @@
 """Imports point one way: errors, config -> data, model -> train, measure -> report -> experiments,
 stream, integrations -> cli. Every import counts, at module level or inside a function: a function-level import
-only hides a circle from the interpreter, not from a reader."""
+only hides a circle from the interpreter, not from a reader.
+
+Two more rules keep the parts apart:
+- a private name (one leading underscore) stays in its package. A package is a subpackage of sinklab
+  (sinklab/report, sinklab/measure, ...), a top-level module on its own (sinklab/cli.py), or, outside
+  the package, tests/, benchmarks/ and scripts/. `from x import _name` from another package fails, and
+  tests, benchmarks and scripts read no `obj._name` of sinklab (`self._x` and the private attributes of
+  other libraries named in FOREIGN_PRIVATE aside): a helper used elsewhere gets a public name.
+- the report is pure: it reads results and tables and never trains or measures, so sinklab/report
+  imports nothing of sinklab.train and no submodule of sinklab.measure. The names sinklab.measure itself
+  exports (`from ..measure import X`, its public top level) are allowed; `sinklab.measure.<module>` is not.
+"""
 from __future__ import annotations
 
 import ast
@@ -33,18 +44,22 @@ def modules() -> dict[str, Path]:
     return out
 
 
+def _source(name: str, path: Path, node: ast.ImportFrom) -> str:
+    """The absolute module a `from ... import` reads (relative imports resolved from module `name`)."""
+    if not node.level:
+        return node.module or ""
+    base = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    base = base[:len(base) - node.level + 1]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
 def _targets(name: str, path: Path, node: ast.AST, known: dict) -> set[str]:
     """The sinklab modules one import statement reaches (a name imported from a package counts as
     its submodule when there is one, else as the package)."""
     if isinstance(node, ast.Import):
         wanted = [a.name for a in node.names]
     else:
-        if node.level:
-            base = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
-            base = base[:len(base) - node.level + 1]
-            mod = ".".join(base + ([node.module] if node.module else []))
-        else:
-            mod = node.module or ""
+        mod = _source(name, path, node)
         wanted = [f"{mod}.{a.name}" if f"{mod}.{a.name}" in known else mod for a in node.names]
     out = set()
     for target in wanted:
@@ -171,3 +186,142 @@ def test_trainer_and_attention_functions_are_short():
                     if n > MAX_FUNCTION_LINES:
                         long.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name} has {n} lines")
     assert not long, "\n".join(long)
+
+
+# -- private names stay in their package ------------------------------------------------------------
+REPO = PACKAGE.parent
+OUTSIDE = ("tests", "benchmarks", "scripts")  # each a package of its own, outside sinklab
+# private attributes of other libraries that tests read on those libraries' objects
+FOREIGN_PRIVATE = {"_attn_implementation": "transformers: the attention a config selects",
+                   "_actions": "argparse: a parser's actions, to list the subcommands"}
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def package_of(module: str) -> str:
+    """sinklab.report.plots -> sinklab.report; sinklab.cli -> sinklab.cli; sinklab -> sinklab."""
+    return ".".join(module.split(".")[:2])
+
+
+def source_files() -> dict[str, Path]:
+    """module name -> path for sinklab/, and 'tests/x.py'-style names for the folders outside it."""
+    out = dict(modules())
+    for folder in OUTSIDE:
+        for path in sorted((REPO / folder).rglob("*.py")):
+            out[path.relative_to(REPO).as_posix()] = path
+    return out
+
+
+def private_imports(name: str, path: Path, tree: ast.AST, known: dict) -> list[str]:
+    """`from x import _y` where _y belongs to a package other than the importing file's."""
+    mine = package_of(name) if name.startswith("sinklab") else name.split("/")[0]
+    bad = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        mod = _source(name, path, node) if name.startswith("sinklab") else node.module or ""
+        for alias in node.names:
+            owner = f"{mod}.{alias.name}" if f"{mod}.{alias.name}" in known else mod
+            if mod.startswith("sinklab") and _private(alias.name) and package_of(owner) != mine:
+                bad.append(f"{path.relative_to(REPO)}:{node.lineno} imports {alias.name} from {mod}")
+    return bad
+
+
+def test_no_private_name_is_imported_across_packages():
+    known = modules()
+    bad = [line for name, path in sorted(source_files().items())
+           for line in private_imports(name, path, ast.parse(path.read_text(encoding="utf-8")), known)]
+    assert not bad, "private names imported from another package (give them a public name):\n" + "\n".join(bad)
+
+
+def _foreign_names(tree: ast.AST) -> set[str]:
+    """Names a file binds by importing from anything but sinklab (torch, argparse, ...)."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {(a.asname or a.name).split(".")[0] for a in node.names if not a.name.startswith("sinklab")}
+        elif isinstance(node, ast.ImportFrom) and not (node.module or "").startswith("sinklab"):
+            out |= {a.asname or a.name for a in node.names}
+    return out
+
+
+def _root(node: ast.AST) -> str | None:
+    """The name an expression chain starts from: `a` in a.b().c[0].d."""
+    while isinstance(node, (ast.Attribute, ast.Call, ast.Subscript)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _by_name(call: ast.Call) -> str | None:
+    """The attribute name of setattr(obj, "name", ...), getattr, hasattr, delattr, monkeypatch.setattr."""
+    f = call.func
+    name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
+    if name not in ("setattr", "getattr", "hasattr", "delattr") or len(call.args) < 2:
+        return None
+    arg = call.args[1]
+    return arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else None
+
+
+def private_attributes(path: Path, tree: ast.AST) -> list[str]:
+    """`obj._x` and `setattr(obj, "_x", ...)` (monkeypatch.setattr too) on anything but self, cls and
+    the objects of other libraries."""
+    allowed = _foreign_names(tree) | {"self", "cls"}
+    bad = []
+    for node in ast.walk(tree):
+        owner, attr = None, None
+        if isinstance(node, ast.Attribute):
+            owner, attr = node.value, node.attr
+        elif isinstance(node, ast.Call) and _by_name(node) is not None:
+            owner, attr = node.args[0], _by_name(node)
+        if attr and _private(attr) and attr not in FOREIGN_PRIVATE and _root(owner) not in allowed:
+            bad.append(f"{path.relative_to(REPO)}:{node.lineno} reads {attr} of {ast.unparse(owner)}")
+    return bad
+
+
+def test_tests_benchmarks_and_scripts_read_no_private_attribute_of_sinklab():
+    bad = [line for name, path in sorted(source_files().items()) if not name.startswith("sinklab")
+           for line in private_attributes(path, ast.parse(path.read_text(encoding="utf-8")))]
+    assert not bad, "private attributes read from outside sinklab (use or add a public name):\n" + "\n".join(bad)
+
+
+def report_reaching_in(graph: dict[str, dict[str, int]], paths: dict[str, Path]) -> list[str]:
+    """The report's imports of sinklab.train (anything) and of sinklab.measure's submodules."""
+    return [f"{paths[a].relative_to(REPO)}:{line} imports {b}" for a, edges in sorted(graph.items())
+            if package_of(a) == "sinklab.report" for b, line in sorted(edges.items(), key=lambda e: e[1])
+            if package_of(b) == "sinklab.train" or b.startswith("sinklab.measure.")]
+
+
+def test_the_report_imports_neither_train_nor_measure_internals():
+    bad = report_reaching_in(import_graph(), modules())
+    assert not bad, "the report reads results; measuring and training happen before it:\n" + "\n".join(bad)
+
+
+# the private-name checkers themselves, on made-up files
+def test_the_checker_finds_private_imports_across_packages():
+    text = "from ..report import _img, write_csv\nfrom . import _star\nfrom .plots import _save\n"
+    path = PACKAGE / "experiments" / "scorecard.py"  # only read for its name: the text is given
+    known = {"sinklab.experiments.scorecard": path, "sinklab.report": path}
+    found = private_imports("sinklab.experiments.scorecard", path, ast.parse(text), known)
+    assert found == ["sinklab/experiments/scorecard.py:1 imports _img from sinklab.report"]
+    path, known = REPO / "tests" / "t.py", {"sinklab.report.plots": path}
+    found = private_imports("tests/t.py", path, ast.parse("from sinklab.report.plots import _save"), known)
+    assert found == ["tests/t.py:1 imports _save from sinklab.report.plots"]
+
+
+def test_the_checker_finds_private_attributes():
+    text = ("import torch\nfrom sinklab.measure import load\n"
+            "load._VERIFIED\nmodel._context(3)\nself._x\ntorch._dynamo\nparser()._actions\n"
+            "monkeypatch.setattr(attention, '_flex', None)\nlayer.attn.forward\nmonkeypatch.setenv('X', '_y')\n")
+    found = private_attributes(REPO / "tests" / "t.py", ast.parse(text))
+    assert sorted(x.split(":", 1)[1] for x in found) == ["3 reads _VERIFIED of load", "4 reads _context of model",
+                                                         "8 reads _flex of attention"]
+
+
+def test_the_checker_finds_the_report_reaching_into_measure():
+    graph = {"sinklab.report.training": {"sinklab.measure.run": 4, "sinklab.measure": 5, "sinklab.files": 6},
+             "sinklab.report": {"sinklab.train.runs": 7}, "sinklab.experiments.runs": {"sinklab.train.runs": 8}}
+    paths = {name: PACKAGE / "report" / "x.py" for name in graph}
+    assert report_reaching_in(graph, paths) == ["sinklab/report/x.py:7 imports sinklab.train.runs",
+                                                "sinklab/report/x.py:4 imports sinklab.measure.run"]

@@ -242,7 +242,7 @@ def test_measured_alpha_matches_dense_weights_for_every_score():
         captured = {}
         h = layer0.attn.hook_k.register_forward_hook(lambda m, i, o: captured.setdefault("k", o))
         h2 = layer0.attn.hook_q.register_forward_hook(lambda m, i, o: captured.setdefault("q", o))
-        ctx = model._context(12, ids.device)
+        ctx = model.forward_context(12, ids.device)
         with torch.no_grad():
             layer0.attn(x, **ctx.attention_args())
         h.remove(), h2.remove()
@@ -277,7 +277,7 @@ def test_unnormalised_summary_counts_heads_that_also_weigh_token_1():
         block.attn.hook_k.register_forward_hook(lambda m, a, o, i=i: captured.__setitem__(("k", i), o))
     with torch.no_grad():
         model(ids)
-    ctx = model._context(16, ids.device)
+    ctx = model.forward_context(16, ids.device)
     share, weight = [], []
     for i, block in enumerate(model.layers):
         raw = block.attn.weights(captured[("q", i)], captured[("k", i)], None, ctx.mask_fn, 0, 16)

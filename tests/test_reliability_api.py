@@ -102,13 +102,12 @@ def test_the_load_verdict_is_remembered_and_rechecked_when_the_dtype_changes(lla
     from sinklab.measure import load
 
     sinklab.measure(llama, input_ids=_ids(1, 8), progress=False)
-    first = load._VERIFIED[llama]
-    assert load._verified_route(llama) is not None
+    assert load.remembered_route(llama) is not None
     llama.to(torch.bfloat16)
     try:
-        assert load._verified_route(llama) is None  # another dtype: the checks run again
+        assert load.remembered_route(llama) is None  # another dtype: the checks run again
         sinklab.measure(llama, input_ids=_ids(1, 8), dtype="bfloat16", progress=False)
-        assert load._VERIFIED[llama][0] != first[0]
+        assert load.remembered_route(llama) is not None  # remembered for bfloat16 now
     finally:
         llama.to(torch.float32)
 

@@ -9,8 +9,8 @@ from sinklab import stream
 from sinklab.cli import main
 from sinklab.errors import SinklabError
 from sinklab.measure import sink_tokens
-from sinklab.measure.run import format_summary, measure
-from sinklab.report import write_results
+from sinklab.measure.run import measure
+from sinklab.report import format_summary, write_results
 from stream_reference import reference_nll
 
 

@@ -5,7 +5,7 @@ import torch
 from sinklab.config import preset
 from sinklab.errors import SinklabError
 from sinklab.measure import metrics
-from sinklab.model import masks, variants
+from sinklab.model import attention, masks, variants
 from sinklab.model.decoder import SinkLM
 
 PATTERNS = variants.sparse(block=4, topk=1)  # the shared catalogue at T = 24
@@ -198,8 +198,7 @@ def test_dsa_keeping_every_token_is_dense_and_only_the_indexer_learns_from_its_l
     with torch.no_grad():
         assert torch.allclose(dense(ids), dsa.eval()(ids), atol=1e-5)
     dsa.train()
-    for layer in dsa.layers:  # the KL objective alone: main weights must get no gradient from it
-        layer.attn._dsa_mask(layer.attn_norm(dsa.embed(ids)), torch.randn(2, 4, 16, 16), torch.randn(2, 4, 16, 16))
+    dsa(ids)  # each layer's indexer KL (aux_loss); backed alone, main weights must get no gradient from it
     aux = sum(b.attn.aux_loss for b in dsa.layers)
     aux.backward()
     assert dsa.layers[0].attn.index_q.weight.grad.abs().sum() > 0
@@ -212,9 +211,13 @@ def _eager_flex(monkeypatch):
 
     from torch.nn.attention.flex_attention import flex_attention
 
-    from sinklab.model import attention
     warnings.filterwarnings("ignore", message=".*flex_attention.*")
-    monkeypatch.setattr(attention, "_flex", flex_attention)
+    monkeypatch.setattr(attention, "compiled_flex_attention", lambda: flex_attention)
+
+
+def _inputs(pos_bias=None, mask_fn=None, dyn=None, block_mask=None, far_block_mask=None):
+    """A single-pass backend's inputs for q, k, v that already have every query head."""
+    return attention.BackendInputs(lambda t: t, pos_bias, mask_fn, dyn, block_mask, far_block_mask)
 
 
 @pytest.mark.parametrize("force_first", [False, True])
@@ -242,12 +245,12 @@ def test_flex_distance_bias_equals_the_dense_path(monkeypatch):
     torch.manual_seed(0)
     model = SinkLM(preset("tiny", position="alibi", window=5)).eval()
     attn, T = model.layers[0].attn, 32
-    ctx = model._context(T, torch.device("cpu"))
+    ctx = model.forward_context(T, torch.device("cpu"))
     q, k, v = (torch.randn(2, attn.n_heads, T, attn.head_dim) * 2 for _ in range(3))
     bm = create_block_mask(lambda b, h, qi, ki: ctx.mask_fn(qi, ki), None, None, T, T, device="cpu", BLOCK_SIZE=16)
     with torch.no_grad():
-        dense = attn._dense(q, k, v, ctx.pos_bias, ctx.mask_fn)
-        flex = attn._flex(q, k, v, ctx.pos_bias, bm)
+        dense = attention.dense(attn, q, k, v, _inputs(ctx.pos_bias, ctx.mask_fn))
+        flex = attention.flex(attn, q, k, v, _inputs(ctx.pos_bias, block_mask=bm))
     assert torch.allclose(flex, dense, atol=1e-5), (flex - dense).abs().max()
 
 
@@ -288,7 +291,7 @@ def test_gpu_block_sparse_forward_equals_the_dense_path(monkeypatch, change):
         dense = model(ids)
         from sinklab.model import dispatch
         monkeypatch.setattr(dispatch, "flex_computes", lambda cfg, where: True)
-        context = SinkLM._context
+        context = SinkLM.forward_context
 
         def with_cpu_block_masks(self, T, device, recorder=None):
             ctx = context(self, T, device, recorder)
@@ -297,10 +300,13 @@ def test_gpu_block_sparse_forward_equals_the_dense_path(monkeypatch, change):
                 ctx.window_block_mask = create_block_mask(lambda b, h, q, k: (k <= q) & (q - k < w), None, None,
                                                              T, T, device="cpu", BLOCK_SIZE=128)
             return ctx
-        monkeypatch.setattr(SinkLM, "_context", with_cpu_block_masks)
-        from sinklab.model import attention
-        calls, eager = [], attention._flex
-        monkeypatch.setattr(attention, "_flex", lambda *a, **kw: calls.append(1) or eager(*a, **kw))
+        monkeypatch.setattr(SinkLM, "forward_context", with_cpu_block_masks)
+        calls, eager = [], attention.compiled_flex_attention()
+
+        def counted(*a, **kw):
+            calls.append(1)
+            return eager(*a, **kw)
+        monkeypatch.setattr(attention, "compiled_flex_attention", lambda: counted)
         flex = model(ids)
     assert len(calls) >= model.cfg.n_layers  # the flex path was taken
     assert torch.allclose(flex, dense, atol=1e-5), (flex - dense).abs().max()
@@ -323,20 +329,19 @@ def reference_flex(q, k, v, score_mod=None, block_mask=None, scale=None, return_
 def test_moba_with_a_sink_token_on_flex_equals_the_dense_path_with_gradients(monkeypatch, change):
     """MoBA + sink token on the GPU path: block-sparse flex over the real tokens (aligned to the
     tiles), the sink key joined by LSE. Outputs and the gradients of q, k, v equal the dense path."""
-    from sinklab.model import attention
-    monkeypatch.setattr(attention, "_flex", reference_flex)
+    monkeypatch.setattr(attention, "compiled_flex_attention", lambda: reference_flex)
     torch.manual_seed(0)
     model = SinkLM(preset("tiny", sparse="moba", sparse_block=128, sparse_topk=1, sink_token=True, **change))
     if model.cfg.sink_logit:
         torch.nn.init.normal_(model.layers[0].attn.sink_logit)
     attn, T, n = model.layers[0].attn, 257, 1
-    ctx = model._context(T, torch.device("cpu"))
+    ctx = model.forward_context(T, torch.device("cpu"))
     q, k, v = (torch.randn(2, attn.n_heads, T, attn.head_dim, requires_grad=True) for _ in range(3))
     chosen = masks.moba_blocks(q[:, :, n:], k[:, :, n:], 128, 1)
-    got = attn._flex_with_prefix_keys(q, k, v, n, masks.flex_block_mask(chosen, 128, T - n))
+    got = attn.flex_with_prefix_keys(q, k, v, n, masks.flex_block_mask(chosen, 128, T - n))
     g_got = torch.autograd.grad(got.square().sum(), [q, k, v])
     dyn = torch.nn.functional.pad(masks.blocks_to_token_mask(chosen, 128, T - n), (n, 0, n, 0), value=True)
-    want = attn._dense(q, k, v, None, ctx.mask_fn, dyn)
+    want = attention.dense(attn, q, k, v, _inputs(None, ctx.mask_fn, dyn))
     g_want = torch.autograd.grad(want.square().sum(), [q, k, v])
     assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
     for a, b in zip(g_got, g_want):
@@ -351,9 +356,7 @@ def test_relative_band_and_far_equals_the_dense_path_with_gradients(monkeypatch,
     compiled kernel is checked on the GPU (benchmarks/gpu_checks.py)."""
     from torch.nn.attention.flex_attention import create_block_mask
 
-    from sinklab.model import attention
-
-    monkeypatch.setattr(attention, "_flex", reference_flex)
+    monkeypatch.setattr(attention, "compiled_flex_attention", lambda: reference_flex)
 
     from sinklab.model.position import relative_band
     torch.manual_seed(0)
@@ -364,11 +367,11 @@ def test_relative_band_and_far_equals_the_dense_path_with_gradients(monkeypatch,
     attn, T = model.layers[0].attn, 512
     band = relative_band(model.cfg.relative_max_distance)
     far = create_block_mask(lambda b, h, qi, ki: ki <= qi, None, None, T - band, T - band, device="cpu", BLOCK_SIZE=128)
-    ctx = model._context(T, torch.device("cpu"))
+    ctx = model.forward_context(T, torch.device("cpu"))
     q, k, v = (torch.randn(2, attn.n_heads, T, attn.head_dim, requires_grad=True) for _ in range(3))
-    got = attn._band_and_far(q, k, v, model.relative_bias.by_distance(T), far)
+    got = attention.band_and_far(attn, q, k, v, _inputs(model.relative_bias.by_distance(T), far_block_mask=far))
     g_got = torch.autograd.grad(got.square().sum(), [q, k, v, model.relative_bias.table.weight])
-    want = attn._dense(q, k, v, ctx.pos_bias, ctx.mask_fn)
+    want = attention.dense(attn, q, k, v, _inputs(ctx.pos_bias, ctx.mask_fn))
     g_want = torch.autograd.grad(want.square().sum(), [q, k, v, model.relative_bias.table.weight])
     assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
     for a, b in zip(g_got, g_want):

@@ -40,7 +40,7 @@ def run_state(run: Run) -> str:
 def has_final_sink(metrics: Path, steps: int) -> bool:
     """Whether a run's log holds the Sink measured at its last step (what "done" means to the scorecard)."""
     from ..errors import SinklabError
-    from ..train.runs import read_metrics
+    from ..files import read_metrics
 
     if not metrics.is_file():
         return False

@@ -5,8 +5,8 @@ import html
 from pathlib import Path
 
 from ..errors import SinklabError
-from ..report import _img, _table, write_csv
-from ..report.plots import _save, integer_ticks, percent_axis, plt
+from ..report import html_table, img_tag, write_csv
+from ..report.plots import integer_ticks, percent_axis, plt, save_figure
 from . import Run, load_suite, plan, run_state
 
 
@@ -34,7 +34,7 @@ def probe_fields(m: dict | None) -> dict:
 
 
 def run_row(run: Run, preset: str) -> dict:
-    from ..train.runs import read_metrics
+    from ..files import read_metrics
 
     path = run.folder / "metrics.jsonl"
     rows = read_metrics(path)[0] if path.exists() else []
@@ -189,7 +189,7 @@ def scorecard(suite_names_: list[str], preset: str, out: str, report_dir: str | 
                 _metrics_figure(name, list(rows.values()), report / f"{name}_metrics.png")]
         source = html.escape(suite.get("source", ""))
         sections.append(f"<h2>{html.escape(suite['title'])} <small>({source})</small></h2>"
-                        + _table(visible) + _table(claims) + "".join(_img(f) for f in figs if f))
+                        + html_table(visible) + html_table(claims) + "".join(img_tag(f) for f in figs if f))
     write_csv(all_rows, report / "scorecard.csv")
     write_csv(all_claims, report / "claims.csv")
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>sinklab scorecard</title><style>"
@@ -222,7 +222,7 @@ def _suite_figure(name, suite, rows, path):
     percent_axis(ax, "Sink (%)")
     ax.set_title(suite["title"])
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _history_figure(name, rows, path):
@@ -238,7 +238,7 @@ def _history_figure(name, rows, path):
     percent_axis(ax, "Sink_1 (%)")
     ax.set_title(f"{name}: Sink_1 against step")
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _metrics_figure(name, rows, path):
@@ -265,10 +265,10 @@ def _metrics_figure(name, rows, path):
         ax.set_xticklabels(labels, rotation=40, ha="right", fontsize=7)
     fig.suptitle(name)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _star(r: dict) -> str:
+def sink_star_text(r: dict) -> str:
     """Sink* with its convention named where it is not the paper's."""
     if r["sink_star"] is None:
         return ""
@@ -284,7 +284,7 @@ def markdown(result: dict) -> str:
         paper = (f"{r['paper_metric']} {r['paper']}" if r["paper"] is not None else "") + \
                 (f", Sink* {r['paper_sink_star']}" if r["paper_sink_star"] is not None else "") + \
                 (f" ({r['paper_note']})" if r["paper_note"] else "")
-        lines.append(f"| {r['suite']} | {r['change']} | {f(r['step'])} | {f(r['sink_1'])} | {_star(r)} | "
+        lines.append(f"| {r['suite']} | {r['change']} | {f(r['step'])} | {f(r['sink_1'])} | {sink_star_text(r)} | "
                      f"{f(r['largest_sink_position'])} | {f(r['largest_sink'])} | "
                      f"{f(r['sink_1_long']) + (' (T=%d)' % r['measure_T_long'] if r['measure_T_long'] else '')} | "
                      f"{f(r['massive_activation'])} | "

@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 
 from ..errors import SinklabError
-from ..files import output_folder
+from ..files import output_folder, read_metrics
 from ..measure.load import wrap_module
 from ..measure.run import DEFAULT_EPS, measure
 from ..train.probe import sink_row
-from ..train.runs import read_metrics, trim_metrics
+from ..train.runs import trim_metrics
 
 LOGGED_KEYS = ("sink_1", "mean_alpha_1", "largest_sink", "largest_sink_position", "massive_activation")
 ROWS_FILE = "sinks.jsonl"

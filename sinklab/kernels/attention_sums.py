@@ -72,7 +72,7 @@ def attention_with_column_sums(q, k, v, scale: float, fused: FusedPlan, *, windo
     if fused.lse_source == "cudnn":
         out, lse = _cudnn_with_lse(q, k, v, scale)
     if out is None and fused.lse_source in ("cudnn", "flash"):
-        out, lse = _flash_with_lse(q, k, v, scale, window)
+        out, lse = flash_with_lse(q, k, v, scale, window)
     if out is None:
         out = _sdpa(q, k, v, scale, window).transpose(1, 2)
         lse = row_logsumexp(q, k, scale, window)
@@ -113,7 +113,7 @@ def canonical_layout(t: torch.Tensor) -> torch.Tensor:
     return t.clone(memory_format=torch.contiguous_format)
 
 
-def _flash_with_lse(q, k, v, scale, window):
+def flash_with_lse(q, k, v, scale, window):
     """FlashAttention's forward (aten), which returns the row log-sum-exp beside the output."""
     B, H, T, D = q.shape
     left = -1 if window is None else max(0, int(window) - 1)

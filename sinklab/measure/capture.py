@@ -190,7 +190,7 @@ def _over_tokens_only(w: torch.Tensor, n_extra: int) -> torch.Tensor:
     return tokens / tokens.sum(-1, keepdim=True).clamp_min(torch.finfo(torch.float32).tiny)
 
 
-def _expand_kv(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+def expand_kv(x: torch.Tensor, n_heads: int) -> torch.Tensor:
     """Grouped-query attention: repeat each KV head for the query heads that share it."""
     n_kv = x.shape[1]
     return x if n_kv == n_heads else x.repeat_interleave(n_heads // n_kv, dim=1)
@@ -312,7 +312,7 @@ def _fused_layer(recorder, layer, query, key, value, attention_mask, scaling, kw
     amap = None
     if recorder.keep_map_upto and T <= recorder.keep_map_upto:
         n_heads = query.shape[1]
-        rows = hf_weights_for_rows(query[:1], _expand_kv(key[:1], n_heads), scaling,
+        rows = hf_weights_for_rows(query[:1], expand_kv(key[:1], n_heads), scaling,
                                    None if attention_mask is None else attention_mask[:1], None, sink_logits)
         amap = rows(0, T)[0, :, :, 0 if sink_logits is None else 1:].float()
     recorder.observe_columns(layer, query, key, value, col, None if sink_col is None else sink_col[..., None],
@@ -389,7 +389,7 @@ def sinklab_hf_attention(module, query, key, value, attention_mask, scaling=None
             if out is not None:
                 return out, None
     n_heads = query.shape[1]
-    k_full, v_full = _expand_kv(key, n_heads), _expand_kv(value, n_heads)
+    k_full, v_full = expand_kv(key, n_heads), expand_kv(value, n_heads)
     weights = hf_weights_for_rows(query, k_full, scaling, attention_mask, kwargs.get("softcap"), sinks, bias, causal)
     n_extra = 0 if sinks is None else 1
     if measured:

@@ -373,7 +373,7 @@ def _wrap_hf(model, tok, name: str, kind: str, device: str, dtype: str, info: di
     if getattr(model, "hf_device_map", None) is None:  # accelerate placed a mapped model; never move it
         model = model.to(device=device, dtype=DTYPES[dtype]) if dtype else model.to(device)
     model = model.eval()
-    known = _verified_route(model)
+    known = remembered_route(model)
     if known is not None:  # checked at this device, dtype and config already: build the capture, skip the checks
         verified_route, verified_info = known
         return _wrap_hf_route(model, tok, name, kind, {**(info or {}), **verified_info}, verified_route, check=False)
@@ -410,7 +410,8 @@ def _route_signature(model) -> tuple:
     return str(p.device), p.dtype, model.config.to_json_string(use_diff=True)
 
 
-def _verified_route(model) -> tuple[str, dict] | None:
+def remembered_route(model) -> tuple[str, dict] | None:
+    """(route, what the checks found) of a model checked before at its current device, dtype and config, else None."""
     entry = _VERIFIED.get(model)
     if entry is None or entry[0] != _route_signature(model):
         return None
@@ -485,7 +486,7 @@ def _input_device(model) -> torch.device:
     return torch.device("cuda", 0) if device.type == "meta" else device  # offloaded: accelerate's main device
 
 
-def _logits_close(got: torch.Tensor, want: torch.Tensor, dtype: torch.dtype, floor: float = 0.0) -> bool:
+def logits_close(got: torch.Tensor, want: torch.Tensor, dtype: torch.dtype, floor: float = 0.0) -> bool:
     """Relative to the logits' scale: SDPA and eager round differently over a deep float32 stack
     (2.7e-4 on SmolLM2's logits of ~20); a dropped input moves them by far more (0.27 on a tiny model).
     `floor`: in half dtypes, how far the model's own SDPA logits are from its eager ones; sinklab's may
@@ -532,10 +533,10 @@ def _check_same_logits(loaded, model, input_device, attn_name: str) -> None:
         raise SinklabError(f"{loaded.name}: cannot compare its logits under capture with its own eager attention "
                            f"({type(e).__name__}: {str(e).strip().splitlines()[0][:160] if str(e).strip() else ''})") from None
     dtype, same_shape = next(model.parameters()).dtype, got.shape == want.shape
-    close = same_shape and _logits_close(got, want, dtype)
+    close = same_shape and logits_close(got, want, dtype)
     if not close and same_shape and dtype in (torch.float16, torch.bfloat16):
         with torch.inference_mode():
-            close = _logits_close(got, want, dtype, _half_dtype_floor(model, ids, want, attn_name))
+            close = logits_close(got, want, dtype, _half_dtype_floor(model, ids, want, attn_name))
     if not close:
         diff = float((got - want).abs().max()) if same_shape else float("nan")
         raise SinklabError(f"{loaded.name}: its logits under sinklab's capture differ from its own eager attention "

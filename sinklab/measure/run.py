@@ -281,7 +281,8 @@ def _validate(Ts, epss, n, batch_size, K, probe, bos):
                            f"or a .txt/.jsonl file")
 
 
-def _versions() -> dict:
+def library_versions() -> dict:
+    """Python and the versions of the libraries a measurement depends on, as recorded in summary.json."""
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}
@@ -463,7 +464,7 @@ def _summary(loaded, base: dict, f: dict, sweep: list[dict], Ts: list[int], epss
         "device": run["device"], "dtype": run["dtype"], "seed": run["seed"],
         "load_time_s": run["load_time_s"], "measure_time_s": run["measure_time_s"],
         "wall_time_s": run["wall_time_s"],
-        "versions": _versions(), "model_info": loaded.info,
+        "versions": library_versions(), "model_info": loaded.info,
     }
 
 
@@ -486,64 +487,4 @@ def _unnormalised(share_1, weights, mass, eps) -> dict | None:
             "max_head_weight_1": {"weight": round(per_head.max().item(), 6), "layer": top // H, "head": top % H},
             "row_mass": {"min": round(m[0].item(), 6), "median": round(m[len(m) // 2].item(), 6),
                          "max": round(m[-1].item(), 6)}}
-
-
-def format_summary(result: MeasureResult) -> str:
-    """The terminal summary: fits on one screen."""
-    s = result.summary
-    lines = [f"model  {s['model']}  ({s['layers']} layers x {s['heads']} heads)",
-             f"probe  {s['probe']}   n={s['n']}  T={s['T']}  eps={s['eps']}  bos={s['bos']}",
-             ""]
-    ks = list(s["sink"])
-    lines.append("Sink_k (%)  " + "  ".join(f"k={k:>2}" for k in ks))
-    lines.append("            " + "  ".join(f"{s['sink'][k]:5.1f}" for k in ks))
-    lines.append(f"Sink_1 = {s['sink']['1']:.2f} % (± {s['sink_se']['1']:.2f} s.e. over samples),"
-                 f" mean alpha_1 = {s['mean_alpha_1']:.3f}")
-    if s.get("sink_star"):
-        lines.append("Sink* on added positions (alpha over the real queries): "
-                     + ", ".join(f"{k} = {v:.2f} %" for k, v in s["sink_star"].items()))
-    if s.get("sink_star_paper"):
-        lines.append("Sink* in the paper's convention (a prepended query that sees only itself): "
-                     + ", ".join(f"{k} = {v:.2f} %" for k, v in s["sink_star_paper"].items()))
-    if s.get("unnormalised"):
-        u = s["unnormalised"]
-        top = u["max_head_weight_1"]
-        lines.append(f"unnormalised attention (Sink reads proxy scores): Sink_1 counting only heads that also put "
-                     f"> eps of weight on token 1 = {u['sink_1_share_and_weight']:.2f} %; largest mean weight on "
-                     f"token 1 {top['weight']:.3f} (layer {top['layer']}, head {top['head']}); "
-                     f"row mass median {u['row_mass']['median']:.3f}")
-    ls = s["largest_sink"]
-    lines.append(f"largest Sink at position {ls['position']} ({ls['sink_pct']:.1f} %, {ls['searched']})")
-    if s.get("sink_tokens"):
-        lines.append(f"{s['sink_tokens']['line']} (by token id, {s['sink_tokens']['searched']})")
-    if len(s["Ts"]) > 1 or len(s["eps_values"]) > 1:
-        lines.append("")
-        lines.append("Sink_1 (%)   " + "  ".join(f"eps={e:<4g}" for e in s["eps_values"]))
-        for t in s["Ts"]:
-            vals = {r["eps"]: r["sink_pct"] for r in result.sweep if r["T"] == t and r["position"] == "1"}
-            lines.append(f"T={t:<9d} " + "  ".join(f"{vals[e]:8.2f}" for e in s["eps_values"]))
-    d = s["diagnostics"]
-    hr = d["hidden_ratio"]
-    finite = [(v, i) for i, v in enumerate(hr) if v == v]
-    if finite:
-        peak, at = max(finite)
-        readers = list(range(at + 1, len(hr))) or [at]   # layers whose keys read that residual stream
-        med = lambda xs: sorted(xs)[len(xs) // 2]
-        lines.append("")
-        lines.append(f"massive activation: ||h_1||/median ||h_t|| peaks at {peak:.1f} (output of layer {at});"
-                     f" in layers {readers[0]}-{readers[-1]}, median ||k_1||/median = "
-                     f"{med([d['key_ratio'][i] for i in readers]):.2f}, ||v_1||/median = "
-                     f"{med([d['value_ratio'][i] for i in readers]):.2f}")
-        cf = sum(d["cos_first"]) / len(d["cos_first"])
-        cr = sum(d["cos_rest"]) / len(d["cos_rest"])
-        nf = sum(d["normprod_first"]) / len(d["normprod_first"])
-        nr = sum(d["normprod_rest"]) / len(d["normprod_rest"])
-        lines.append(f"q.k split (mean over layers): cos(q,k_1) = {cf:.3f} vs {cr:.3f} for other keys;"
-                     f" ||q||.||k_1|| = {nf:.1f} vs {nr:.1f}")
-    route = (s.get("model_info") or {}).get("capture_route")
-    if route and route != "AttentionInterface":
-        lines.append(f"captured through {route}: key norms and the q.k split are not available")
-    lines.append("")
-    lines.append(f"load {s['load_time_s']:.1f} s, measure {s['measure_time_s']:.1f} s")
-    return "\n".join(lines)
 

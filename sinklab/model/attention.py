@@ -30,8 +30,9 @@ DSA_KL_ROWS = 256  # query rows on which DSA's indexer objective is estimated
 DSA_TRITON_INDEXER = True  # on a GPU, the selection's full (B, T, T) scores come from one Triton kernel
 
 
-def _flex_attention():
-    """FlexAttention, compiled once (it is slow and memory-hungry uncompiled)."""
+def compiled_flex_attention():
+    """FlexAttention, compiled once (it is slow and memory-hungry uncompiled). Every flex call of the layers
+    goes through it, so tests put an eager or reference FlexAttention in its place."""
     global _flex
     if _flex is None:
         import torch._dynamo
@@ -175,7 +176,7 @@ class Attention(nn.Module):
                 bm = masks.flex_block_mask(chosen, cfg.sparse_block, T - n_prefix)
                 if backend == "moba_flex":
                     return self._finish(x, self._flex(q, full(k), full(v), pos_bias, bm))
-                return self._finish(x, self._flex_with_prefix_keys(q, full(k), full(v), n_prefix, bm))
+                return self._finish(x, self.flex_with_prefix_keys(q, full(k), full(v), n_prefix, bm))
             dyn = masks.blocks_to_token_mask(chosen, cfg.sparse_block, T - n_prefix, cfg.sparse_select == "block")
             if n_prefix:
                 dyn = F.pad(dyn, (n_prefix, 0, n_prefix, 0), value=True)
@@ -304,17 +305,17 @@ class Attention(nn.Module):
 
     def _flex(self, q, k, v, pos_bias, block_mask):
         """Softmax-family attention through FlexAttention."""
-        out, lse = _flex_attention()(q, k, v, score_mod=_distance_bias_mod(pos_bias), block_mask=block_mask,
-                                     scale=self.scale, return_lse=True)
+        out, lse = compiled_flex_attention()(q, k, v, score_mod=_distance_bias_mod(pos_bias),
+                                             block_mask=block_mask, scale=self.scale, return_lse=True)
         return self._softmax_variant(out, lse)
 
-    def _flex_with_prefix_keys(self, q, k, v, n: int, block_mask):
+    def flex_with_prefix_keys(self, q, k, v, n: int, block_mask):
         """Block-sparse flex over the real tokens, with n prefix keys (a sink token) that every query
         sees, joined by log-sum-exp. The prefix would shift the real tokens off the kernels'
         128-tiles; kept out of the kernel, the blocks stay aligned (45 % -> flex speed)."""
         qr = q[:, :, n:]
-        o_real, lse_real = _flex_attention()(qr, k[:, :, n:], v[:, :, n:], block_mask=block_mask,
-                                             scale=self.scale, return_lse=True)
+        o_real, lse_real = compiled_flex_attention()(qr, k[:, :, n:], v[:, :, n:], block_mask=block_mask,
+                                                     scale=self.scale, return_lse=True)
         s_pre = (qr @ k[:, :, :n].transpose(-1, -2)).float() * self.scale          # (B, H, T - n, n)
         tail, lse = _merge_by_lse(o_real, lse_real, *_attend_scores(s_pre, v[:, :, :n]))
         # the prefix rows attend causally among the prefix
@@ -359,8 +360,8 @@ class Attention(nn.Module):
         s = (s + bias.float()[:, dist.clamp(0, W - 1)][None, :, None]).masked_fill(~in_band, float("-inf"))
         o_near, lse_near = _attend_scores(s, v_win)                            # finite: d = 0 is in band
         o_near, lse_near = o_near.reshape(B, H, T, D), lse_near.reshape(B, H, T)
-        o_far, lse_far = _flex_attention()(q[:, :, W:], k[:, :, :T - W], v[:, :, :T - W],
-                                           block_mask=far_block_mask, scale=self.scale, return_lse=True)
+        o_far, lse_far = compiled_flex_attention()(q[:, :, W:], k[:, :, :T - W], v[:, :, :T - W],
+                                                   block_mask=far_block_mask, scale=self.scale, return_lse=True)
         lse_far = lse_far.float() + bias[:, W].float().view(1, H, 1)
         tail, lse_tail = _merge_by_lse(o_near[:, :, W:], lse_near[:, :, W:], o_far, lse_far)
         out = torch.cat([o_near[:, :, :W], tail.to(q.dtype)], dim=2)

@@ -128,7 +128,8 @@ class SinkLM(nn.Module):
         return 6 * n + 12 * cfg.n_layers * cfg.n_heads * cfg.head_dim * T
 
     # -- forward ----------------------------------------------------------------------------------
-    def _context(self, T_total: int, device, recorder=None) -> ForwardContext:
+    def forward_context(self, T_total: int, device, recorder=None) -> ForwardContext:
+        """What every layer reads in one forward over T_total positions: RoPE, position bias, masks, block masks."""
         cfg = self.cfg
         rope = self._rope(T_total, device) if cfg.position == "rope" else None
         if cfg.position == "alibi":  # position biases are (H, T) by distance q - k
@@ -179,7 +180,7 @@ class SinkLM(nn.Module):
             x = x + self.pos_embed.weight[:T_total]
         elif cfg.position == "sinusoidal":
             x = x + sinusoidal(T_total, cfg.d_model, x.device).to(x.dtype)
-        ctx = self._context(T_total, x.device, recorder)
+        ctx = self.forward_context(T_total, x.device, recorder)
         for i, block in enumerate(self.layers):
             x = block(x, ctx)
             if recorder is not None:

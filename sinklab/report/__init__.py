@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..files import claim_output_folder, staged_folder
 from . import plots
+from .text import format_summary
 
 RESULT_MARKER = "summary.json"  # a folder holding it holds a measurement
 
@@ -54,12 +55,12 @@ def write_results(result, out: str | os.PathLike, figures: bool = True, overwrit
     return out
 
 
-def _img(path: Path) -> str:
+def img_tag(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.stem)}">'
 
 
-def _table(rows: list[dict], limit: int = 40) -> str:
+def html_table(rows: list[dict], limit: int = 40) -> str:
     if not rows:
         return ""
     cols = list(rows[0])
@@ -85,8 +86,6 @@ def sink_k_lines(sink: dict) -> list[str]:
 
 def summary_text(result) -> str:
     """The terminal summary, with its Sink_k table aligned for the page."""
-    from ..measure.run import format_summary
-
     lines = format_summary(result).splitlines()
     for i, line in enumerate(lines[:-1]):
         if line.startswith("Sink_k (%)"):
@@ -118,7 +117,7 @@ def _selection(s: dict) -> str:
 
 def write_html(result, figures: dict[str, Path], path: Path) -> None:
     s = result.summary
-    sections = [f"<h2>{html.escape(title)}</h2>{_img(p)}" for title, p in figures.items()]
+    sections = [f"<h2>{html.escape(title)}</h2>{img_tag(p)}" for title, p in figures.items()]
     first = [r for r in result.sweep if r["T"] == s["T"] and r["eps"] == s["eps"]]
     links = "".join(f'<li><a href="{name}">{name}</a>: {html.escape(what)}</li>' for name, what in CSV_TABLES.items()
                     if (path.parent / name).exists())
@@ -131,7 +130,7 @@ def write_html(result, figures: dict[str, Path], path: Path) -> None:
 thresholded per sample and averaged (Gu et al., ICLR 2025).</p>
 <pre>{html.escape(summary_text(result))}</pre>
 <h2>Tables</h2><ul>{links}</ul>
-<h2>Sink by position ({html.escape(_selection(s))})</h2>{_table(first)}
+<h2>Sink by position ({html.escape(_selection(s))})</h2>{html_table(first)}
 {''.join(sections)}
 <h2>Run</h2><pre>{html.escape(json.dumps(run, indent=1, default=str))}</pre>
 </body></html>"""
@@ -140,4 +139,5 @@ thresholded per sample and averaged (Gu et al., ICLR 2025).</p>
     tmp.replace(path)
 
 
-__all__ = ["RESULT_MARKER", "write_results", "write_csv", "write_json", "write_html", "summary_text", "sink_k_lines"]
+__all__ = ["RESULT_MARKER", "write_results", "write_csv", "write_json", "write_html", "summary_text", "sink_k_lines",
+           "format_summary", "img_tag", "html_table"]

@@ -21,7 +21,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 MAP_FLOOR = 1e-3  # attention weights below this share one colour on the log scale
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -55,7 +55,7 @@ def draw_alpha1_heatmap(alpha1, title: str):
 
 
 def alpha1_heatmap(alpha1, path: Path, title: str) -> Path:
-    return _save(draw_alpha1_heatmap(alpha1, title), path)
+    return save_figure(draw_alpha1_heatmap(alpha1, title), path)
 
 
 def _clipped_se(values, se):
@@ -96,7 +96,7 @@ def draw_sink_by_position(sweep: list[dict], T: int, eps: float, sink_all):
 
 
 def sink_by_position(sweep: list[dict], T: int, eps: float, sink_all, path: Path) -> Path:
-    return _save(draw_sink_by_position(sweep, T, eps, sink_all), path)
+    return save_figure(draw_sink_by_position(sweep, T, eps, sink_all), path)
 
 
 def _sink_at_one_T(sweep: list[dict], T: int):
@@ -142,7 +142,7 @@ def sink_T_heading(sweep: list[dict]) -> str:
 
 
 def sink_vs_T(sweep: list[dict], path: Path) -> Path:
-    return _save(draw_sink_vs_T(sweep), path)
+    return save_figure(draw_sink_vs_T(sweep), path)
 
 
 def draw_norms_by_layer(layers: list[dict], T: int):
@@ -173,7 +173,7 @@ def draw_norms_by_layer(layers: list[dict], T: int):
 
 
 def norms_by_layer(layers: list[dict], T: int, path: Path) -> Path:
-    return _save(draw_norms_by_layer(layers, T), path)
+    return save_figure(draw_norms_by_layer(layers, T), path)
 
 
 def top_heads(alpha1, count: int = 4) -> list[tuple[int, int]]:
@@ -262,7 +262,7 @@ def draw_sink_tokens(rows: list[dict], eps: float, count: int = 12):
 
 
 def sink_tokens_figure(rows: list[dict], eps: float, path: Path) -> Path:
-    return _save(draw_sink_tokens(rows, eps), path)
+    return save_figure(draw_sink_tokens(rows, eps), path)
 
 
 def measurement_figures(result, folder: Path) -> dict[str, Path]:
@@ -303,4 +303,4 @@ def running_perplexity(result, path: Path) -> Path:
     ax.set_ylabel("running perplexity")
     ax.set_title(f"cache {result['cache_size']} tokens, {result['n_sink']} sinks")
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)

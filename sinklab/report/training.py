@@ -1,5 +1,8 @@
-"""`sinklab report RUN_DIR`: Sink_1 and loss against step from metrics.jsonl, and the full measurement
-report of the run's last checkpoint on the trainer's own probe (final_measure/)."""
+"""`sinklab report RUN_DIR`: Sink_1 and loss against step from metrics.jsonl, and a link to the full
+measurement report of the run's last checkpoint on the trainer's own probe (final_measure/).
+
+The report only reads what is in the run folder: measuring that checkpoint is the trainer's work
+(`sinklab.train.probe.measure_final_checkpoint`), done before the report by whoever calls it."""
 from __future__ import annotations
 
 import html
@@ -7,16 +10,17 @@ import json
 from pathlib import Path
 
 from ..errors import SinklabError
-from .plots import _save, integer_ticks, percent_axis, plt
+from ..files import read_metrics
+from .plots import integer_ticks, percent_axis, plt, save_figure
 
 
-def read_metrics(run: Path) -> list[dict]:
-    from ..train.runs import read_metrics as read_rows
-
+def read_run_metrics(run: str | Path) -> list[dict]:
+    """The complete rows of run/metrics.jsonl; a last line cut short is skipped with a note."""
+    run = Path(run)
     path = run / "metrics.jsonl"
     if not path.exists():
         raise SinklabError(f"{run} has no metrics.jsonl: is it a training run folder?")
-    rows, dropped = read_rows(path)
+    rows, dropped = read_metrics(path)
     if dropped:
         print(f"note: {path}: skipped its last line, cut short (the run was stopped while writing it)")
     if not rows:
@@ -49,7 +53,7 @@ def draw_sink_and_loss(runs: dict[str, list[dict]]):
 
 
 def sink_and_loss_figure(runs: dict[str, list[dict]], path: Path) -> Path:
-    return _save(draw_sink_and_loss(runs), path)
+    return save_figure(draw_sink_and_loss(runs), path)
 
 
 def draw_sink_against_step(rows: list[dict]):
@@ -67,40 +71,7 @@ def draw_sink_against_step(rows: list[dict]):
 
 
 def sink_against_step_figure(rows: list[dict], path: Path) -> Path:
-    return _save(draw_sink_against_step(rows), path)
-
-
-def measure_final_checkpoint(run: Path) -> Path | None:
-    """`sinklab measure` of the run's last complete checkpoint on the probe its trainer used, written to
-    run/final_measure (tables, figures, report.html). A finished run's trainer wrote it already at its
-    last step; it is measured here only for a checkpoint of another step (a run stopped early).
-    None when the run has no checkpoint or its data folder (the probe's source) is gone."""
-    import torch
-
-    from ..measure.sinklab_model import load_for_measurement
-    from ..train.checkpoint import latest_checkpoint
-    from ..train.config import TrainConfig
-    from ..train.probe import measure_on_probe, probe_ids
-    from . import write_results
-
-    ck = latest_checkpoint(run)
-    if ck is None:
-        return None
-    meta = json.loads((ck / "sinklab.json").read_text())
-    out = run / "final_measure"
-    done = out / "summary.json"
-    if done.exists() and json.loads(done.read_text()).get("checkpoint_step") == meta["step"]:
-        return out
-    tc = TrainConfig.from_dict(meta["train"])
-    if not (Path(tc.data) / "manifest.json").exists():
-        print(f"note: the run's data folder {tc.data} is gone, so its probe cannot be rebuilt; "
-              f"measure the checkpoint with `sinklab measure --model {ck}`")
-        return None
-    probe = probe_ids(tc, meta["data_manifest"])
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    result = measure_on_probe(load_for_measurement(ck, device=device), probe, keep_map_upto=256)
-    result.summary["checkpoint_step"] = meta["step"]
-    return write_results(result, out, overwrite=True)  # the run's own report, for a newer checkpoint
+    return save_figure(draw_sink_against_step(rows), path)
 
 
 MEASURED_COLUMNS = ("step", "loss", "val_loss", "sink_1", "mean_alpha_1", "largest_sink_position",
@@ -135,13 +106,12 @@ def _config_block(run: Path) -> str:
     return f"<pre>{html.escape(chr(10).join(lines))}</pre>"
 
 
-def report_run(run: str, measure_final: bool = True) -> Path:
+def report_run(run: str | Path, rows: list[dict] | None = None) -> Path:
+    """run/report.html from the run folder as it is (rows: its metrics, read here when not given)."""
     run = Path(run)
-    rows = read_metrics(run)
-    if measure_final:
-        measure_final_checkpoint(run)
+    rows = read_run_metrics(run) if rows is None else rows
     fig = sink_and_loss_figure({run.name: rows}, run / "sink_vs_step.png")
-    from . import STYLE, _img, _table
+    from . import STYLE, html_table, img_tag
 
     measured = [{k: r.get(k) for k in MEASURED_COLUMNS} for r in rows if "sink_1" in r]
     shown = [k for k in MEASURED_COLUMNS if any(m[k] is not None for m in measured)]  # no all-empty column
@@ -153,7 +123,7 @@ def report_run(run: str, measure_final: bool = True) -> Path:
             f"<style>{STYLE}</style></head><body><h1>Training run {html.escape(run.name)}</h1>"
             f"<p>{html.escape(throughput(rows))}. Logged rows: <a href='metrics.jsonl'>metrics.jsonl</a>; "
             f"the config that ran: <a href='config.json'>config.json</a>.</p>"
-            f"{_img(fig)}{link}<h2>Measurements</h2>{_table(measured, 200)}"
+            f"{img_tag(fig)}{link}<h2>Measurements</h2>{html_table(measured, 200)}"
             f"<h2>The config that ran</h2>{_config_block(run)}</body></html>")
     (run / "report.html").write_text(page, encoding="utf-8")
     return run / "report.html"

@@ -3,6 +3,8 @@
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -11,9 +13,10 @@ from ..config import ModelConfig
 from ..data.shards import document_starts, open_split
 from ..errors import SinklabError
 from ..measure.run import MeasureResult, measure
-from ..measure.sinklab_model import wrap_sinklab_model
+from ..measure.sinklab_model import load_for_measurement, wrap_sinklab_model
 from ..model.decoder import SinkLM
 from .batches import Batches, apply_interventions
+from .checkpoint import latest_checkpoint
 from .config import TrainConfig
 
 PROBE_EPS = 0.3      # the paper's threshold
@@ -88,3 +91,29 @@ def sink_row(s: dict) -> dict:
     if s.get("sink_mask_aware"):  # sparse patterns: alpha over the queries that can see position 1
         out["sink_1_mask_aware"] = s["sink_mask_aware"]["1"]
     return out
+
+
+def measure_final_checkpoint(run: Path, write: Callable[..., Path]) -> Path | None:
+    """`sinklab measure` of the run's last complete checkpoint on the probe its trainer used, handed to
+    `write(result, run/final_measure, overwrite=True)` (the CLI passes sinklab.report.write_results: tables,
+    figures, report.html). A finished run's trainer wrote it already at its last step; it is measured here
+    only for a checkpoint of another step (a run stopped early). None when the run has no checkpoint or
+    its data folder (the probe's source) is gone."""
+    ck = latest_checkpoint(run)
+    if ck is None:
+        return None
+    meta = json.loads((ck / "sinklab.json").read_text())
+    out = run / "final_measure"
+    done = out / "summary.json"
+    if done.exists() and json.loads(done.read_text()).get("checkpoint_step") == meta["step"]:
+        return out
+    tc = TrainConfig.from_dict(meta["train"])
+    if not (Path(tc.data) / "manifest.json").exists():
+        print(f"note: the run's data folder {tc.data} is gone, so its probe cannot be rebuilt; "
+              f"measure the checkpoint with `sinklab measure --model {ck}`")
+        return None
+    probe = probe_ids(tc, meta["data_manifest"])
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    result = measure_on_probe(load_for_measurement(ck, device=device), probe, keep_map_upto=256)
+    result.summary["checkpoint_step"] = meta["step"]
+    return write(result, out, overwrite=True)  # the run's own report, for a newer checkpoint

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from ..errors import SinklabError
+from ..files import read_metrics
 from ..model.checkpoint import CHECKPOINT_NAMES, complete_checkpoints
 
 # what marks a folder as holding a run, and what --overwrite removes (nothing else in the folder)
@@ -159,26 +160,6 @@ def _check_same_data(meta: dict, manifest: dict, out: Path) -> None:
         if key in then and then[key] != manifest.get(key):
             raise SinklabError(f"cannot resume {out}: train.data differs from the checkpoint's data "
                                f"({key} {manifest.get(key)!r} here, {then[key]!r} then)")
-
-
-def read_metrics(path: Path) -> tuple[list[dict], int]:
-    """The rows of a metrics.jsonl and how many lines were dropped: a run killed mid-write leaves
-    its last line cut short. A bad line before the last one is an error naming it."""
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    rows, dropped = [], 0
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            if not isinstance(row, dict) or "step" not in row:
-                raise ValueError("no step")
-            rows.append(row)
-        except ValueError:
-            if i < len(lines):
-                raise SinklabError(f"{path}, line {i}: not a metrics row ({line[:60]!r})") from None
-            dropped += 1
-    return rows, dropped
 
 
 def trim_metrics(path: Path, step: int) -> int:
