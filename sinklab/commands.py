@@ -529,10 +529,11 @@ def cmd_study(args):
     from .data.shards import open_split
 
     open_split(args.data, "train")  # a bad --data is one error before the first run
+    records = Path(args.records) if args.records else Path(args.out) / args.preset / "study.jsonl"
+    _check_study_outputs(Path(args.out), records)
     suites = _suites_arg(args.suites)
     runs = plan_study(suites, args.preset, Path(args.out), args.data, args.seeds, args.reference_seeds,
                       parse_overrides(args.set))
-    records = Path(args.records) if args.records else Path(args.out) / args.preset / "study.jsonl"
     piece = run_study(runs, math.inf if args.deadline is None else args.deadline,
                       slots_for(runs, args.per_gpu, args.gpus), records)
     rows = write_records(runs, records)
@@ -546,6 +547,17 @@ def cmd_study(args):
         print("not complete: rerun the same command to go on")
         return STOPPED_EXIT
     return 0
+
+
+def _check_study_outputs(out, records) -> None:
+    """--out and --records can be written, before the first run (the records file is rebuilt from the runs)."""
+    from .errors import SinklabError
+    from .files import check_output_folder
+
+    check_output_folder(out, "--out")
+    if records.is_dir():
+        raise SinklabError(f"--records {records} is a folder; give a file (e.g. {records / 'study.jsonl'})")
+    check_output_folder(records.parent, "--records")
 
 
 REGISTRY = [_data, _train, _report, _stream, _sweep, _study]

@@ -119,6 +119,7 @@ def test_data_options(argv, fragment, places, tmp_path, capsys):
 
 
 SWEEP = ["sweep", "weight_decay", "--preset", "tiny", "--data", "SHARDS", "--out", "OUT"]
+STUDY = ["study", "weight_decay", "--preset", "tiny", "--data", "SHARDS", "--out", "OUT"]
 SWEEP_CASES = [
     (SWEEP + ["--gpus", "-1"], "--gpus"), (SWEEP + ["--gpus", "abc"], "--gpus"),
     (SWEEP + ["--torchrun", "-1"], "--torchrun"), (SWEEP + ["--torchrun", "abc"], "--torchrun"),
@@ -136,6 +137,15 @@ SWEEP_CASES = [
     (["train", "missing.yaml", "train.data=SHARDS"], "missing.yaml"),
     (["train", "tiny", "train.out=OUT"], "train.data"),
     (["train", "tiny", "train.data=SHARDS", "train.out=OUT", "steps"], "key=value"),
+    (STUDY + ["--seeds", "0"], "--seeds"), (STUDY + ["--seeds", "abc"], "--seeds"),
+    (STUDY + ["--reference-seeds", "0"], "--reference-seeds"), (STUDY + ["--per-gpu", "0"], "--per-gpu"),
+    (STUDY + ["--per-gpu", "abc"], "--per-gpu"), (STUDY + ["--deadline", "0"], "--deadline"),
+    (STUDY + ["--deadline", "abc"], "--deadline"), (STUDY + ["--deadline", "nan"], "--deadline"),
+    (STUDY + ["--gpus", "-1"], "--gpus"), (STUDY + ["--set", "train.steps=abc"], "train.steps"),
+    (STUDY + ["--records", "SHARDS"], "is a folder"), (STUDY + ["--records", "FILE/x.jsonl"], "is a file"),
+    (["study", "banana", "--preset", "tiny", "--data", "SHARDS", "--out", "OUT"], "banana"),
+    (["study", "norm", "--preset", "banana", "--data", "SHARDS", "--out", "OUT"], "banana"),
+    (["study", "norm", "--preset", "tiny", "--data", "OUT", "--out", "OUT"], "manifest.json"),
 ]
 
 
@@ -171,5 +181,5 @@ def test_every_subcommand_is_covered():
     from sinklab.cli import build_parser
 
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    covered = {"measure", "data", "train", "report", "stream", "sweep", "scorecard", "zoo"}
+    covered = {"measure", "data", "train", "report", "stream", "sweep", "scorecard", "zoo", "study"}
     assert set(sub.choices) <= covered, f"no range cases for {set(sub.choices) - covered}"
