@@ -115,7 +115,7 @@ def step_rows(folder):
     return rows
 
 
-HEAD = ["variant", "host", "micro-batch", "tokens/s", "TFLOP/s", "MFU", "MFU / softmax MFU",
+HEAD = ["variant", "GPU", "micro-batch", "tokens/s", "TFLOP/s", "MFU", "MFU / softmax MFU",
         "tokens/s / softmax tokens/s", "peak GB", "compile s"]
 
 
@@ -133,7 +133,7 @@ def step_table_rows(folder, sparse):
     for r in picked:
         own = softmax_of(rows, r, host_a)
         name = STEP_LABEL.get(r["variant"], r["variant"]) + ("" if r.get("vocab", 8192) == 8192 else f", vocab {r['vocab']}")
-        where = host(r) + (f" {r['process']}" if r.get("process") else "")
+        where = "H200" if r["_file"].endswith("_h200.jsonl") else "H100"  # each ratio is to its own process's softmax
         if "error" in r:
             out.append([name, where, "", "failed to compile", "", "", "", "", "", ""])
             continue
@@ -243,7 +243,7 @@ def ddp_graph(folder):
         val = " / ".join(f"{r['val_loss']:.3f}" for r in m if "val_loss" in r)
         rows.append([host, label, f"{round(steady):,}", f"{steady / base[host][0]:.2f}", f"{overall:,}",
                      f"{overall / base[host][1]:.2f}", val])
-    return md(["host", "run", "steady tokens/s", "ratio", "incl. eval + measurement", "ratio", "val loss 200 / 400"],
+    return md(["machine", "run", "steady tokens/s", "ratio", "incl. eval + measurement", "ratio", "val loss 200 / 400"],
               rows), []
 
 

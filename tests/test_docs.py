@@ -59,20 +59,10 @@ MACHINERY = (r"\bhosts? [A-Z]\b", r"\b[A-Z]–[A-Z]\b", r"\bH[1-9]\b", r"(?i)res
              r"\.\./shared")
 
 
-def prose(doc):
-    """(line number, line) of a doc, less the tables that scripts/tables.py writes: those carry the `host` label
-    each raw row was recorded with (the test above holds them to their rebuild)."""
-    lines, generated = [], False
-    for n, line in enumerate((ROOT / doc).read_text().splitlines(), 1):
-        generated = line.startswith("<!-- tables.py ") or generated and line.startswith("|")
-        if not generated:
-            lines.append((n, line))
-    return lines
-
-
 @pytest.mark.parametrize("doc", DOCS + ("README.md",))
 def test_docs_name_no_hosts_history_machine_kinds_or_outside_documents(doc):
-    found = [f"{doc}:{n}: {pattern} in {line.strip()[:100]!r}" for n, line in prose(doc) for pattern in MACHINERY
+    lines = enumerate((ROOT / doc).read_text().splitlines(), 1)
+    found = [f"{doc}:{n}: {pattern} in {line.strip()[:100]!r}" for n, line in lines for pattern in MACHINERY
              if re.search(pattern, line)]
     assert not found, "the docs name the lab's machinery:\n" + "\n".join(found)
 
