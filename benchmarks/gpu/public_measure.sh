@@ -12,6 +12,6 @@ OUT=${OUT:-results/public_measure}; mkdir -p "$OUT"; t0=$(date +%s)
 python3 -c "import torch, transformers, triton; print(torch.__version__, transformers.__version__, triton.__version__)"
 timeout 60 python3 benchmarks/gpu_cudnn_layouts.py --out "$OUT/cudnn_layouts.jsonl" 2>&1 | tail -12
 echo "== public measure at $(( $(date +%s) - t0 )) s"
-timeout $(( ${BUDGET_S:-540} - ($(date +%s) - t0) )) python3 benchmarks/gpu_public_measure.py --builds "${BUILDS:-20}" --builds-8b "${BUILDS_8B:-3}" \
+timeout $(( ${BUDGET_S:-540} - ($(date +%s) - t0) )) python3 benchmarks/gpu_public_measure.py --shapes "${SHAPES:-8b,135m}" --builds "${BUILDS:-20}" --builds-8b "${BUILDS_8B:-3}" \
   --deadline-s $(( ${BUDGET_S:-540} - 60 - ($(date +%s) - t0) )) --out "$OUT/public_measure.jsonl" 2>&1 | tail -100
 echo "== done at $(( $(date +%s) - t0 )) s"
