@@ -63,34 +63,19 @@ def _no_duplicates(values, option: str) -> None:
 def cmd_measure(args) -> int:
     from pathlib import Path
 
-    from .files import claim_output_folder
-    from .load import parse_max_memory
     from .measure import suite
     from .measure.run import measure
-    from .report import RESULT_MARKER, format_summary, write_results
 
-    args.T, args.eps = args.T or [64], args.eps or [0.3]
-    _no_duplicates(args.T, "--T")
-    _no_duplicates(args.eps, "--eps")
-    if min(args.T) >= 2 and args.K > min(args.T):  # T < 2 is measure's own error
-        raise SinklabError(f"-K {args.K} is larger than T = {min(args.T)}: Sink_k exists for k <= T")
+    _check_measure_args(args)
     entries = suite.expand(args.model, args.revision)
-    out = claim_output_folder(args.out, RESULT_MARKER if len(entries) == 1 else "compare.csv", args.overwrite)
-    for entry in entries if len(entries) > 1 else []:  # each model's folder, checked before any work
-        claim_output_folder(out / entry.label, RESULT_MARKER, args.overwrite)
-    options = dict(probe=args.probe, n=args.n, T=args.T, eps=args.eps, bos=args.bos, batch_size=args.batch_size,
-                   K=args.K, device=args.device, dtype=args.dtype, seed=args.seed,
-                   trust_remote_code=args.trust_remote_code, device_map=args.device_map,
-                   max_memory=parse_max_memory(args.max_memory))
+    out = _claim_measure_folders(args, entries)
+    options = _measure_options(args)
 
     def measure_one(entry):
         return measure(entry.spec, revision=entry.revision, **options)
 
     def write_one(result, folder):
-        print(format_summary(result))
-        write_results(result, Path(folder), figures=not args.no_figures, overwrite=args.overwrite)
-        print(f"results: {folder}/summary.json, sweep.csv, heads.csv, layers.csv, sink_tokens.csv"
-              + ("" if args.no_figures else ", report.html"))
+        _write_measurement(args, result, folder)
 
     if len(entries) == 1:
         write_one(measure_one(entries[0]), Path(out))
@@ -105,6 +90,49 @@ def cmd_measure(args) -> int:
         raise SinklabError(f"{len(failures)} of {len(entries)} could not be measured: "
                            + "; ".join(f.split(':')[0] for f in failures))
     return 0
+
+
+def _check_measure_args(args) -> None:
+    """Defaults for --T and --eps, and the errors the arguments alone show (before any model loads)."""
+    args.T, args.eps = args.T or [64], args.eps or [0.3]
+    _no_duplicates(args.T, "--T")
+    _no_duplicates(args.eps, "--eps")
+    if min(args.T) >= 2 and args.K > min(args.T):  # T < 2 is measure's own error
+        raise SinklabError(f"-K {args.K} is larger than T = {min(args.T)}: Sink_k exists for k <= T")
+
+
+def _claim_measure_folders(args, entries):
+    """The output folder, and for a comparison each model's folder in it: all claimed before any work,
+    so a folder that cannot be written fails now rather than after the first measurement."""
+    from .files import claim_output_folder
+    from .report import RESULT_MARKER
+
+    out = claim_output_folder(args.out, RESULT_MARKER if len(entries) == 1 else "compare.csv", args.overwrite)
+    for entry in entries if len(entries) > 1 else []:
+        claim_output_folder(out / entry.label, RESULT_MARKER, args.overwrite)
+    return out
+
+
+def _measure_options(args) -> dict:
+    """The keywords of sinklab.measure.run.measure that every model of the run shares."""
+    from .load import parse_max_memory
+
+    return dict(probe=args.probe, n=args.n, T=args.T, eps=args.eps, bos=args.bos, batch_size=args.batch_size,
+                K=args.K, device=args.device, dtype=args.dtype, seed=args.seed,
+                trust_remote_code=args.trust_remote_code, device_map=args.device_map,
+                max_memory=parse_max_memory(args.max_memory))
+
+
+def _write_measurement(args, result, folder) -> None:
+    """Print one measurement's summary and write its result files."""
+    from pathlib import Path
+
+    from .report import format_summary, write_results
+
+    print(format_summary(result))
+    write_results(result, Path(folder), figures=not args.no_figures, overwrite=args.overwrite)
+    print(f"results: {folder}/summary.json, sweep.csv, heads.csv, layers.csv, sink_tokens.csv"
+          + ("" if args.no_figures else ", report.html"))
 
 
 def cmd_zoo(args) -> int:

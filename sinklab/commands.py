@@ -150,6 +150,17 @@ def _stream(sub):
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--prompt", help="text to continue")
     g.add_argument("--eval", help="a long .txt (or .txt.xz) file to score token by token")
+    # the groups below are added in the order --help lists them
+    _cache_args(p)
+    _keep_args(p)
+    _eval_args(p)
+    _generate_args(p)
+    _run_args(p)
+    p.set_defaults(func=cmd_stream)
+
+
+def _cache_args(p) -> None:
+    """What the bounded cache keeps: the sink tokens and the recent window."""
     p.add_argument("--n-sink", type=int, default=4, help="initial tokens kept (default: 4)")
     p.add_argument("--window", type=int, default=None,
                    help="recent tokens kept (default: --prompt 1020 or what the model's context holds; "
@@ -158,7 +169,10 @@ def _stream(sub):
                    help="--eval: tokens each policy's cache holds (default: 256)")
     p.add_argument("--sink-from-measure", default=None,
                    help="a `sinklab measure` results folder: keep tokens up to its largest-sink position")
-    _keep_args(p)
+
+
+def _eval_args(p) -> None:
+    """--eval: how much text is scored, in how many streams, under which cache policies."""
     p.add_argument("--tokens", type=int, default=20000,
                    help="--eval: tokens scored, split over --streams (default: 20000)")
     p.add_argument("--streams", type=int, default=1,
@@ -168,9 +182,17 @@ def _stream(sub):
     p.add_argument("--policies", default="full,window,sink,recompute",
                    help="--eval: comma-separated, from full, window, sink, recompute, keep (default: the first "
                         "four; --keep-sink-tokens adds keep)")
+
+
+def _generate_args(p) -> None:
+    """--prompt: how much to generate and how to sample."""
     p.add_argument("--max-new-tokens", type=int, default=100, help="--prompt: tokens to generate (default: 100)")
     p.add_argument("--temperature", type=float, default=0.0,
                    help="--prompt: sampling temperature, 0 = greedy (default: 0)")
+
+
+def _run_args(p) -> None:
+    """Where and how the model runs, and where --eval writes its results."""
     p.add_argument("--decode", default="auto", choices=["auto", "eager", "graph", "compile"],
                    help="--eval: step loop; graph = one CUDA graph replayed per token, compile = torch.compile "
                         "(default: auto, graph on a GPU)")
@@ -183,7 +205,6 @@ def _stream(sub):
                    help="--eval: a file that is not UTF-8: stop with its byte offset (strict), or read it with "
                         "replacement characters (default: strict)")
     p.add_argument("--overwrite", action="store_true", help="--eval: replace results already in --out")
-    p.set_defaults(func=cmd_stream)
 
 
 def _keep_args(p) -> None:

@@ -179,6 +179,7 @@ class ModelConfig:
             raise SinklabError("config field score_scale must be positive")
 
     def _validate_sparse(self) -> None:
+        """The sparse-attention fields fit the chosen pattern."""
         for name in ("sparse_window", "sparse_globals", "sparse_stride", "sparse_block"):
             if self.sparse != "none" and int(getattr(self, name)) < 1:
                 raise SinklabError(f"config field {name} must be at least 1 (got {getattr(self, name)})")
@@ -192,14 +193,18 @@ class ModelConfig:
         if self.sparse == "nsa" and (self.score != "softmax" or self.n_extra_keys or self.sink_token):
             raise SinklabError("config field sparse='nsa' needs score='softmax' without extra keys or a sink token")
         if self.sparse in ("moba", "nsa"):
-            if self.sparse_topk < 0:
-                raise SinklabError(f"config field sparse_topk must be >= 0 (got {self.sparse_topk})")
-            if self.max_seq_len % self.sparse_block:
-                raise SinklabError(f"config field sparse_block={self.sparse_block} does not divide "
-                                   f"max_seq_len={self.max_seq_len}")
-            if self.sparse_topk > self.max_seq_len // self.sparse_block:
-                raise SinklabError(f"config field sparse_topk={self.sparse_topk} is larger than the "
-                                   f"{self.max_seq_len // self.sparse_block} blocks of max_seq_len={self.max_seq_len}")
+            self._validate_block_selection()
+
+    def _validate_block_selection(self) -> None:
+        """MoBA and NSA pick top-k blocks of keys: the blocks must tile the context and k must fit in it."""
+        if self.sparse_topk < 0:
+            raise SinklabError(f"config field sparse_topk must be >= 0 (got {self.sparse_topk})")
+        if self.max_seq_len % self.sparse_block:
+            raise SinklabError(f"config field sparse_block={self.sparse_block} does not divide "
+                               f"max_seq_len={self.max_seq_len}")
+        if self.sparse_topk > self.max_seq_len // self.sparse_block:
+            raise SinklabError(f"config field sparse_topk={self.sparse_topk} is larger than the "
+                               f"{self.max_seq_len // self.sparse_block} blocks of max_seq_len={self.max_seq_len}")
 
     def check_length(self, T: int) -> None:
         """Errors that depend on the sequence length."""

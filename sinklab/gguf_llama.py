@@ -28,27 +28,22 @@ def _unpermute(w: np.ndarray, n_head: int) -> np.ndarray:
     return w.reshape(n_head, dim, 2, *w.shape[1:]).swapaxes(2, 1).reshape(w.shape)
 
 
-def read(path: str, progress: bool = False):
-    """(LlamaConfig, state_dict) for a LLaMA GGUF, or None for any other architecture. `progress`
-    shows a bar over the tensors (dequantising SmolLM2 takes seconds to tens of seconds)."""
-    from gguf import GGUFReader
-    from gguf.quants import dequantize
+def _field(reader, key, default=None):
+    """A metadata value of the file, or `default` when the key is absent."""
+    f = reader.fields.get(key)
+    return default if f is None else f.contents()
+
+
+def _config(reader, names: set[str]):
+    """The LlamaConfig the file's `llama.*` metadata describes."""
     from transformers import LlamaConfig
 
-    reader = GGUFReader(path)
-
     def field(key, default=None):
-        f = reader.fields.get(key)
-        return default if f is None else f.contents()
+        return _field(reader, key, default)
 
-    if field("general.architecture") != "llama":
-        return None
-    names = {t.name for t in reader.tensors}
-    if any(n.endswith(".bias") for n in names) or field("llama.rope.scaling.type") is not None:
-        return None  # biases or RoPE scaling: leave it to transformers' full mapping
     n_head, n_kv = int(field("llama.attention.head_count")), int(field("llama.attention.head_count_kv"))
     vocab = field("llama.vocab_size") or len(reader.fields["tokenizer.ggml.tokens"].data)
-    config = LlamaConfig(
+    return LlamaConfig(
         vocab_size=int(vocab), hidden_size=int(field("llama.embedding_length")),
         intermediate_size=int(field("llama.feed_forward_length")), num_hidden_layers=int(field("llama.block_count")),
         num_attention_heads=n_head, num_key_value_heads=n_kv,
@@ -59,24 +54,49 @@ def read(path: str, progress: bool = False):
         bos_token_id=field("tokenizer.ggml.bos_token_id"), eos_token_id=field("tokenizer.ggml.eos_token_id"),
         pad_token_id=field("tokenizer.ggml.padding_token_id"),
     )
+
+
+def _hf_tensor(name: str, w: np.ndarray, n_head: int, n_kv: int):
+    """(transformers name, weight) for one GGUF tensor, or None for a tensor outside the plain LLaMA
+    layout (then the whole file goes to transformers' full mapping)."""
+    if name in _GLOBAL_NAMES:
+        return _GLOBAL_NAMES[name], w
+    if not name.startswith("blk."):
+        return None
+    _, i, rest = name.split(".", 2)
+    if rest not in _LAYER_NAMES:
+        return None
+    # llama.cpp permutes Q and K for its rotary layout; transformers wants them back in HF order
+    if rest == "attn_q.weight":
+        w = _unpermute(w, n_head)
+    elif rest == "attn_k.weight":
+        w = _unpermute(w, n_kv)
+    return f"model.layers.{i}.{_LAYER_NAMES[rest]}", w
+
+
+def read(path: str, progress: bool = False):
+    """(LlamaConfig, state_dict) for a LLaMA GGUF, or None for any other architecture. `progress`
+    shows a bar over the tensors (dequantising SmolLM2 takes seconds to tens of seconds)."""
+    from gguf import GGUFReader
+    from gguf.quants import dequantize
+
+    reader = GGUFReader(path)
+    if _field(reader, "general.architecture") != "llama":
+        return None
+    names = {t.name for t in reader.tensors}
+    if any(n.endswith(".bias") for n in names) or _field(reader, "llama.rope.scaling.type") is not None:
+        return None  # biases or RoPE scaling: leave it to transformers' full mapping
+    config = _config(reader, names)
+    n_head, n_kv = config.num_attention_heads, config.num_key_value_heads
     from tqdm.auto import tqdm
 
     state = {}
     for t in tqdm(reader.tensors, desc="dequantising", unit="tensor", leave=False, disable=not progress):
         w = np.asarray(dequantize(t.data, t.tensor_type), dtype=np.float32)
-        if t.name.startswith("blk."):
-            _, i, rest = t.name.split(".", 2)
-            if rest not in _LAYER_NAMES:
-                return None
-            if rest == "attn_q.weight":
-                w = _unpermute(w, n_head)
-            elif rest == "attn_k.weight":
-                w = _unpermute(w, n_kv)
-            state[f"model.layers.{i}.{_LAYER_NAMES[rest]}"] = torch.tensor(w)
-        elif t.name in _GLOBAL_NAMES:
-            state[_GLOBAL_NAMES[t.name]] = torch.tensor(w)
-        else:
+        named = _hf_tensor(t.name, w, n_head, n_kv)
+        if named is None:
             return None
+        state[named[0]] = torch.tensor(named[1])
     if config.tie_word_embeddings:
         state["lm_head.weight"] = state["model.embed_tokens.weight"]
     return config, state

@@ -46,6 +46,26 @@ def _column_block(acc, q_base, lse_base, kT, offs_n, start_m, sqt, offs_d, T, wi
 
 
 @triton.jit
+def _zero_columns(BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, ACC_2D: tl.constexpr):
+    """The accumulator of one key block's column sums: (BLOCK_M, BLOCK_N) under ACC_2D, else (BLOCK_N,)."""
+    # if/else, not an early return: Triton compiles only the branch a constexpr picks, but checks that
+    # every return statement it visits gives the same type
+    if ACC_2D:
+        return tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+    else:
+        return tl.zeros([BLOCK_N], dtype=tl.float32)
+
+
+@triton.jit
+def _columns(acc, ACC_2D: tl.constexpr):
+    """The column sums an accumulator holds: a (BLOCK_M, BLOCK_N) one is reduced over its rows once, here."""
+    if ACC_2D:
+        return tl.sum(acc, axis=0)
+    else:
+        return acc
+
+
+@triton.jit
 def column_sums(Q, K, LSE, OUT, sqb, sqh, sqt, skb, skh, skt, slb, slh, sob, soh,
                 T, H, GROUP, qk_scale, window,
                 D: tl.constexpr, D_PAD: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
@@ -63,10 +83,7 @@ def column_sums(Q, K, LSE, OUT, sqb, sqh, sqt, skb, skh, skt, slb, slh, sob, soh
     kT = tl.trans(_load_rows(K + b * skb + (h // GROUP) * skh, offs_n, skt, offs_d, T, D))
     q_base = Q + b * sqb + h * sqh
     lse_base = LSE + b * slb + h * slh
-    if ACC_2D:
-        acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
-    else:
-        acc = tl.zeros([BLOCK_N], dtype=tl.float32)
+    acc = _zero_columns(BLOCK_M, BLOCK_N, ACC_2D)
     # query blocks start at start_n + m * BLOCK_M; those from diag_end on see every key of the block
     diag_end = start_n + tl.cdiv(BLOCK_N, BLOCK_M) * BLOCK_M
     for start_m in range(start_n, tl.minimum(diag_end, T), BLOCK_M):
@@ -82,11 +99,7 @@ def column_sums(Q, K, LSE, OUT, sqb, sqh, sqt, skb, skh, skt, slb, slh, sob, soh
         for start_m in range(tl.maximum(full_end, diag_end), tl.minimum(T, start_n + BLOCK_N - 1 + window), BLOCK_M):
             acc = _column_block(acc, q_base, lse_base, kT, offs_n, start_m, sqt, offs_d, T, window, qk_scale,
                                 D, BLOCK_M, True, WINDOWED, IEEE, ACC_2D)
-    if ACC_2D:
-        col = tl.sum(acc, axis=0)
-    else:
-        col = acc
-    tl.store(OUT + b * sob + h * soh + offs_n, col, mask=offs_n < T)
+    tl.store(OUT + b * sob + h * soh + offs_n, _columns(acc, ACC_2D), mask=offs_n < T)
 
 
 @triton.jit

@@ -111,7 +111,8 @@ class AttentionRecorder:
             tok = None
             if tokens_only and n_extra:
                 renorm = lambda i0, i1: _over_tokens_only(weights_for_rows(i0, i1), n_extra)
-                tok = metrics.column_sums_by_row_blocks(renorm, T, rows) / metrics.causal_query_counts(n_keys, col.device)
+                tok = (metrics.column_sums_by_row_blocks(renorm, T, rows)
+                       / metrics.causal_query_counts(n_keys, col.device))
             self._store(layer, q, k, v, col[..., n_extra:], col[..., :n_extra] if n_extra else None,
                         visible=visible, branch=branch, attention_map=amap, weight_raw=weight_raw, row_mass=row_mass)
             if tok is not None and branch is None:
@@ -242,7 +243,8 @@ def mask_kind(attention_mask, T: int, window: int | None, is_causal=None) -> str
     windowed = window is not None and 0 < int(window) < T
     if attention_mask is None:
         return "causal" if not windowed else "other"  # a window the mask does not carry: not ours to assume
-    if attention_mask.shape[-2:] != (T, T) or not (attention_mask.dtype == torch.bool or attention_mask.is_floating_point()):
+    if attention_mask.shape[-2:] != (T, T) \
+            or not (attention_mask.dtype == torch.bool or attention_mask.is_floating_point()):
         return "other"
     i_all = torch.arange(T, device=attention_mask.device)
     for i0 in range(0, T, 1024):
@@ -316,7 +318,8 @@ def _fused_layer(recorder, layer, query, key, value, attention_mask, scaling, kw
                                    None if attention_mask is None else attention_mask[:1], None, sink_logits)
         amap = rows(0, T)[0, :, :, 0 if sink_logits is None else 1:].float()
     recorder.observe_columns(layer, query, key, value, col, None if sink_col is None else sink_col[..., None],
-                             attention_map=amap, visible=visible_counts(attention_mask, T, T) if kind == "window" else None)
+                             attention_map=amap,
+                             visible=visible_counts(attention_mask, T, T) if kind == "window" else None)
     return out
 
 
@@ -368,12 +371,7 @@ def sinklab_hf_attention(module, query, key, value, attention_mask, scaling=None
     if scaling is None:
         scaling = 1.0 / math.sqrt(query.shape[-1])
     recorder = active_recorder()
-    measured = recorder is not None and _over_input_tokens(recorder, query, key)
-    if measured:
-        check_kwargs(module, kwargs)
-        _check_single_call(recorder, module)
-    elif recorder is not None:
-        recorder.other_calls += 1
+    measured = _measured(recorder, module, query, key, kwargs)
     attention_mask = _fold_indices(attention_mask, kwargs.pop("indices", None), query)
     causal = kwargs.get("is_causal")
     causal = getattr(module, "is_causal", True) if causal is None else causal
@@ -381,8 +379,7 @@ def sinklab_hf_attention(module, query, key, value, attention_mask, scaling=None
     bias = kwargs.get("position_bias")
     layer = None
     if measured:
-        layer = getattr(module, "layer_idx", None)
-        layer = recorder.next_layer_index() if layer is None else int(layer)
+        layer = _layer_index(recorder, module)
         if bias is None and kwargs.get("sinks") is None and (attention_mask is not None or causal):
             with torch.no_grad():
                 out = _fused_layer(recorder, layer, query, key, value, attention_mask, scaling, kwargs)
@@ -397,6 +394,30 @@ def sinklab_hf_attention(module, query, key, value, attention_mask, scaling=None
                          visible=visible_counts(attention_mask, query.shape[-2], key.shape[-2]))
     if kwargs.get("softcap") or sinks is not None or bias is not None:
         return _output_from_weights(weights, v_full, query, n_extra), None
+    return _sdpa_output(module, query, key, value, attention_mask, dropout, scaling, kwargs)
+
+
+def _measured(recorder, module, query, key, kwargs) -> bool:
+    """Whether this call is measured: a recording is on and the call attends over the input tokens.
+    A measured call is checked first (keywords it cannot apply, a second call in one layer); a call
+    over another axis is only counted, so the recording can say that it saw some."""
+    measured = recorder is not None and _over_input_tokens(recorder, query, key)
+    if measured:
+        check_kwargs(module, kwargs)
+        _check_single_call(recorder, module)
+    elif recorder is not None:
+        recorder.other_calls += 1
+    return measured
+
+
+def _layer_index(recorder, module) -> int:
+    """The module's own layer index; a module without one takes the recorder's next index in call order."""
+    layer = getattr(module, "layer_idx", None)
+    return recorder.next_layer_index() if layer is None else int(layer)
+
+
+def _sdpa_output(module, query, key, value, attention_mask, dropout, scaling, kwargs):
+    """What eager attention returns, computed by transformers' SDPA function (nothing it lacks was asked for)."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     passed = {k: v for k, v in kwargs.items() if k in ("is_causal",)}

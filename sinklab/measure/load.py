@@ -132,7 +132,8 @@ def _load_run_folder(path: Path, device: str, dtype: str) -> LoadedModel:
         return load_for_measurement(saved[0], device=device, dtype=DTYPES[dtype])
     except SinklabError as e:
         older = f"; an older one is {saved[1]} (pass it as --model to measure that step)" if len(saved) > 1 else ""
-        raise SinklabError(f"{path} is a sinklab run folder whose newest checkpoint does not load: {e}{older}") from None
+        raise SinklabError(f"{path} is a sinklab run folder whose newest checkpoint does not load: "
+                           f"{e}{older}") from None
 
 
 def _is_hf_folder(spec: str) -> bool:
@@ -286,7 +287,8 @@ def _load_hf(spec: str, device: str, dtype: str, trust_remote_code: bool, name: 
         config = AutoConfig.from_pretrained(spec, trust_remote_code=trust_remote_code, revision=revision)
     except OSError as e:
         what = f"revision {revision!r} of {spec!r}" if revision else f"model {spec!r}"
-        raise SinklabError(f"cannot load {what}: not a local model and not reachable on the hub ({str(e).splitlines()[0]})") from None
+        raise SinklabError(f"cannot load {what}: not a local model and not reachable on the hub "
+                           f"({str(e).splitlines()[0]})") from None
     except Exception as e:  # ValueError for remote code or an unknown type; others for a malformed config.json
         hint = "; pass --trust-remote-code to run it, only for code you trust" if "custom code" in str(e) else ""
         raise SinklabError(f"cannot load model {spec!r}: {_first_line(e)}{hint}") from None
@@ -422,44 +424,26 @@ def _remember_route(model, route: str, info: dict) -> None:
     _VERIFIED[model] = (_route_signature(model), route, {k: info[k] for k in _VERIFIED_KEYS if k in info})
 
 
+# the attention implementation and the capture_route label of each route (anything else is eager)
+_ROUTE_IMPLEMENTATIONS = {"interface": capture.ATTN_IMPLEMENTATION, "interface_full_mask": capture.ATTN_FULL_MASK}
+_ROUTE_LABELS = {"interface": "AttentionInterface", "interface_full_mask": "AttentionInterface, eager's full mask"}
+
+
 def _wrap_hf_route(model, tok, name, kind, info, route, check: bool = True) -> LoadedModel:
     cfg = model.config
     capture.register_hf_attention()
-    wanted = {"interface": capture.ATTN_IMPLEMENTATION, "interface_full_mask": capture.ATTN_FULL_MASK}.get(route, "eager")
+    wanted = _ROUTE_IMPLEMENTATIONS.get(route, "eager")
     if cfg._attn_implementation != wanted:
         model.set_attn_implementation(wanted)
     n_layers = int(getattr(cfg, "num_hidden_layers", 0) or getattr(cfg, "n_layer", 0))
     layers = capture.find_decoder_layers(model, n_layers)
-    base = model.base_model
-    if base is model:  # base_model_prefix names no submodule (llama4): the decoder is the one beside the head
-        base = model.get_decoder() if model.get_decoder() is not model else getattr(model, "model", model)
+    base = _decoder(model)
     input_device = _input_device(model)
     attention = capture.attention_modules(model) if route == "eager" else []
-    info = dict(info or {}, model_type=cfg.model_type,
-                capture_route={"interface": "AttentionInterface",
-                               "interface_full_mask": "AttentionInterface, eager's full mask"}.get(route, EAGER_ROUTE))
-
-    def capture_forward(input_ids: torch.Tensor, recorder: capture.AttentionRecorder) -> None:
-        recorder.reset()
-        recorder.seq_len = int(input_ids.shape[-1])
-        hooks = capture.hidden_state_hooks(layers, recorder) if layers is not None else contextlib.nullcontext()
-        with torch.inference_mode(), capture.recording(recorder), hooks:
-            if route == "eager":
-                with capture.attention_weight_hooks(attention, recorder):
-                    base(input_ids=input_ids.to(input_device), use_cache=False, output_attentions=True)
-            else:
-                base(input_ids=input_ids.to(input_device), use_cache=False)
-        expected = info.get("attention_layers") if info is not None else None
-        if expected is not None and len(recorder.layers) != expected:  # chunked or hashed attention (Reformer)
-            raise SinklabError(f"{name}: {len(recorder.layers)} attention layers reported at T = {recorder.seq_len}, "
-                               f"{expected} at load; {cfg.model_type}'s attention changes form with the length, so it "
-                               "cannot be measured exactly at this length")
-
-    vocab = int(getattr(cfg, "vocab_size", 0)) or (len(tok) if tok is not None else 0)
+    info = dict(info or {}, model_type=cfg.model_type, capture_route=_ROUTE_LABELS.get(route, EAGER_ROUTE))
+    capture_forward = _hf_capture_forward(base, route, layers, attention, input_device, name, cfg, info)
     loaded = LoadedModel(
-        name=name, kind=kind, model=model,
-        tokenizer=from_hf_tokenizer(tok, vocab_size=min(vocab, len(tok))) if tok is not None else
-        TextTokenizer(encode=None, vocab_size=vocab, bos_id=getattr(cfg, "bos_token_id", None), adds_bos=False),
+        name=name, kind=kind, model=model, tokenizer=_hf_text_tokenizer(tok, cfg),
         max_context=getattr(cfg, "max_position_embeddings", None), n_layers=n_layers,
         capture_forward=capture_forward,
         info=info,
@@ -474,6 +458,46 @@ def _wrap_hf_route(model, tok, name, kind, info, route, check: bool = True) -> L
         _check_same_logits(loaded, model, input_device, wanted)
     _remember_route(model, route, loaded.info)
     return loaded
+
+
+def _decoder(model):
+    """The decoder stack without the LM head: what capture runs (the head's logits are not needed)."""
+    base = model.base_model
+    if base is model:  # base_model_prefix names no submodule (llama4): the decoder is the one beside the head
+        base = model.get_decoder() if model.get_decoder() is not model else getattr(model, "model", model)
+    return base
+
+
+def _hf_text_tokenizer(tok, cfg) -> TextTokenizer:
+    """The model's tokenizer, ids capped at the model's vocabulary; without one, a tokenizer that only
+    knows the vocabulary size and BOS id (random ids can still be measured)."""
+    vocab = int(getattr(cfg, "vocab_size", 0)) or (len(tok) if tok is not None else 0)
+    if tok is not None:
+        return from_hf_tokenizer(tok, vocab_size=min(vocab, len(tok)))
+    return TextTokenizer(encode=None, vocab_size=vocab, bos_id=getattr(cfg, "bos_token_id", None), adds_bos=False)
+
+
+def _hf_capture_forward(base, route, layers, attention, input_device, name, cfg, info):
+    """The LoadedModel's capture_forward for one route. `info` is the LoadedModel's own dict, read at each
+    call: the layer count the load-time checks store there holds every later measurement to it."""
+
+    def capture_forward(input_ids: torch.Tensor, recorder: capture.AttentionRecorder) -> None:
+        recorder.reset()
+        recorder.seq_len = int(input_ids.shape[-1])
+        hooks = capture.hidden_state_hooks(layers, recorder) if layers is not None else contextlib.nullcontext()
+        with torch.inference_mode(), capture.recording(recorder), hooks:
+            if route == "eager":
+                with capture.attention_weight_hooks(attention, recorder):
+                    base(input_ids=input_ids.to(input_device), use_cache=False, output_attentions=True)
+            else:
+                base(input_ids=input_ids.to(input_device), use_cache=False)
+        expected = info.get("attention_layers") if info is not None else None
+        if expected is not None and len(recorder.layers) != expected:  # chunked or hashed attention (Reformer)
+            raise SinklabError(f"{name}: {len(recorder.layers)} attention layers reported at T = {recorder.seq_len}, "
+                               f"{expected} at load; {cfg.model_type}'s attention changes form with the length, so "
+                               "it cannot be measured exactly at this length")
+
+    return capture_forward
 
 
 def _input_device(model) -> torch.device:
@@ -530,8 +554,9 @@ def _check_same_logits(loaded, model, input_device, attn_name: str) -> None:
     except SinklabError:
         raise
     except Exception as e:  # a model that cannot run its own eager attention: no reference to hold sinklab to
+        detail = str(e).strip().splitlines()[0][:160] if str(e).strip() else ''
         raise SinklabError(f"{loaded.name}: cannot compare its logits under capture with its own eager attention "
-                           f"({type(e).__name__}: {str(e).strip().splitlines()[0][:160] if str(e).strip() else ''})") from None
+                           f"({type(e).__name__}: {detail})") from None
     dtype, same_shape = next(model.parameters()).dtype, got.shape == want.shape
     close = same_shape and logits_close(got, want, dtype)
     if not close and same_shape and dtype in (torch.float16, torch.bfloat16):
@@ -607,9 +632,9 @@ def check_causal(loaded: LoadedModel, hidden: Callable[[torch.Tensor], torch.Ten
             raise SinklabError(f"{loaded.name}: {model_type} has no softmax attention (no attention layer runs "
                                "in its forward), so it has no attention sink to measure")
         if loaded.info.get("capture_route") == EAGER_ROUTE:  # rwkv, reformer: no (T, T) softmax over the tokens
-            raise SinklabError(f"{loaded.name}: {model_type} neither calls transformers' AttentionInterface nor returns "
-                               "softmax weights over the tokens under output_attentions=True; it has no attention "
-                               "map sinklab can measure exactly")
+            raise SinklabError(f"{loaded.name}: {model_type} neither calls transformers' AttentionInterface "
+                               "nor returns softmax weights over the tokens under output_attentions=True; it has "
+                               "no attention map sinklab can measure exactly")
         raise SinklabError(f"{loaded.name}: no attention layer reported to sinklab; {model_type} routes attention "
                            "outside transformers' AttentionInterface and is not supported yet")
     loaded.info["attention_layers"] = len(rec.layers)

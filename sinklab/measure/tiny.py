@@ -77,9 +77,12 @@ DERIVED = ("qk_head_dim", "per_layer_config")  # recomputed by the constructor f
 DIMS.update({"rotary_dim": 8, "attention_head_size": 16, "feed_forward_size": 128, "embedding_dim": 64,
              "mamba_d_head": 16, "mamba_n_heads": 8, "linear_key_head_dim": 16, "linear_value_head_dim": 16,
              "linear_num_key_heads": 2, "linear_num_value_heads": 4, "time_step_rank": 8, "state_size": 16,
-             "global_hidden_size": 64, "sliding_window": 8, "linear_head_dim": 16, "linear_num_heads": 4, "layer_group_size": 2,
+             "global_hidden_size": 64, "sliding_window": 8, "linear_head_dim": 16, "linear_num_heads": 4,
+             "layer_group_size": 2,
              "vocab_size_per_layer_input": 512, "expert_ffn_hidden_size": 32, "unpadded_vocab_size": 500,
-             "swa_head_dim": 16, "rel_extent": 16, "num_kv_shared_layers": 0, "sliding_window_size": 8, "attention_chunk_size": 8, "encoder_hash_byte_group_vocab": 512, "local_attention_window_len": 16, "hidden_size_per_layer_input": 16})
+             "swa_head_dim": 16, "rel_extent": 16, "num_kv_shared_layers": 0, "sliding_window_size": 8,
+             "attention_chunk_size": 8, "encoder_hash_byte_group_vocab": 512, "local_attention_window_len": 16,
+             "hidden_size_per_layer_input": 16})
 
 
 def _pattern_layers(cfg) -> int:
@@ -102,12 +105,28 @@ def shrunk_fields(cfg, n_min: int, fill_none: bool) -> dict:
     own = {k: v for k, v in vars(cfg).items() if not k.startswith("_")}
     n = max(n_min, _pattern_layers(cfg))
     out = {}
+    _shrink_sizes(own, out)
+    _cut_layers(own, out, n)
+    if fill_none:  # some constructors leave these None and their modules need them
+        _fill_none(own, out)
+    _shrink_periods(own, out)
+    _hybrid_with_attention(own, out, n)
+    _special(own, out)
+    return out
+
+
+def _shrink_sizes(own: dict, out: dict) -> None:
+    """Each size down to its small value; within a family, fields equal in the default stay equal."""
     for group in _families():
         by_value: dict = {}
         for name in group:
             value = own.get(name)
             if _is_int(value) and value > group[name]:
                 out[name] = by_value.setdefault(value, group[name])
+
+
+def _cut_layers(own: dict, out: dict, n: int) -> None:
+    """Layer counts, per-layer patterns and per-layer size lists cut to the n layers kept."""
     for name in LAYERS:
         if _is_int(own.get(name)) and own[name] > n:
             out[name] = n
@@ -116,23 +135,27 @@ def shrunk_fields(cfg, n_min: int, fill_none: bool) -> dict:
             out[name] = value[:n]
         elif name in SIZES and isinstance(value, list) and value and all(_is_int(v) for v in value):
             out[name] = [min(v, SIZES[name]) for v in value][:n]  # per-layer sizes
-    if fill_none:  # some constructors leave these None and their modules need them
-        heads = out.get("num_attention_heads", own.get("num_attention_heads"))
-        hidden = out.get("hidden_size", own.get("hidden_size"))
-        if "head_dim" in own and own["head_dim"] is None and heads and hidden:
-            out["head_dim"] = hidden // heads
-        if "num_key_value_heads" in own and own["num_key_value_heads"] is None and heads:
-            out["num_key_value_heads"] = heads
-        if "num_experts_per_tok" in own and own["num_experts_per_tok"] is None:
-            out["num_experts_per_tok"] = EXPERTS["num_experts_per_tok"]
-    for name, value in own.items():  # periodic hybrids (Jamba): attention and experts within the layers kept
+
+
+def _fill_none(own: dict, out: dict) -> None:
+    """Head dim, KV heads and experts per token given where the default leaves them None."""
+    heads = out.get("num_attention_heads", own.get("num_attention_heads"))
+    hidden = out.get("hidden_size", own.get("hidden_size"))
+    if "head_dim" in own and own["head_dim"] is None and heads and hidden:
+        out["head_dim"] = hidden // heads
+    if "num_key_value_heads" in own and own["num_key_value_heads"] is None and heads:
+        out["num_key_value_heads"] = heads
+    if "num_experts_per_tok" in own and own["num_experts_per_tok"] is None:
+        out["num_experts_per_tok"] = EXPERTS["num_experts_per_tok"]
+
+
+def _shrink_periods(own: dict, out: dict) -> None:
+    """Periodic hybrids (Jamba): attention and experts fall within the layers kept."""
+    for name, value in own.items():
         if _is_int(value) and name.endswith("_layer_period") and value > 2:
             out[name] = 2
         elif _is_int(value) and name.endswith("_layer_offset") and value > 1:
             out[name] = 1
-    _hybrid_with_attention(own, out, n)
-    _special(own, out)
-    return out
 
 
 def _hybrid_with_attention(own: dict, out: dict, n: int) -> None:

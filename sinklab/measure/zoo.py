@@ -160,7 +160,8 @@ def eager_reference(folder, ids):
         model = cls.from_pretrained(folder, attn_implementation="eager", dtype=torch.float32).eval()
         out = model(input_ids=ids, output_attentions=True, use_cache=False)
     T = ids.shape[1]  # token attention only: linear-attention layers report states of other shapes
-    attentions = [a.float() for a in (out.attentions or ()) if a is not None and a.dim() == 4 and a.shape[-2:] == (T, T)]
+    attentions = [a.float() for a in (out.attentions or ())
+                  if a is not None and a.dim() == 4 and a.shape[-2:] == (T, T)]
     return attentions, out.logits.float()
 
 
@@ -194,6 +195,19 @@ def run(types: list[str], sharpened: bool, progress=None) -> tuple[list[ZooRow],
     return plain, (sharp if sharpened else None)
 
 
+# the statuses paragraph of docs/architectures.md
+ZOO_STATUSES = (
+    'Statuses: **exact** (alpha and logits as above); **refused** (sinklab declines in one line, the reason '
+    'is given); **not buildable** (no tiny config of the type builds and runs its own forward; the detail '
+    'says whether its default config builds at all); **WRONG** and **CRASH** are what this table exists to '
+    'catch. The detail names the capture route (AttentionInterface with no mask where the pattern is plain '
+    "causal; AttentionInterface with eager's full mask for a model that reads the mask itself; or eager "
+    'output_attentions through module hooks), learned sinks and their convention (an extra softmax column as '
+    'gpt-oss, an output gate as granite_swa; both report Sink* and alpha over the real tokens only), layers '
+    'measured per pass, and attention calls over other axes that are computed exactly but not measured.'
+)
+
+
 def markdown(rows: list[ZooRow], sharpened_rows: list[ZooRow] | None, versions: dict, command: str) -> str:
     """docs/architectures.md: one row per model type, the status, and the largest alpha difference."""
     by_type = {r.model_type: r for r in sharpened_rows or []}
@@ -202,12 +216,14 @@ def markdown(rows: list[ZooRow], sharpened_rows: list[ZooRow] | None, versions: 
         worst = _worse(r, by_type.get(r.model_type))
         counts[worst.status] = counts.get(worst.status, 0) + 1
     lines = ["# Architectures: what sinklab measures exactly, and what it refuses", "",
-             f"Every causal-LM model type of transformers {versions.get('transformers')} (torch {versions.get('torch')}), "
+             f"Every causal-LM model type of transformers {versions.get('transformers')} "
+             f"(torch {versions.get('torch')}), "
              f"built tiny and random (float32, T = {T}, batch {BATCH}), loaded as `--model` loads a folder, and "
              f"compared with alpha from eager `output_attentions=True`; the logits under capture are compared "
              f"with the model's own. 'exact' means both within {TOLERANCE:g} (logits {TOLERANCE * 10:g})"
-             + (", in plain and in sharpened form (query/key weights x16, softcaps at 3)" if sharpened_rows else "") + ".",
-             "", "Statuses: **exact** (alpha and logits as above); **refused** (sinklab declines in one line, the reason is given); **not buildable** (no tiny config of the type builds and runs its own forward; the detail says whether its default config builds at all); **WRONG** and **CRASH** are what this table exists to catch. The detail names the capture route (AttentionInterface with no mask where the pattern is plain causal; AttentionInterface with eager's full mask for a model that reads the mask itself; or eager output_attentions through module hooks), learned sinks and their convention (an extra softmax column as gpt-oss, an output gate as granite_swa; both report Sink* and alpha over the real tokens only), layers measured per pass, and attention calls over other axes that are computed exactly but not measured.", "", f"Made by `{command}`.", "",
+             + (", in plain and in sharpened form (query/key weights x16, softcaps at 3)" if sharpened_rows else "")
+             + ".",
+             "", ZOO_STATUSES, "", f"Made by `{command}`.", "",
              "Summary: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda x: -x[1])) + ".", "",
              "| model type | status | max alpha diff | max logit diff | layers | detail |", "|---|---|---|---|---|---|"]
     for r in rows:

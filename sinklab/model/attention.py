@@ -154,10 +154,7 @@ class Attention(nn.Module):
         q, k, v = self._qkv(x, rope)
         where = dispatch.Where(x.device.type, T, recorder is not None, _bias_kind(pos_bias), plain_causal, n_prefix,
                                block_mask is not None, far_block_mask is not None)
-        backend = dispatch.plan(cfg, where)
-        fused = self._fused_kernels(q, plain_causal) if backend == "fused" else None
-        if backend == "fused" and fused is None:  # the kernels do not take this dtype or shape
-            backend = dispatch.plan(cfg, dataclasses.replace(where, fused=False))
+        backend, fused = self._plan(where, q, plain_causal)
 
         def full(t):  # grouped-query K/V repeated for every query head; the SDPA fast path skips this
             return t if self.n_kv == self.n_heads else t.repeat_interleave(self.n_heads // self.n_kv, dim=1)
@@ -184,6 +181,14 @@ class Attention(nn.Module):
             self._observe(recorder, q, full(k), full(v), pos_bias, mask_fn, n_prefix, dyn, plain_causal)
         inputs = BackendInputs(full, pos_bias, mask_fn, dyn, block_mask, far_block_mask)
         return self._finish(x, SINGLE_PASS[backend](self, q, k, v, inputs))
+
+    def _plan(self, where, q, plain_causal: bool):
+        """(backend, fused kernels) for this call: the kernels are None unless the plan is "fused"."""
+        backend = dispatch.plan(self.cfg, where)
+        fused = self._fused_kernels(q, plain_causal) if backend == "fused" else None
+        if backend == "fused" and fused is None:  # the kernels do not take this dtype or shape
+            backend = dispatch.plan(self.cfg, dataclasses.replace(where, fused=False))
+        return backend, fused
 
     def _qkv(self, x, rope):
         """q, k, v as (B, heads, T, d), RoPE applied, through the hook points."""

@@ -184,10 +184,7 @@ def perplexity(sm, ids: torch.Tensor, cache_size: int = 256, n_sink: int = 4, po
     batch, length = ids.shape
     if length < 2:
         raise SinklabError(f"perplexity needs at least 2 tokens a stream (got {length}): the first is never scored")
-    out = {"T": length, "streams": batch, "cache_size": cache_size, "n_sink": n_sink, "nll": {}, "tokens_per_s": {},
-           "tokens_per_s_by_position": {}}
-    if "keep" in policies:
-        out.update(keep_ids=sorted({int(i) for i in keep_ids}), keep_slots=keep_slots)
+    out = _perplexity_result(length, batch, cache_size, n_sink, policies, keep_ids, keep_slots)
     for policy in policies:
         t0 = time.perf_counter()
         if policy == "full":
@@ -195,18 +192,35 @@ def perplexity(sm, ids: torch.Tensor, cache_size: int = 256, n_sink: int = 4, po
                 continue
             nll = nll_rows(sm.model(input_ids=ids).logits[:, :-1], ids[:, 1:])
         elif policy in ("window", "sink", "keep"):
-            sinks = 0 if policy == "window" else n_sink
-            slots = keep_slots if policy == "keep" else 0
-            nll, rates = stream_nll(sm.model, ids, sinks, cache_size - sinks - slots, decode, progress,
-                                    f"stream {policy}", name=sm.name, keep_ids=keep_ids if slots else None,
-                                    keep_slots=slots)
-            out["tokens_per_s_by_position"][policy] = rates
+            nll, out["tokens_per_s_by_position"][policy] = _cached_nll(sm, ids, policy, cache_size, n_sink, decode,
+                                                                       progress, keep_ids, keep_slots)
         else:
             nll = _recompute_nll(sm.model, ids, cache_size, recompute_stride, progress)
         nll = nll.cpu()
         out["nll"][policy] = nll
         out["tokens_per_s"][policy] = round(int(torch.isfinite(nll).sum()) / (time.perf_counter() - t0), 2)
     return out
+
+
+def _perplexity_result(length: int, batch: int, cache_size: int, n_sink: int, policies, keep_ids,
+                       keep_slots: int) -> dict:
+    """perplexity's result before any policy is scored: the settings, and empty tables per policy."""
+    out = {"T": length, "streams": batch, "cache_size": cache_size, "n_sink": n_sink, "nll": {}, "tokens_per_s": {},
+           "tokens_per_s_by_position": {}}
+    if "keep" in policies:
+        out.update(keep_ids=sorted({int(i) for i in keep_ids}), keep_slots=keep_slots)
+    return out
+
+
+def _cached_nll(sm, ids, policy: str, cache_size: int, n_sink: int, decode: str, progress: bool, keep_ids,
+                keep_slots: int) -> tuple[torch.Tensor, list[dict]]:
+    """(NLL, tokens/s by position) of a bounded-cache policy. Every policy holds `cache_size` tokens:
+    window is all window; sink gives n_sink of them to the sinks; keep gives keep_slots more to kept tokens."""
+    sinks = 0 if policy == "window" else n_sink
+    slots = keep_slots if policy == "keep" else 0
+    return stream_nll(sm.model, ids, sinks, cache_size - sinks - slots, decode, progress,
+                      f"stream {policy}", name=sm.name, keep_ids=keep_ids if slots else None,
+                      keep_slots=slots)
 
 
 def _check_keep(policies, keep_ids, keep_slots: int, cache_size: int, n_sink: int) -> None:
@@ -272,15 +286,10 @@ def generate(model, prompt, max_new_tokens: int = 100, n_sink: int = 4, window: 
     `PreTrainedModel` with its `tokenizer` (needed for text prompts). `compile` (default: on a GPU
     for 2,048 new tokens or more) lets transformers compile the decoding step.
     """
-    from transformers import GenerationConfig
-
     from .prepare import prepare
 
     sm = prepare(model, tokenizer)
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise SinklabError(f"max_new_tokens must be at least 1 (got {max_new_tokens})")
-    if not (temperature == 0 or 1e-3 <= temperature < float("inf")):
-        raise SinklabError(f"temperature must be 0 (greedy) or from 0.001 up, finite (got {temperature:g})")
+    _check_generate_args(max_new_tokens, temperature)
     ids = _prompt_ids(sm, prompt)
     if attention_mask is not None and attention_mask.device != ids.device:
         raise SinklabError(f"the attention mask is on {attention_mask.device} and the prompt on {ids.device}; "
@@ -289,18 +298,37 @@ def generate(model, prompt, max_new_tokens: int = 100, n_sink: int = 4, window: 
     attention_mask = attention_mask.to(sm.device) if attention_mask is not None else None
     window = default_window(sm.model, n_sink) if window is None else window
     cache = SinkCache(sm.model, n_sink, window, name=sm.name)
-    compile = sm.device.type == "cuda" and max_new_tokens >= 2048 if compile is None else compile
-    eos = getattr(sm.model.generation_config, "eos_token_id", None) if stop_at_eos else None
-    config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=temperature > 0,
-                              temperature=temperature if temperature > 0 else None, top_k=None, top_p=None,
-                              eos_token_id=eos, pad_token_id=eos if isinstance(eos, int) else 0,
-                              disable_compile=not compile)
+    config = _generation_config(sm, max_new_tokens, temperature, stop_at_eos, compile)
     torch.manual_seed(seed)
     mask = attention_mask if attention_mask is not None else torch.ones_like(ids)
     out = sm.model.generate(input_ids=ids, attention_mask=mask, generation_config=config,
                             **{cache_kwarg(sm.model): cache})
-    new = out[:, ids.shape[1]:]
-    if isinstance(prompt, str):  # text in, text out: HF's tokenizer, or a checkpoint's own
+    return _decoded(sm, prompt, out[:, ids.shape[1]:])
+
+
+def _check_generate_args(max_new_tokens, temperature) -> None:
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise SinklabError(f"max_new_tokens must be at least 1 (got {max_new_tokens})")
+    if not (temperature == 0 or 1e-3 <= temperature < float("inf")):
+        raise SinklabError(f"temperature must be 0 (greedy) or from 0.001 up, finite (got {temperature:g})")
+
+
+def _generation_config(sm, max_new_tokens: int, temperature: float, stop_at_eos: bool, compile: bool | None):
+    """transformers' GenerationConfig: greedy at temperature 0, else sampling at that temperature with no
+    top-k or top-p filter; EOS stops unless told not to; by default, compiled for long generations on a GPU."""
+    from transformers import GenerationConfig
+
+    compile = sm.device.type == "cuda" and max_new_tokens >= 2048 if compile is None else compile
+    eos = getattr(sm.model.generation_config, "eos_token_id", None) if stop_at_eos else None
+    return GenerationConfig(max_new_tokens=max_new_tokens, do_sample=temperature > 0,
+                            temperature=temperature if temperature > 0 else None, top_k=None, top_p=None,
+                            eos_token_id=eos, pad_token_id=eos if isinstance(eos, int) else 0,
+                            disable_compile=not compile)
+
+
+def _decoded(sm, prompt, new: torch.Tensor):
+    """Text in, text out (HF's tokenizer, or a checkpoint's own); ids in, or no decoder: the new ids."""
+    if isinstance(prompt, str):
         if sm.hf_tokenizer is not None:
             return sm.hf_tokenizer.decode(new[0], skip_special_tokens=True)
         if sm.tokenizer is not None and sm.tokenizer.decode is not None:
