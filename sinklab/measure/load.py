@@ -21,7 +21,7 @@ from typing import Callable
 
 import torch
 
-from ..errors import SinklabError
+from ..errors import CaptureRefusal, Refusal, SinklabError
 from ..model.checkpoint import CHECKPOINT_NAMES, complete_checkpoints, is_run_folder
 from . import capture
 from .loaded import LoadedModel
@@ -362,9 +362,22 @@ def _refuse_build(spec, config, e: Exception):
 
 EAGER_ROUTE = "eager output_attentions, one layer at a time (module hooks)"
 # check_causal's refusals that a model outside AttentionInterface also gives: worth the eager route
-_RETRY_EAGER = ("is not a causal LM: its early positions", "no attention layer reported", "forward fails under")
+RETRY_EAGER = frozenset(Refusal)
 # without a mask, a model that reads the mask itself turns bidirectional or fails (DSA indexers subscript it)
-_RETRY_FULL_MASK = (_RETRY_EAGER[0], _RETRY_EAGER[2])
+RETRY_FULL_MASK = frozenset({Refusal.NOT_CAUSAL, Refusal.FORWARD_FAILS})
+
+
+def next_route(tried: str, reason: Refusal | None) -> str | None:
+    """The capture route to try after `tried` was refused for `reason`; None: the refusal stands."""
+    if reason not in RETRY_EAGER or tried == "eager":
+        return None
+    if tried == "interface" and reason in RETRY_FULL_MASK:  # it reads the mask: give it eager's
+        return "interface_full_mask"
+    return "eager"
+
+
+def _refusal(error: SinklabError) -> Refusal | None:
+    return error.reason if isinstance(error, CaptureRefusal) else None
 
 
 def _wrap_hf(model, tok, name: str, kind: str, device: str, dtype: str, info: dict | None = None,
@@ -379,24 +392,18 @@ def _wrap_hf(model, tok, name: str, kind: str, device: str, dtype: str, info: di
     if known is not None:  # checked at this device, dtype and config already: build the capture, skip the checks
         verified_route, verified_info = known
         return _wrap_hf_route(model, tok, name, kind, {**(info or {}), **verified_info}, verified_route, check=False)
-    if route == "interface":
+    tried, first = route, None
+    while True:
         try:
-            return _wrap_hf_route(model, tok, name, kind, info, "interface")
+            return _wrap_hf_route(model, tok, name, kind, info, tried)
         except SinklabError as e:
-            if not any(reason in str(e) for reason in _RETRY_EAGER):
-                raise
-            first_refusal = e
-        if any(reason in str(first_refusal) for reason in _RETRY_FULL_MASK):  # it reads the mask: give it eager's
-            try:
-                return _wrap_hf_route(model, tok, name, kind, info, "interface_full_mask")
-            except SinklabError as e:
-                if not any(reason in str(e) for reason in _RETRY_EAGER):
-                    raise
-        try:
-            return _wrap_hf_route(model, tok, name, kind, info, "eager")
-        except SinklabError as second:  # the eager route's reason is the truer one when no layer reported
-            raise (second if "no attention layer reported" in str(first_refusal) else first_refusal) from None
-    return _wrap_hf_route(model, tok, name, kind, info, route)
+            first = first or e
+            following = next_route(tried, _refusal(e)) if route == "interface" else None
+            if following is None:
+                # on the eager route, its own reason is the truer one when no layer reported to the interface
+                no_layer = tried == "eager" and _refusal(first) is Refusal.NO_ATTENTION_REPORTED
+                raise (e if no_layer or tried != "eager" else first) from None
+            tried = following
 
 
 # model -> (signature, route, what the checks found): a model measured again (a callback, a loop over T, a
@@ -622,10 +629,10 @@ def check_causal(loaded: LoadedModel, hidden: Callable[[torch.Tensor], torch.Ten
         raise
     except Exception as e:  # any model code failing under capture: refuse by name, never a traceback
         first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-        raise SinklabError(f"{loaded.name}: its forward fails under sinklab's capture ({type(e).__name__}: {first}); "
-                           "it cannot be measured") from None
+        raise CaptureRefusal(Refusal.FORWARD_FAILS, f"{loaded.name}: {Refusal.FORWARD_FAILS.value} "
+                             f"({type(e).__name__}: {first}); it cannot be measured") from None
     if not torch.allclose(a, b, atol=1e-4, rtol=1e-3):
-        raise SinklabError(f"{loaded.name} is not a causal LM: its early positions change when a later token does")
+        raise CaptureRefusal(Refusal.NOT_CAUSAL, f"{loaded.name} is not a causal LM: {Refusal.NOT_CAUSAL.value}")
     if not rec.layers:
         model_type = loaded.info.get("model_type") or type(loaded.model).__name__
         if not capture.attention_modules(loaded.model):  # mamba, rwkv, xlstm: recurrences, no attention module
@@ -635,8 +642,9 @@ def check_causal(loaded: LoadedModel, hidden: Callable[[torch.Tensor], torch.Ten
             raise SinklabError(f"{loaded.name}: {model_type} neither calls transformers' AttentionInterface "
                                "nor returns softmax weights over the tokens under output_attentions=True; it has "
                                "no attention map sinklab can measure exactly")
-        raise SinklabError(f"{loaded.name}: no attention layer reported to sinklab; {model_type} routes attention "
-                           "outside transformers' AttentionInterface and is not supported yet")
+        raise CaptureRefusal(Refusal.NO_ATTENTION_REPORTED, f"{loaded.name}: {Refusal.NO_ATTENTION_REPORTED.value}; "
+                             f"{model_type} routes attention outside transformers' AttentionInterface and is "
+                             "not supported yet")
     loaded.info["attention_layers"] = len(rec.layers)
     if rec.other_calls:  # e.g. attention over depth or over compressed keys: computed exactly, not in alpha
         loaded.info["attention_calls_not_over_tokens"] = rec.other_calls
