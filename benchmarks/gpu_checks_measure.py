@@ -66,7 +66,7 @@ def check_kernels(out):
         T = 4096
         q, k, v = sink_inputs(2, 8, 2, T, D, dtype)
         sink = torch.randn(8, device="cuda") * 2 if sinks else None
-        plan = attention_sums.plan("cuda", dtype, D, T, mask_kind="window" if window else "causal")
+        plan = attention_sums.fused_plan("cuda", dtype, D, T, mask_kind="window" if window else "causal")
         o, col, sink_col = attention_sums.attention_with_column_sums(q, k, v, D ** -0.5, plan, window=window,
                                                                      sink_logits=sink)
         ref, ref_sink = reference_columns(q, k, D ** -0.5, window, sink)
@@ -119,7 +119,7 @@ def same_input_errors(model, ids):
 
     def check(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
         T = query.shape[-2]
-        plan = attention_sums.plan("cuda", query.dtype, query.shape[-1], T)
+        plan = attention_sums.fused_plan("cuda", query.dtype, query.shape[-1], T)
         out, col, _ = attention_sums.attention_with_column_sums(query, key, value, scaling, plan)
         rows = capture.hf_weights_for_rows(query, capture.expand_kv(key, query.shape[1]), scaling, None)
         exact = metrics.column_sums_by_row_blocks(rows, T, 256)

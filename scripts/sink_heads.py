@@ -19,7 +19,7 @@ import torch
 
 from sinklab.data.shards import document_starts, open_split
 from sinklab.measure.run import measure
-from sinklab.model.checkpoint import load_model
+from sinklab.model.checkpoint import load_sinklm
 from sinklab.measure.sinklab_model import wrap_sinklab_model
 from sinklab.train.config import TrainConfig
 from sinklab.train.probe import probe_ids
@@ -52,7 +52,7 @@ def main():
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = load_model(a.checkpoint, device=device)
+    model = load_sinklm(a.checkpoint, device=device)
     val, manifest = open_split(a.data, "val")
     tc = TrainConfig(data=a.data, measure_n=a.n, measure_T=a.T, measure_probe=a.probe.replace("-", "_"))
     if tc.measure_probe == "doc_starts":

@@ -470,12 +470,12 @@ SUITES = ["weight_decay", "positional", "attention_bias", "attention_op", "fixed
 
 def scorecard_rows(folder, names):
     """run_row and the claims of `sinklab scorecard`, read from the stored runs without writing its report."""
-    from sinklab.experiments import load_suite, plan
+    from sinklab.experiments import load_suite, plan_runs
     from sinklab.experiments.scorecard import judge, reference_run, run_row
     rows, claims = {}, []
     for name in names:
         suite = load_suite(name)
-        rs = {r.change: run_row(r, "quick-60m") for r in plan([name], "quick-60m", folder, data="", extra=SWEEP_SET)}
+        rs = {r.change: run_row(r, "quick-60m") for r in plan_runs([name], "quick-60m", folder, data="", extra=SWEEP_SET)}
         rows[name] = rs
         claims += [[name, c["text"], *judge(c, rs, reference_run(suite))] for c in suite.get("claims", [])]
     return rows, claims

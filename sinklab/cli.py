@@ -154,7 +154,7 @@ def cmd_zoo(args) -> int:
     plain, sharp = zoo.run(types, args.sharpened, show)
     command = ("sinklab zoo" + (" --sharpened" if args.sharpened else "")
                + (f" --types {args.types}" if args.types else ""))
-    table = zoo.markdown(plain, sharp, library_versions(), command)
+    table = zoo.zoo_markdown(plain, sharp, library_versions(), command)
     try:
         output_folder(out.parent)
         out.write_text(table)

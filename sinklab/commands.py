@@ -340,7 +340,7 @@ def cmd_stream(args):
     if args.eval is not None:  # before the model loads and the text is scored
         claim_output_folder(args.out, STREAM_MARKER, args.overwrite)
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
-    sm = stream.prepare(loaded)
+    sm = stream.prepare_stream(loaded)
     if args.prompt is not None:
         window = args.window if args.window is not None else stream.default_window(sm.model, n_sink)
         print(stream.generate(sm, text, args.max_new_tokens, n_sink, window, args.temperature))
@@ -501,13 +501,13 @@ def _check_sweep_args(args) -> None:
 
 
 def cmd_scorecard(args):
-    from .experiments.scorecard import markdown, scorecard
+    from .experiments.scorecard import scorecard, scorecard_markdown
     from .train.config import parse_overrides
 
     _check_sweep_args(args)
 
     result = scorecard(_suites_arg(args.suite), args.preset, args.out, extra=parse_overrides(args.set))
-    print(markdown(result))
+    print(scorecard_markdown(result))
     print(f"\nscorecard: {result['folder']}/scorecard.html, scorecard.csv, claims.csv")
     return 0
 

@@ -102,7 +102,7 @@ def read(path: str, progress: bool = False):
     return config, state
 
 
-def load_model(path: str, progress: bool = False):
+def load_gguf_llama(path: str, progress: bool = False):
     """A float32 `LlamaForCausalLM`, or None when this reader does not apply."""
     from transformers import LlamaForCausalLM
 

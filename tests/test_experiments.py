@@ -4,8 +4,8 @@ import json
 import pytest
 
 from sinklab.errors import SinklabError
-from sinklab.experiments import failure_reason, load_suite, plan, run_state, suite_names, sweep
-from sinklab.experiments.scorecard import check_claim, markdown, scorecard
+from sinklab.experiments import failure_reason, load_suite, plan_runs, run_state, suite_names, sweep
+from sinklab.experiments.scorecard import check_claim, scorecard, scorecard_markdown
 
 FAST = {"train.steps": 4, "train.seq_len": 32, "train.measure_every": 4, "train.eval_every": 4,
         "train.eval_batches": 1, "train.measure_n": 4, "train.measure_T": 32, "train.ckpt_every": 4}
@@ -46,18 +46,18 @@ def test_every_suite_runs_at_tiny_and_its_scorecard_renders(shards, tmp_path):
     folder = result["folder"]
     assert (folder / "scorecard.html").exists() and (folder / "scorecard.csv").exists()
     assert (folder / "weight_decay_sink.png").exists() and (folder / "weight_decay_steps.png").exists()
-    assert "| weight_decay | wd_0.5 |" in markdown(result)
+    assert "| weight_decay | wd_0.5 |" in scorecard_markdown(result)
 
 
 def test_identical_runs_are_trained_once(shards, tmp_path):
-    runs = plan(["weight_decay", "positional"], "tiny", tmp_path, shards, extra=FAST)
+    runs = plan_runs(["weight_decay", "positional"], "tiny", tmp_path, shards, extra=FAST)
     baselines = {r.folder for r in runs if r.change == "baseline"}
     assert len(baselines) == 1
 
 
 def test_presets_never_share_a_run_folder(shards, tmp_path):
-    a = plan(["norm"], "tiny", tmp_path, shards, extra=FAST)
-    b = plan(["norm"], "quick-60m", tmp_path, shards)
+    a = plan_runs(["norm"], "tiny", tmp_path, shards, extra=FAST)
+    b = plan_runs(["norm"], "quick-60m", tmp_path, shards)
     assert not {r.folder for r in a} & {r.folder for r in b}
     assert all(r.folder.parent.name == "tiny" for r in a) and all(r.folder.parent.name == "quick-60m" for r in b)
 
@@ -66,7 +66,7 @@ def test_presets_never_share_a_run_folder(shards, tmp_path):
 def test_interrupted_sweep_completes_only_what_is_missing(shards, tmp_path, capsys):
     extra = dict(FAST, **{"train.steps": 8, "train.ckpt_every": 4})
     sweep(["norm"], "tiny", str(tmp_path), shards, extra=extra, progress=False)
-    runs = plan(["norm"], "tiny", tmp_path, shards, extra=extra)
+    runs = plan_runs(["norm"], "tiny", tmp_path, shards, extra=extra)
     done, redo = runs
     # simulate a kill: one run lost its final checkpoint (back to step 4), the other finished
     meta = json.loads((redo.folder / "ckpt" / "sinklab.json").read_text())

@@ -60,7 +60,7 @@ def test_kernels_at_every_tile_shape_and_window():
     ("cpu", torch.float32, 64, 64, None, "causal", None),         # the CPU keeps the exact path
 ])
 def test_fused_plan_table(device, dtype, head_dim, T, softcap, mask, expected):
-    got = attention_sums.plan(device, dtype, head_dim, T, softcap=softcap, mask_kind=mask, interpret=False)
+    got = attention_sums.fused_plan(device, dtype, head_dim, T, softcap=softcap, mask_kind=mask, interpret=False)
     assert (got.lse_source if got else None) == expected
 
 

@@ -221,7 +221,7 @@ def test_submitit_sweep_resumes_a_killed_job_and_trains_no_run_twice(tmp_path, m
 
     from sinklab.cli import main
     from sinklab.data.shards import prepare
-    from sinklab.experiments import plan, run_state, sweep
+    from sinklab.experiments import plan_runs, run_state, sweep
     from sinklab.experiments.launch import JOB_FILE, ClusterOptions
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
@@ -233,7 +233,7 @@ def test_submitit_sweep_resumes_a_killed_job_and_trains_no_run_twice(tmp_path, m
             "train.eval_batches": 1, "train.measure_n": 4, "train.measure_T": 32, "train.ckpt_every": 20,
             "train.device": "cpu"}
     out, only = tmp_path / "runs", ["baseline", "wd_0.5"]
-    runs = plan(["weight_decay"], "tiny", out, shards, only, sets)
+    runs = plan_runs(["weight_decay"], "tiny", out, shards, only, sets)
     victim = runs[1]
     failure = []
 

@@ -2,7 +2,7 @@
 stream, integrations -> cli. Every import counts, at module level or inside a function: a function-level import
 only hides a circle from the interpreter, not from a reader.
 
-Two more rules keep the parts apart:
+Three more rules keep the parts apart:
 - a private name (one leading underscore) stays in its package. A package is a subpackage of sinklab
   (sinklab/report, sinklab/measure, ...), a top-level module on its own (sinklab/cli.py), or, outside
   the package, tests/, benchmarks/ and scripts/. `from x import _name` from another package fails, and
@@ -11,6 +11,8 @@ Two more rules keep the parts apart:
 - the report is pure: it reads results and tables and never trains or measures, so sinklab/report
   imports nothing of sinklab.train and no submodule of sinklab.measure. The names sinklab.measure itself
   exports (`from ..measure import X`, its public top level) are allowed; `sinklab.measure.<module>` is not.
+- one name, one thing: a public function or class name is defined at module level in one module of sinklab
+  only (re-exports and imports do not count), so `load_model` or `plan` names one thing wherever it is read.
 """
 from __future__ import annotations
 
@@ -348,3 +350,72 @@ def test_the_checker_finds_the_report_reaching_into_measure():
     paths = {name: PACKAGE / "report" / "x.py" for name in graph}
     assert report_reaching_in(graph, paths) == ["sinklab/report/x.py:7 imports sinklab.train.runs",
                                                 "sinklab/report/x.py:4 imports sinklab.measure.run"]
+
+
+# -- one public name, one definition ------------------------------------------------------------------
+# public names that stay defined in more than one module: the files, and why in a comment (an entry a rename
+# has left stale fails)
+SAME_NAME_ALLOWED = {
+    # one per framework, with the same role and arguments: the module path names the framework
+    # (sinklab.integrations.transformers / .lightning, as the README imports them), and a training
+    # script imports only the one for its trainer
+    "SinkCallback": ("sinklab/integrations/lightning.py", "sinklab/integrations/transformers.py"),
+}
+
+
+def public_definitions(tree: ast.AST) -> dict[str, int]:
+    """Public function and class names a module defines at its top level (under a top-level `if` or
+    `try` too), each with its first line; imports and `__all__` re-exports define nothing."""
+    out: dict[str, int] = {}
+
+    def visit(body):
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                if not node.name.startswith("_"):
+                    out.setdefault(node.name, node.lineno)
+            elif isinstance(node, (ast.If, ast.Try)):
+                visit(node.body + node.orelse + getattr(node, "finalbody", []))
+                for handler in getattr(node, "handlers", []):
+                    visit(handler.body)
+
+    visit(tree.body)
+    return out
+
+
+def same_name_definitions(trees: dict[str, ast.AST]) -> dict[str, list[str]]:
+    """name -> ["file:line", ...] for each public name defined in two or more of the files."""
+    where: dict[str, list[str]] = {}
+    for file, tree in sorted(trees.items()):
+        for name, line in public_definitions(tree).items():
+            where.setdefault(name, []).append(f"{file}:{line}")
+    return {name: files for name, files in sorted(where.items()) if len(files) > 1}
+
+
+def test_no_public_name_is_defined_in_two_modules():
+    trees = {path.relative_to(REPO).as_posix(): ast.parse(path.read_text(encoding="utf-8"))
+             for path in sorted(PACKAGE.rglob("*.py"))}
+    found = same_name_definitions(trees)
+    bad = [f"{name}: {', '.join(files)}" for name, files in found.items()
+           if tuple(f.split(":")[0] for f in files) != SAME_NAME_ALLOWED.get(name)]
+    assert not bad, ("public names defined in more than one module (give each a name of its own, or allow it in "
+                     "SAME_NAME_ALLOWED with why):\n" + "\n".join(bad))
+    stale = sorted(set(SAME_NAME_ALLOWED) - set(found))
+    assert not stale, f"SAME_NAME_ALLOWED names no longer defined twice (remove them): {stale}"
+
+
+def test_the_checker_finds_public_names_defined_twice():
+    a = ("from .b import plan\n"                       # 1: an import defines nothing
+         "def plan():\n    pass\n"                     # 2
+         "class Run:\n    pass\n"                      # 4
+         "def _helper():\n    pass\n"                  # 6: private
+         "def outer():\n    def nested():\n        pass\n")  # 8: `nested` is not at module level
+    b = ("__all__ = ['plan', 'outer']\n"               # 1: a re-export defines nothing
+         "try:\n    import numpy\nexcept ImportError:\n"
+         "    def plan():\n        pass\n"             # 5: under a top-level try
+         "class Run:\n    pass\n"                      # 7
+         "def _helper():\n    pass\n"
+         "def nested():\n    pass\n")                  # 11: at module level here only
+    c = "from .a import Run, outer\n"
+    trees = {f"sinklab/{name}.py": ast.parse(text) for name, text in (("a", a), ("b", b), ("c", c))}
+    assert same_name_definitions(trees) == {"Run": ["sinklab/a.py:4", "sinklab/b.py:7"],
+                                            "plan": ["sinklab/a.py:2", "sinklab/b.py:5"]}

@@ -11,7 +11,7 @@ from sinklab.model.attention import Attention
 from sinklab.model.decoder import SinkLM
 from sinklab.model.position import alibi_slopes
 
-VARIANTS = variants.dense(block=4)  # the shared catalogue at T = 24
+VARIANTS = variants.dense_catalogue(block=4)  # the shared catalogue at T = 24
 # one entry per family of path (position, bias key, score, window) runs in the quick suite, every entry in CI
 QUICK_VARIANTS = {"default", "kv_bias", "sink_logit", "sigmoid", "window", "gqa"}
 VARIANT_PARAMS = [n if n in QUICK_VARIANTS else pytest.param(n, marks=pytest.mark.slow) for n in sorted(VARIANTS)]
@@ -112,16 +112,16 @@ def test_dense_path_equals_sdpa_fast_path():
 
 
 def test_prefix_lm_mask():
-    m = masks.dense_mask(masks.build(prefix_len=3), 6, 6)
+    m = masks.dense_mask(masks.build_mask(prefix_len=3), 6, 6)
     assert m[:3, :3].all()                      # prefix tokens see each other
     assert not m[:3, 3:].any()                  # and nothing after the prefix
     assert torch.equal(m[3:], torch.tril(torch.ones(6, 6, dtype=torch.bool))[3:])  # the rest is causal
 
 
 def test_sliding_window_mask():
-    m = masks.dense_mask(masks.build(window=2), 4, 4)
+    m = masks.dense_mask(masks.build_mask(window=2), 4, 4)
     assert m.int().tolist() == [[1, 0, 0, 0], [1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]]
-    with_sink = masks.dense_mask(masks.build(window=2, n_global=1), 4, 4)
+    with_sink = masks.dense_mask(masks.build_mask(window=2, n_global=1), 4, 4)
     assert with_sink[:, 0].all()
 
 
@@ -182,12 +182,12 @@ def test_hf_llama_parity_both_ways(tmp_path):
 
 def test_checkpoint_round_trip_and_measure(tmp_path):
     from sinklab.measure.run import measure
-    from sinklab.model.checkpoint import load_model, save_model
+    from sinklab.model.checkpoint import load_sinklm, save_model
 
     torch.manual_seed(0)
     model = SinkLM(preset("tiny", sink_token=True, attn_bias="kv"))
     save_model(model, tmp_path / "ck")
-    again = load_model(tmp_path / "ck")
+    again = load_sinklm(tmp_path / "ck")
     ids = torch.randint(0, 256, (1, 16))
     assert torch.equal(model.eval()(ids), again(ids))
     result = measure(str(tmp_path / "ck"), probe="random", n=3, T=16, progress=False)
@@ -218,9 +218,9 @@ def test_corrupt_checkpoint_is_one_clear_error(tmp_path):
     save_model(SinkLM(preset("tiny")), tmp_path / "ck")
     (tmp_path / "ck" / "model.safetensors").write_bytes(b"\x00" * 100)
     with pytest.raises(SinklabError, match="corrupt sinklab checkpoint"):
-        from sinklab.model.checkpoint import load_model
+        from sinklab.model.checkpoint import load_sinklm
 
-        load_model(tmp_path / "ck")
+        load_sinklm(tmp_path / "ck")
     assert main(["measure", "--model", str(tmp_path / "ck"), "--probe", "random"]) == 2
 
 
@@ -455,7 +455,7 @@ def test_attention_plan_table(name, device, T, recording, grad, backend):
     from sinklab.model import dispatch
 
     cfg = preset("tiny", max_seq_len=512, **variants.catalogue(block=128)[name])
-    assert dispatch.plan(cfg, dispatch.Where.derive(cfg, device, T, recording, grad)) == backend
+    assert dispatch.choose_backend(cfg, dispatch.Where.derive(cfg, device, T, recording, grad)) == backend
 
 
 def test_the_plan_names_a_known_backend_for_every_entry_and_place():
@@ -465,7 +465,7 @@ def test_the_plan_names_a_known_backend_for_every_entry_and_place():
         cfg = preset("tiny", max_seq_len=512, **change)
         for device in ("cpu", "cuda"):
             for recording in (False, True):
-                assert dispatch.plan(cfg, dispatch.Where.derive(cfg, device, 256, recording)) in dispatch.BACKENDS
+                assert dispatch.choose_backend(cfg, dispatch.Where.derive(cfg, device, 256, recording)) in dispatch.BACKENDS
 
 
 def test_every_score_choice_has_a_score_function():

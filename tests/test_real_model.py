@@ -44,7 +44,7 @@ def test_one_pass_gguf_reader_matches_transformers_conversion():
     from sinklab.load import default_gguf_path
 
     path = default_gguf_path()
-    ours = gguf_llama.load_model(str(path))
+    ours = gguf_llama.load_gguf_llama(str(path))
     ref = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
     ref_sd, our_sd = ref.state_dict(), ours.state_dict()
     assert set(ref_sd) == set(our_sd)

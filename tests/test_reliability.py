@@ -288,17 +288,17 @@ def _fake_run(folder: Path, sink: float, steps: int = 150):
 
 
 def test_scorecard_is_inconclusive_when_the_baseline_has_no_sink(tmp_path):
-    from sinklab.experiments import plan
-    from sinklab.experiments.scorecard import NO_SINK_BELOW, RULE, markdown, scorecard
+    from sinklab.experiments import plan_runs
+    from sinklab.experiments.scorecard import NO_SINK_BELOW, RULE, scorecard, scorecard_markdown
 
     extra = {"train.steps": 150}
-    for r in plan(["weight_decay"], "tiny", tmp_path, "", extra=extra):
+    for r in plan_runs(["weight_decay"], "tiny", tmp_path, "", extra=extra):
         _fake_run(r.folder, 0.0)
     result = scorecard(["weight_decay"], "tiny", str(tmp_path), extra=extra)
     assert {c["verdict"] for c in result["claims"]} == {"inconclusive"}
     assert "baseline Sink_1 0.00 %" in result["claims"][1]["evidence"] and NO_SINK_BELOW == 1.0
-    assert RULE in markdown(result)
-    for r in plan(["weight_decay"], "tiny", tmp_path, "", extra=extra):  # a baseline with a sink: judged
+    assert RULE in scorecard_markdown(result)
+    for r in plan_runs(["weight_decay"], "tiny", tmp_path, "", extra=extra):  # a baseline with a sink: judged
         (r.folder / "metrics.jsonl").write_text(json.dumps({"step": 150, "sink_1": 0.2 if r.change == "wd_5" else 20.0})
                                                 + "\n")
     verdicts = [c["verdict"] for c in scorecard(["weight_decay"], "tiny", str(tmp_path), extra=extra)["claims"]]

@@ -167,7 +167,7 @@ def test_kept_tokens_survive_eviction_and_match_a_reference(steered_result):
 def test_perplexity_keep_policy_and_its_errors(tiny_hf_folders):
     from sinklab.load import load_model
 
-    sm = stream.prepare(load_model(str(tiny_hf_folders["llama"])))
+    sm = stream.prepare_stream(load_model(str(tiny_hf_folders["llama"])))
     ids = torch.randint(0, 128, (2, 60))
     result = stream.perplexity(sm, ids, cache_size=16, n_sink=2, policies=("sink", "keep"), progress=False,
                                keep_ids=[1, 2, 3], keep_slots=4)

@@ -97,8 +97,8 @@ def test_attention_outside_the_pattern_is_exactly_zero(name):
     cfg = preset("tiny", **PATTERNS[name])
     attn = SinkLM(cfg).layers[0].attn
     q, k = torch.randn(1, 4, 16, 16), torch.randn(1, 4, 16, 16)
-    mask_fn = masks.build(sparse=cfg.sparse, sparse_window=cfg.sparse_window, sparse_globals=cfg.sparse_globals,
-                          sparse_stride=cfg.sparse_stride)
+    mask_fn = masks.build_mask(sparse=cfg.sparse, sparse_window=cfg.sparse_window, sparse_globals=cfg.sparse_globals,
+                               sparse_stride=cfg.sparse_stride)
     allowed = masks.dense_mask(mask_fn, 16, 16)
     dyn = masks.moba_mask(q, k, 4, cfg.sparse_topk, cfg.force_first_block) if cfg.sparse == "moba" else None
     if dyn is not None:

@@ -23,7 +23,7 @@ def tiny_llama(context=1024, init=0.02, layers=2, seed=0):
 
 @pytest.fixture(scope="module")
 def tiny_stream(tiny_hf_folders):
-    return stream.prepare(load_model(str(tiny_hf_folders["llama"])))
+    return stream.prepare_stream(load_model(str(tiny_hf_folders["llama"])))
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_evicted_keys_are_turned_to_their_positions_inside_the_cache(tiny_hf_fol
     """Layer-0 keys depend only on token and position: after eviction, each slot turned to its target
     position must equal a fresh pass's key at that position of the kept tokens. GPT-NeoX rotates only
     part of each head and passes no positions to the cache."""
-    tiny_stream = stream.prepare(load_model(str(tiny_hf_folders[family])))
+    tiny_stream = stream.prepare_stream(load_model(str(tiny_hf_folders[family])))
     torch.manual_seed(3)
     ids = torch.randint(0, 128, (1, 30))
     n_sink, window = 2, 5
@@ -119,7 +119,7 @@ def test_bad_sizes_and_models(tiny_stream, tiny_hf_folders):
     with pytest.raises(SinklabError, match="larger than the model's context of 256"):
         stream.SinkCache(tiny_stream.model, 4, 300)
     with pytest.raises(SinklabError, match="gpt2 uses learned absolute position embeddings"):
-        stream.prepare(load_model(str(tiny_hf_folders["gpt2"])))
+        stream.prepare_stream(load_model(str(tiny_hf_folders["gpt2"])))
 
 
 def test_a_model_without_rope_is_refused():
@@ -141,7 +141,7 @@ def test_length_dependent_rope_scaling_is_refused():
 
 def test_partial_rotary_keys_agree_while_the_cache_fits(tiny_hf_folders):
     """GPT-NeoX rotates only a quarter of each head (rotary_pct 0.5 of 8 dims): the rest must stay put."""
-    sm = stream.prepare(load_model(str(tiny_hf_folders["gpt_neox"])))
+    sm = stream.prepare_stream(load_model(str(tiny_hf_folders["gpt_neox"])))
     ids = torch.randint(0, 128, (1, 30))
     with torch.no_grad():
         full = sm.model(input_ids=ids).logits

@@ -255,8 +255,8 @@ def test_fsdp_equals_ddp_on_two_cpu_processes_and_resumes_exactly(corpus, tmp_pa
     val_ddp, val_one = (_losses(tmp_path / n, "val_loss") for n in ("ddp", "one"))  # evaluation split over ranks
     assert len(val_ddp) == 2 and np.allclose(list(val_ddp.values()), list(val_one.values()), atol=1e-5)
     assert resumed == fsdp
-    from sinklab.model.checkpoint import load_model
-    model = load_model(tmp_path / "fsdp" / "ckpt")
+    from sinklab.model.checkpoint import load_sinklm
+    model = load_sinklm(tmp_path / "fsdp" / "ckpt")
     assert model(torch.randint(0, 256, (1, 16))).isfinite().all()
 
 

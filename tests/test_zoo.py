@@ -45,7 +45,7 @@ def test_learned_sinks_name_their_convention():
 def test_zoo_markdown_ranks_the_worse_of_plain_and_sharpened():
     plain = [zoo.ZooRow("a", "exact", "", 1e-8, 1e-7, 2), zoo.ZooRow("b", "refused", "why")]
     sharp = [zoo.ZooRow("a", "WRONG", "differs", 3e-2, 1e-7, 2), zoo.ZooRow("b", "refused", "why")]
-    text = zoo.markdown(plain, sharp, {"transformers": "x", "torch": "y"}, "sinklab zoo --sharpened")
+    text = zoo.zoo_markdown(plain, sharp, {"transformers": "x", "torch": "y"}, "sinklab zoo --sharpened")
     assert "| a | WRONG | 3.0e-02 |" in text and "| b | refused |" in text and "1 WRONG" in text
 
 

@@ -13,8 +13,8 @@ from ..files import claim_output_folder
 from .shards import MANIFEST, write_prepared
 
 
-def generate(n_tokens: int, vocab_size: int = 64, n_triggers: int = 3, seq_len: int = 256, branching: int = 3,
-             seed: int = 0) -> np.ndarray:
+def bigram_backcopy(n_tokens: int, vocab_size: int = 64, n_triggers: int = 3, seq_len: int = 256,
+                    branching: int = 3, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     bos = vocab_size - 1
     triggers = np.arange(n_triggers)
@@ -54,7 +54,7 @@ def write(out: str, n_tokens: int = 2_000_000, vocab_size: int = 64, seq_len: in
     check(n_tokens, vocab_size, seq_len)
     folder = claim_output_folder(out, MANIFEST, overwrite)
     n_val = max(seq_len * 64, n_tokens // 100) // seq_len * seq_len
-    both = generate(n_tokens + n_val, vocab_size, seq_len=seq_len, seed=seed)  # one bigram table for both
+    both = bigram_backcopy(n_tokens + n_val, vocab_size, seq_len=seq_len, seed=seed)  # one bigram table for both
     train, val = both[:n_tokens // seq_len * seq_len], both[n_tokens // seq_len * seq_len:]
     manifest = {"tokenizer": "bigram-backcopy", "vocab_size": vocab_size, "eot_id": vocab_size - 1,
                 "dtype": "uint16", "tokens": {"train": len(train), "val": len(val)}, "seq_len": seq_len,

@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import SinklabError
-from .runs import Run, run_state, train_command
+from .runs import SweepRun, run_state, train_command
 
 
 def suite_names() -> list[str]:
@@ -40,8 +40,8 @@ def _flatten(section: str, d: dict | None) -> dict:
     return {f"{section}.{k}": v for k, v in (d or {}).items()}
 
 
-def plan(suite_names_: list[str], preset: str, out: Path, data: str, only: list[str] | None = None,
-         extra: dict | None = None) -> list[Run]:
+def plan_runs(suite_names_: list[str], preset: str, out: Path, data: str, only: list[str] | None = None,
+              extra: dict | None = None) -> list[SweepRun]:
     """Every run of the suites, each with its resolved config and a folder keyed by preset and config hash."""
     from ..train.config import resolve_configs
 
@@ -59,7 +59,7 @@ def plan(suite_names_: list[str], preset: str, out: Path, data: str, only: list[
             mc, tc = resolve_configs(preset, ov)
             key = config_key(mc, tc)
             folder = out / preset / f"{ch['name']}-{key}"
-            runs.append(Run(name, ch["name"], ov, ch.get("paper") or {}, ch.get("setting"), folder, preset))
+            runs.append(SweepRun(name, ch["name"], ov, ch.get("paper") or {}, ch.get("setting"), folder, preset))
     if only and not runs:
         raise SinklabError(f"--only {','.join(only)} matches no change of {', '.join(suite_names_)}")
     return runs
@@ -77,7 +77,7 @@ def config_key(mc, tc) -> str:
     return hashlib.sha1(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def _unique(runs: list[Run]) -> list[Run]:
+def _unique(runs: list[SweepRun]) -> list[SweepRun]:
     seen, out = set(), []
     for r in runs:
         if r.folder not in seen:
@@ -91,7 +91,7 @@ LAUNCHERS = ("local", "submitit")
 
 def sweep(suite_names_: list[str], preset: str, out: str, data: str, only=None, gpus: int | None = None,
           torchrun: int = 0, extra: dict | None = None, progress: bool = True, launcher: str = "local",
-          cluster=None) -> list[Run]:
+          cluster=None) -> list[SweepRun]:
     """Run what is missing: skip finished runs, resume interrupted ones, one run per GPU if several.
     launcher="submitit": one cluster job per run instead (`cluster`: launch.ClusterOptions)."""
     import torch
@@ -105,7 +105,7 @@ def sweep(suite_names_: list[str], preset: str, out: str, data: str, only=None, 
     if launcher not in LAUNCHERS:
         raise SinklabError(f"unknown --launcher {launcher!r}: use one of {', '.join(LAUNCHERS)}")
     open_split(data, "train")  # a bad --data is one error before the first run, not after it
-    runs = plan(suite_names_, preset, Path(out), data, only, extra)  # every config validated here
+    runs = plan_runs(suite_names_, preset, Path(out), data, only, extra)  # every config validated here
     todo = [r for r in _unique(runs) if run_state(r) != "done"]
     print(f"{len(_unique(runs))} distinct runs in {', '.join(suite_names_)} at preset {preset}: "
           f"{len(_unique(runs)) - len(todo)} done, {len(todo)} to run")
@@ -125,7 +125,7 @@ def sweep(suite_names_: list[str], preset: str, out: str, data: str, only=None, 
     return runs
 
 
-def _parallel_unit(todo: list[Run], preset: str, n_gpus: int, torchrun: int) -> str:
+def _parallel_unit(todo: list[SweepRun], preset: str, n_gpus: int, torchrun: int) -> str:
     """What a slot of a parallel sweep is: a GPU, or a CPU process where every run trains on the CPU
     (train.device=cpu). Asking for more GPUs than PyTorch sees is refused before the first run."""
     import torch
@@ -157,7 +157,7 @@ def failure_reason(log: Path) -> str | None:
     return None
 
 
-def _run_parallel(todo: list[Run], preset: str, n_gpus: int, torchrun: int, unit: str = "GPU") -> None:
+def _run_parallel(todo: list[SweepRun], preset: str, n_gpus: int, torchrun: int, unit: str = "GPU") -> None:
     """One subprocess per GPU (or per torchrun group), each taking the next pending run."""
     per = max(1, torchrun)
     slots = [list(range(i, i + per)) for i in range(0, max(n_gpus, per), per)][: max(1, n_gpus // per)]

@@ -18,7 +18,7 @@ from pathlib import Path
 import submitit
 
 from ..errors import SinklabError
-from .runs import Run, run_state, train_command
+from .runs import SweepRun, run_state, train_command
 
 JOB_FILE = "submitit_job.json"
 LIVE_SLURM_STATES = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED"}
@@ -37,7 +37,7 @@ class ClusterOptions:
 class TrainJob(submitit.helpers.Checkpointable):
     """One run as a job; on preemption submitit requeues it as it is (Checkpointable), and it resumes."""
 
-    def __init__(self, run: Run, torchrun: int = 0):
+    def __init__(self, run: SweepRun, torchrun: int = 0):
         self.run, self.torchrun = run, torchrun
 
     def __call__(self) -> str:
@@ -68,7 +68,7 @@ def record_job(folder: Path, job_id: str, pid: int | None = None) -> None:
     (folder / JOB_FILE).write_text(json.dumps(record))
 
 
-def holding_job(run: Run, folder: Path) -> str | None:
+def holding_job(run: SweepRun, folder: Path) -> str | None:
     """The job id of a job still queued or running this run, else None."""
     try:
         record = json.loads((run.folder / JOB_FILE).read_text())
@@ -110,7 +110,7 @@ def executor_for(folder: Path, options: ClusterOptions):
     return executor
 
 
-def submit_runs(todo: list[Run], out: Path, options: ClusterOptions) -> None:
+def submit_runs(todo: list[SweepRun], out: Path, options: ClusterOptions) -> None:
     """Submit every run no live job holds, wait for them, and name each one that failed."""
     folder = out / "submitit"
     executor = executor_for(folder, options)

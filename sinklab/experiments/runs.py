@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 @dataclass
-class Run:
+class SweepRun:
     suite: str
     change: str
     overrides: dict          # "model.x" / "train.x" -> value
@@ -18,7 +18,7 @@ class Run:
     preset: str
 
 
-def run_state(run: Run) -> str:
+def run_state(run: SweepRun) -> str:
     """done (its last checkpoint is at the last step and its metrics hold that step's Sink, which the
     scorecard reads), partial (a checkpoint to resume from) or new (nothing to resume: whatever a run
     killed before its first checkpoint left, or a finished run whose metrics are gone, is trained again)."""
@@ -51,7 +51,7 @@ def has_final_sink(metrics: Path, steps: int) -> bool:
     return any(r.get("step") == steps and r.get("sink_1") is not None for r in rows)
 
 
-def train_command(run: Run) -> list[str]:
+def train_command(run: SweepRun) -> list[str]:
     args = [f"{k}={json.dumps(v) if isinstance(v, (list, dict, bool)) or v is None else v}"
             for k, v in {**run.overrides, "train.out": str(run.folder)}.items()]
     return [sys.executable, "-m", "sinklab.cli", "train", run.preset, *args,

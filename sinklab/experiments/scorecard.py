@@ -7,7 +7,7 @@ from pathlib import Path
 from ..errors import SinklabError
 from ..report import html_table, img_tag, write_csv
 from ..report.plots import integer_ticks, percent_axis, plt, save_figure
-from . import Run, load_suite, plan, run_state
+from . import SweepRun, load_suite, plan_runs, run_state
 
 
 def _last(rows: list[dict], key: str) -> dict | None:
@@ -33,7 +33,7 @@ def probe_fields(m: dict | None) -> dict:
                                      "measure_T_long", "massive_activation")}}
 
 
-def run_row(run: Run, preset: str) -> dict:
+def run_row(run: SweepRun, preset: str) -> dict:
     from ..files import read_metrics
 
     path = run.folder / "metrics.jsonl"
@@ -169,7 +169,8 @@ def scorecard(suite_names_: list[str], preset: str, out: str, report_dir: str | 
               extra: dict | None = None) -> dict:
     out_p = Path(out)
     report = Path(report_dir) if report_dir else out_p / preset / "scorecard"
-    planned = {name: (load_suite(name), plan([name], preset, out_p, data="", extra=extra)) for name in suite_names_}
+    planned = {name: (load_suite(name), plan_runs([name], preset, out_p, data="", extra=extra))
+               for name in suite_names_}
     if not (out_p / preset).is_dir():  # a mistyped --out or --preset would read as every run "not run"
         raise SinklabError(f"no runs at preset {preset} in {out}: {out_p / preset} does not exist (give the "
                            "--out and --preset the sweep used)")
@@ -275,7 +276,7 @@ def sink_star_text(r: dict) -> str:
     return f"{r['sink_star']:.2f}" + ("" if r.get("sink_star_convention") == "paper" else " (real queries)")
 
 
-def markdown(result: dict) -> str:
+def scorecard_markdown(result: dict) -> str:
     lines = ["| suite | change | step | our Sink_1 % | our Sink* % | largest at | largest % | Sink_1 % at long T "
              "| massive act. | val loss | tokens/s | paper | source |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]

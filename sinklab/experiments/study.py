@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SinklabError
-from . import _unique, failure_reason, load_suite, plan
-from .runs import Run, run_state, train_command
+from . import _unique, failure_reason, load_suite, plan_runs
+from .runs import SweepRun, run_state, train_command
 from .verdicts import judge_over_seeds
 
 STOPPED_EXIT = 3           # `sinklab train` stopped on SIGTERM, with a checkpoint (commands.STOPPED_EXIT)
@@ -26,7 +26,7 @@ TIME_FILE = "study_time.json"
 
 
 def plan_study(suite_names_: list[str], preset: str, out: Path, data: str, seeds: int = 2,
-               reference_seeds: int = 3, extra: dict | None = None, only: list[str] | None = None) -> list[Run]:
+               reference_seeds: int = 3, extra: dict | None = None, only: list[str] | None = None) -> list[SweepRun]:
     """Every change of the suites with `seeds` seeds (train.seed 0, 1, ...) and each suite's reference run
     with `reference_seeds`. Runs with one config share a folder (every suite's baseline is trained once)."""
     from .scorecard import reference_run
@@ -37,13 +37,13 @@ def plan_study(suite_names_: list[str], preset: str, out: Path, data: str, seeds
     for name in suite_names_:
         reference = reference_run(load_suite(name))
         for seed in range(max(seeds, reference_seeds)):
-            for r in plan([name], preset, out, data, only, extra={**(extra or {}), "train.seed": seed}):
+            for r in plan_runs([name], preset, out, data, only, extra={**(extra or {}), "train.seed": seed}):
                 if seed < (reference_seeds if r.change == reference else seeds):
                     runs.append(r)
     return runs
 
 
-def seed_of(run: Run) -> int:
+def seed_of(run: SweepRun) -> int:
     return int(run.overrides.get("train.seed", 0))
 
 
@@ -63,13 +63,13 @@ class Piece:
 @dataclass
 class Slot:
     gpu: str | None             # CUDA_VISIBLE_DEVICES of the slot (None: a CPU process)
-    run: Run | None = None
+    run: SweepRun | None = None
     process: subprocess.Popen | None = None
     started: float = 0.0
     log: object = None
 
 
-def slots_for(runs: list[Run], per_gpu: int, gpus: int | None) -> list[Slot]:
+def slots_for(runs: list[SweepRun], per_gpu: int, gpus: int | None) -> list[Slot]:
     """`per_gpu` runs at once on each GPU; where every run trains on the CPU, `per_gpu` CPU processes."""
     import torch
 
@@ -89,7 +89,7 @@ def slots_for(runs: list[Run], per_gpu: int, gpus: int | None) -> list[Slot]:
     return [Slot(physical[g]) for g in range(n) for _ in range(per_gpu)]
 
 
-def run_study(runs: list[Run], deadline_s: float, slots: list[Slot], records: Path, grace_s: float = 120,
+def run_study(runs: list[SweepRun], deadline_s: float, slots: list[Slot], records: Path, grace_s: float = 120,
               min_start_s: float = 0, echo=print, stop_when=None) -> Piece:
     """Train what is not done until the deadline (or until `stop_when()` is true), then stop every
     active run with a checkpoint."""
@@ -121,7 +121,7 @@ def _per_gpu(slots: list[Slot]) -> int:
     return max(gpus.count(g) for g in set(gpus)) if gpus else 1
 
 
-def _start(slot: Slot, run: Run, echo) -> None:
+def _start(slot: Slot, run: SweepRun, echo) -> None:
     run.folder.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, SINKLAB_NO_PROGRESS="1")
     if slot.gpu is not None:
@@ -133,7 +133,7 @@ def _start(slot: Slot, run: Run, echo) -> None:
     echo(f"{where}: {run.change} seed {seed_of(run)} ({run_state(run)}) -> {run.folder}")
 
 
-def _finish(slot: Slot, runs: list[Run], records: Path, piece: Piece, per_gpu: int, echo,
+def _finish(slot: Slot, runs: list[SweepRun], records: Path, piece: Piece, per_gpu: int, echo,
             stopped: bool = False) -> None:
     run, rc = slot.run, slot.process.returncode
     slot.log.close()
@@ -174,7 +174,7 @@ def _add_time(folder: Path, wall_s: float, per_gpu: int) -> None:
     path.write_text(json.dumps({k: round(v, 2) for k, v in t.items()}))
 
 
-def record(run: Run) -> dict:
+def record(run: SweepRun) -> dict:
     """One finished run's row: its final probe, loss, data passes and time."""
     from ..train.config import resolve_configs
     from .scorecard import run_row
@@ -194,7 +194,7 @@ def record(run: Run) -> dict:
             "wall_s": timing.get("wall_s"), "gpu_s": timing.get("gpu_s")}
 
 
-def write_records(runs: list[Run], path: Path) -> list[dict]:
+def write_records(runs: list[SweepRun], path: Path) -> list[dict]:
     """Rebuild the records file from every finished run (written beside, then renamed)."""
     rows = sorted((record(r) for r in runs if run_state(r) == "done"),
                   key=lambda r: (r["suite"], r["change"], r["seed"]))

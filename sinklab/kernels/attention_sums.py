@@ -32,8 +32,8 @@ class FusedPlan:
                                # (SDPA's output and a Triton LSE kernel)
 
 
-def plan(device_type: str, dtype: torch.dtype, head_dim: int, T: int, *, softcap=None,
-         mask_kind: str = "causal", interpret: bool | None = None) -> FusedPlan | None:
+def fused_plan(device_type: str, dtype: torch.dtype, head_dim: int, T: int, *, softcap=None,
+               mask_kind: str = "causal", interpret: bool | None = None) -> FusedPlan | None:
     """A pure dispatch decision: the fused plan for a layer, or None for the exact row-block path.
 
     mask_kind: "causal" or "window" (causal sliding window) are fused; anything else is not.
@@ -159,7 +159,7 @@ def column_sums(q, k, lse, scale: float, window: int | None = None, blocks: dict
     out = torch.empty((B, H, T), device=q.device, dtype=torch.float32)
     cfg = {"ACC_2D": column_accumulator(), **(blocks or _blocks(D, q.dtype))}
     grid = (math.ceil(T / cfg["BLOCK_N"]), B * H)
-    kernels.column_sums[grid](
+    kernels.column_sums_kernel[grid](
         q, k, lse, out, *q.stride()[:3], *k.stride()[:3], *lse.stride()[:2], *out.stride()[:2],
         T, H, group, scale * LOG2E, int(window or 0), D=D, WINDOWED=window is not None,
         IEEE=q.dtype == torch.float32, **cfg)

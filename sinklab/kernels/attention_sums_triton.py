@@ -66,10 +66,10 @@ def _columns(acc, ACC_2D: tl.constexpr):
 
 
 @triton.jit
-def column_sums(Q, K, LSE, OUT, sqb, sqh, sqt, skb, skh, skt, slb, slh, sob, soh,
-                T, H, GROUP, qk_scale, window,
-                D: tl.constexpr, D_PAD: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                WINDOWED: tl.constexpr, IEEE: tl.constexpr, ACC_2D: tl.constexpr):
+def column_sums_kernel(Q, K, LSE, OUT, sqb, sqh, sqt, skb, skh, skt, slb, slh, sob, soh,
+                       T, H, GROUP, qk_scale, window,
+                       D: tl.constexpr, D_PAD: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                       WINDOWED: tl.constexpr, IEEE: tl.constexpr, ACC_2D: tl.constexpr):
     """OUT[b, h, j] = sum over visible queries i of exp2(qk_scale q_i.k_j - LOG2E lse_i).
 
     One program holds BLOCK_N keys and streams the query blocks that see them, as the attention

@@ -299,12 +299,12 @@ def _check_single_call(recorder, module) -> None:
 def _fused_layer(recorder, layer, query, key, value, attention_mask, scaling, kwargs):
     """The fused path for one HF layer, if it computes this layer exactly: the output, else None."""
     T = query.shape[-2]
-    if fused.plan(query.device.type, query.dtype, query.shape[-1], T) is None:
+    if fused.fused_plan(query.device.type, query.dtype, query.shape[-1], T) is None:
         return None  # no fused kernels here (the CPU): skip reading the mask
     window = kwargs.get("sliding_window")
     kind = mask_kind(attention_mask, T, window, kwargs.get("is_causal"))
-    chosen = fused.plan(query.device.type, query.dtype, query.shape[-1], T, softcap=kwargs.get("softcap"),
-                        mask_kind=kind)
+    chosen = fused.fused_plan(query.device.type, query.dtype, query.shape[-1], T, softcap=kwargs.get("softcap"),
+                              mask_kind=kind)
     if chosen is None or key.shape[-2] != T or query.shape[1] % key.shape[1]:
         return None
     sink_logits = kwargs.get("s_aux")
@@ -319,7 +319,7 @@ def _fused_layer(recorder, layer, query, key, value, attention_mask, scaling, kw
         amap = rows(0, T)[0, :, :, 0 if sink_logits is None else 1:].float()
     recorder.observe_columns(layer, query, key, value, col, None if sink_col is None else sink_col[..., None],
                              attention_map=amap,
-                             visible=visible_counts(attention_mask, T, T) if kind == "window" else None)
+                             visible=hf_visible_counts(attention_mask, T, T) if kind == "window" else None)
     return out
 
 
@@ -340,7 +340,7 @@ def _fold_indices(attention_mask, indices, query):
     return attention_mask.masked_fill(~selected, torch.finfo(attention_mask.dtype).min)
 
 
-def visible_counts(attention_mask, Tq: int, Tk: int):
+def hf_visible_counts(attention_mask, Tq: int, Tk: int):
     """How many queries see each key under the mask, (B, 1, Tk), for the mask-aware alpha; None when
     that is plain causal (T - k + 1), where the mask-aware alpha is the paper's alpha."""
     if attention_mask is None or attention_mask.shape[-2] != Tq:
@@ -391,7 +391,7 @@ def sinklab_hf_attention(module, query, key, value, attention_mask, scaling=None
     n_extra = 0 if sinks is None else 1
     if measured:
         recorder.observe(layer, query, key, value, weights, n_extra=n_extra, tokens_only=sinks is not None,
-                         visible=visible_counts(attention_mask, query.shape[-2], key.shape[-2]))
+                         visible=hf_visible_counts(attention_mask, query.shape[-2], key.shape[-2]))
     if kwargs.get("softcap") or sinks is not None or bias is not None:
         return _output_from_weights(weights, v_full, query, n_extra), None
     return _sdpa_output(module, query, key, value, attention_mask, dropout, scaling, kwargs)

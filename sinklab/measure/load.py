@@ -206,7 +206,7 @@ def _load_gguf(path: Path, device: str, dtype: str, name: str | None = None) -> 
         from .. import gguf_llama
 
         # one pass for plain LLaMA files (None otherwise), with a bar over the tensors
-        model = gguf_llama.load_model(str(path), progress=os.environ.get("SINKLAB_NO_PROGRESS") != "1")
+        model = gguf_llama.load_gguf_llama(str(path), progress=os.environ.get("SINKLAB_NO_PROGRESS") != "1")
         if model is None:
             model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
         tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)

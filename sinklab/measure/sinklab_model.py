@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..model.checkpoint import load_model
+from ..model.checkpoint import load_sinklm
 from ..model.decoder import SinkLM
 from .loaded import LoadedModel
 from .probes import TextTokenizer, byte_tokenizer, from_hf_tokenizer
@@ -49,6 +49,6 @@ def wrap_sinklab_model(model: SinkLM, tokenizer=None, name: str | None = None, i
 
 def load_for_measurement(folder, device="cpu", dtype=torch.float32) -> LoadedModel:
     folder = Path(folder)
-    model = load_model(folder, device, dtype)
+    model = load_sinklm(folder, device, dtype)
     tok = checkpoint_tokenizer(folder, model.cfg.vocab_size)
     return wrap_sinklab_model(model, tok, name=str(folder), info={"checkpoint": str(folder)})

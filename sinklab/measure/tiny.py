@@ -261,7 +261,7 @@ def ids_for(model, batch: int = 2, seed: int = 1) -> torch.Tensor:
     return torch.randint(3, max(4, min(vocab, 1000)), (batch, T), generator=torch.Generator().manual_seed(seed))
 
 
-def build(model_type: str, folder: str | None = None, prepare=None, seed: int = 0):
+def build_tiny(model_type: str, folder: str | None = None, prepare=None, seed: int = 0):
     """(model, None) for the first tiny candidate that builds, runs its own forward and (given a
     folder) saves there after `prepare(model)`; else (None, the first candidate's error)."""
     from transformers import AutoModelForCausalLM

@@ -55,7 +55,7 @@ def sharpen(model: torch.nn.Module, factor: float = SHARPEN) -> None:
 def check_type(model_type: str, sharpened: bool = False) -> ZooRow:
     """Build, save, load as `--model` does, and compare; every outcome is a row, never an exception."""
     with tempfile.TemporaryDirectory() as folder:
-        model, why = tiny.build(model_type, folder, prepare=sharpen if sharpened else None)
+        model, why = tiny.build_tiny(model_type, folder, prepare=sharpen if sharpened else None)
         if model is None:
             return ZooRow(model_type, "not buildable", why)
         return _compare(model_type, model, folder)
@@ -64,7 +64,7 @@ def check_type(model_type: str, sharpened: bool = False) -> ZooRow:
 def check_both(model_type: str) -> tuple[ZooRow, ZooRow]:
     """The plain and the sharpened row from one build: the same weights, sharpened after the first."""
     with tempfile.TemporaryDirectory() as plain, tempfile.TemporaryDirectory() as sharp:
-        model, why = tiny.build(model_type, plain)
+        model, why = tiny.build_tiny(model_type, plain)
         if model is None:
             return ZooRow(model_type, "not buildable", why), ZooRow(model_type, "not buildable", why)
         first = _compare(model_type, model, plain)
@@ -208,7 +208,7 @@ ZOO_STATUSES = (
 )
 
 
-def markdown(rows: list[ZooRow], sharpened_rows: list[ZooRow] | None, versions: dict, command: str) -> str:
+def zoo_markdown(rows: list[ZooRow], sharpened_rows: list[ZooRow] | None, versions: dict, command: str) -> str:
     """docs/architectures.md: one row per model type, the status, and the largest alpha difference."""
     by_type = {r.model_type: r for r in sharpened_rows or []}
     counts: dict[str, int] = {}

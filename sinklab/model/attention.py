@@ -183,11 +183,11 @@ class Attention(nn.Module):
         return self._finish(x, SINGLE_PASS[backend](self, q, k, v, inputs))
 
     def _plan(self, where, q, plain_causal: bool):
-        """(backend, fused kernels) for this call: the kernels are None unless the plan is "fused"."""
-        backend = dispatch.plan(self.cfg, where)
+        """(backend, fused kernels) for this call: the kernels are None unless the backend is "fused"."""
+        backend = dispatch.choose_backend(self.cfg, where)
         fused = self._fused_kernels(q, plain_causal) if backend == "fused" else None
         if backend == "fused" and fused is None:  # the kernels do not take this dtype or shape
-            backend = dispatch.plan(self.cfg, dataclasses.replace(where, fused=False))
+            backend = dispatch.choose_backend(self.cfg, dataclasses.replace(where, fused=False))
         return backend, fused
 
     def _qkv(self, x, rope):
@@ -394,8 +394,8 @@ class Attention(nn.Module):
 
     def _fused_kernels(self, q, plain_causal: bool):
         """The fused kernels' plan for this dtype and shape, or None (the config fits: dispatch.fused_fits)."""
-        return attention_sums.plan(q.device.type, q.dtype, self.head_dim, q.shape[-2],
-                                   mask_kind="window" if not plain_causal else "causal")
+        return attention_sums.fused_plan(q.device.type, q.dtype, self.head_dim, q.shape[-2],
+                                         mask_kind="window" if not plain_causal else "causal")
 
     def _attend_and_observe_fused(self, recorder, fused, q, k, v, full, pos_bias, mask_fn):
         """Output and column sums from the fused kernels; returns the output as (B, H, T, d)."""
@@ -483,7 +483,7 @@ def dense(layer: "Attention", q, k, v, a: BackendInputs) -> torch.Tensor:
     return layer._dense(q, a.full(k), a.full(v), a.pos_bias, a.mask_fn, a.dyn)
 
 
-# the backends dispatch.plan names that run in one pass; nsa, moba_flex* and fused need the layer
+# the backends dispatch.choose_backend names that run in one pass; nsa, moba_flex* and fused need the layer
 # input or the recorder and run in Attention.forward
 SINGLE_PASS = {"sdpa_causal": sdpa_causal, "sdpa_bool_mask": sdpa_bool_mask, "band_and_far": band_and_far,
                "flex": flex, "sdpa_extra_key": sdpa_extra_key, "dense": dense}

@@ -73,7 +73,7 @@ def save_model(model: SinkLM, folder: str | os.PathLike, extra: dict | None = No
     return write_atomically(folder, lambda tmp: write_model_files(tmp, model, extra, tokenizer_file))
 
 
-def load_model(folder: str | os.PathLike, device="cpu", dtype=torch.float32) -> SinkLM:
+def load_sinklm(folder: str | os.PathLike, device="cpu", dtype=torch.float32) -> SinkLM:
     from safetensors import SafetensorError
     from safetensors.torch import load_model as st_load
 

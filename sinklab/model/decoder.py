@@ -139,9 +139,9 @@ class SinkLM(nn.Module):
         else:
             pos_bias = None
         prefix = cfg.prefix_len + self.n_prefix if cfg.prefix_len else None
-        mask_fn = masks.build(cfg.window, prefix, n_global=self.n_prefix, sparse=cfg.sparse,
-                              sparse_window=cfg.sparse_window, sparse_globals=cfg.sparse_globals,
-                              sparse_stride=cfg.sparse_stride)
+        mask_fn = masks.build_mask(cfg.window, prefix, n_global=self.n_prefix, sparse=cfg.sparse,
+                                   sparse_window=cfg.sparse_window, sparse_globals=cfg.sparse_globals,
+                                   sparse_stride=cfg.sparse_stride)
         plain = dispatch.plain_causal(cfg, T_total)
         block_mask = window_block_mask = far_block_mask = None
         gpu = device.type == "cuda"

@@ -1,9 +1,9 @@
 """Which attention backend a layer runs: a pure function of the config and where it runs.
 
-`plan(cfg, where)` names the backend; `Attention.forward` runs it. Every backend computes what the
+`choose_backend(cfg, where)` names the backend; `Attention.forward` runs it. Every backend computes what the
 dense path computes (tests/test_model.py pins the choice as a table; benchmarks/gpu_checks.py pins
 the GPU backends to the dense path). The decoder builds its block masks from the same predicates
-(`needs_block_mask`, `needs_far_block_mask`), so the plan and the masks it needs agree.
+(`needs_block_mask`, `needs_far_block_mask`), so the chosen backend and the masks it needs agree.
 """
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def fused_fits(cfg: ModelConfig, where: Where) -> bool:
             and (where.plain_causal or bool(cfg.window and cfg.prefix_len is None)))
 
 
-def plan(cfg: ModelConfig, where: Where) -> str:
+def choose_backend(cfg: ModelConfig, where: Where) -> str:
     """The backend (one of BACKENDS) that computes this layer's attention."""
     if cfg.sparse == "nsa":
         return "nsa"

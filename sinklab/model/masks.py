@@ -57,8 +57,8 @@ def dense_mask(fn: MaskFn, n_queries: int, n_keys: int, device=None, q_offset: i
     return fn(q, k)
 
 
-def build(window: int | None = None, prefix_len: int | None = None, n_global: int = 0,
-          sparse: str = "none", sparse_window: int = 256, sparse_globals: int = 1, sparse_stride: int = 128) -> MaskFn:
+def build_mask(window: int | None = None, prefix_len: int | None = None, n_global: int = 0, sparse: str = "none",
+               sparse_window: int = 256, sparse_globals: int = 1, sparse_stride: int = 128) -> MaskFn:
     """The decoder's static mask: causal or a sparse pattern, narrowed by a window, widened by a
     prefix and global keys (dynamic patterns such as MoBA narrow it further inside attention)."""
     fn = sliding_window(window) if window else causal()

@@ -67,11 +67,11 @@ def sparse(block: int = 4, topk: int = 1) -> dict[str, dict]:
     }
 
 
-def dense(block: int = 4) -> dict[str, dict]:
+def dense_catalogue(block: int = 4) -> dict[str, dict]:
     """Every entry without a sparse pattern."""
     return {**PLAIN, **COMBINED, **sized(block)}
 
 
 def catalogue(block: int = 4, topk: int = 1) -> dict[str, dict]:
     """Every entry: config changes by name, to apply to a preset (`preset("tiny", **change)`)."""
-    return {**dense(block), **sparse(block, topk)}
+    return {**dense_catalogue(block), **sparse(block, topk)}

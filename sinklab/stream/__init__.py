@@ -12,9 +12,9 @@ from __future__ import annotations
 from .cache import KeptTokens, SinkCache, SinkLayer, check_sizes, rotate
 from .decode import (DECODE_MODES, DEFAULT_POLICIES, POLICIES, Streamer, cache_kwarg, default_window, generate,
                      nll_rows, perplexity, resolve_decode, stream_logits, stream_nll, summarise)
-from .prepare import StreamModel, prepare
+from .prepare import StreamModel, prepare_stream
 from .rope import layer_specs
 
 __all__ = ["DECODE_MODES", "DEFAULT_POLICIES", "KeptTokens", "POLICIES", "SinkCache", "SinkLayer", "StreamModel",
            "Streamer", "cache_kwarg", "check_sizes", "default_window", "generate", "layer_specs", "nll_rows",
-           "perplexity", "prepare", "resolve_decode", "rotate", "stream_logits", "stream_nll", "summarise"]
+           "perplexity", "prepare_stream", "resolve_decode", "rotate", "stream_logits", "stream_nll", "summarise"]

@@ -176,9 +176,9 @@ def perplexity(sm, ids: torch.Tensor, cache_size: int = 256, n_sink: int = 4, po
     recompute: every `recompute_stride`-th token is scored from a fresh pass over its last cache_size tokens.
     Each cache holds `cache_size` tokens between steps; the token being scored is one more.
     """
-    from .prepare import prepare
+    from .prepare import prepare_stream
 
-    sm = prepare(sm)
+    sm = prepare_stream(sm)
     _check_keep(policies, keep_ids, keep_slots, cache_size, n_sink)
     ids = check_token_ids(ids, embedding_rows(sm.model), "ids").to(sm.device)
     batch, length = ids.shape
@@ -282,13 +282,13 @@ def generate(model, prompt, max_new_tokens: int = 100, n_sink: int = 4, window: 
     """Continue `prompt` (text, token ids, or a left-padded (B, T) batch) with transformers' `generate` and
     a SinkCache: memory stays constant however long the output. Text in, text out; ids in, new ids out.
 
-    `model` is what `sinklab.load.load_model` returns (or `prepare` of it), or a transformers
+    `model` is what `sinklab.load.load_model` returns (or `prepare_stream` of it), or a transformers
     `PreTrainedModel` with its `tokenizer` (needed for text prompts). `compile` (default: on a GPU
     for 2,048 new tokens or more) lets transformers compile the decoding step.
     """
-    from .prepare import prepare
+    from .prepare import prepare_stream
 
-    sm = prepare(model, tokenizer)
+    sm = prepare_stream(model, tokenizer)
     _check_generate_args(max_new_tokens, temperature)
     ids = _prompt_ids(sm, prompt)
     if attention_mask is not None and attention_mask.device != ids.device:

@@ -1,4 +1,4 @@
-"""`prepare`: check that the sink cache can serve a loaded model (refused by name otherwise) and wrap it."""
+"""`prepare_stream`: check that the sink cache can serve a loaded model (refused by name otherwise) and wrap it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,7 +22,7 @@ class StreamModel:
         return next(self.model.parameters()).device
 
 
-def prepare(loaded, tokenizer=None) -> StreamModel:
+def prepare_stream(loaded, tokenizer=None) -> StreamModel:
     """Check that the sink cache can serve this model (refused by name otherwise) and wrap it.
 
     `loaded`: what `sinklab.load.load_model` returns, a transformers `PreTrainedModel` (its tokenizer

@@ -23,7 +23,7 @@ class LayerSpec:
     sliding_window: int | None      # the layer's native window (keys visible to one query), None = full
 
 
-def attention_modules(model) -> dict[int, torch.nn.Module]:
+def attention_by_layer(model) -> dict[int, torch.nn.Module]:
     """The attention module of each decoder layer, by layer index."""
     return {m.layer_idx: m for m in model.modules()
             if isinstance(getattr(m, "layer_idx", None), int) and type(m).__name__.endswith("Attention")}
@@ -76,7 +76,7 @@ def layer_specs(model, name: str | None = None) -> list[LayerSpec]:
         if rope_type not in FIXED_ROPE:
             raise SinklabError(f"{name}: RoPE scaling {rope_type!r} changes with length; the sink cache cannot "
                                f"re-position its keys (supported: {', '.join(FIXED_ROPE)})")
-    attentions = attention_modules(model)
+    attentions = attention_by_layer(model)
     n_layers = cfg.num_hidden_layers
     default_type = "sliding_attention" if getattr(cfg, "sliding_window", None) else "full_attention"
     layer_types = getattr(cfg, "layer_types", None) or [default_type] * n_layers

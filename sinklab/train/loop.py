@@ -40,7 +40,7 @@ FinalReport = Callable[..., object]  # (result, folder, overwrite=True): writes 
 
 
 @dataclass
-class Run:
+class TrainingRun:
     """Everything `setup()` builds for one training run; the step and the jobs read it."""
     mc: ModelConfig
     tc: TrainConfig
@@ -81,7 +81,7 @@ class Clock:
     last_good: int = 0              # the step of the last checkpoint written
 
     @classmethod
-    def start(cls, run: Run) -> "Clock":
+    def start(cls, run: TrainingRun) -> "Clock":
         tc = run.tc
         return cls(time.perf_counter(), 0, run.start + min(10, max(0, tc.steps - run.start - 1)), None, run.start)
 
@@ -138,7 +138,7 @@ class StopRequest:
             signal.signal(signal.SIGTERM, previous)
 
 
-def stop_early(run: Run, clock: Clock, done: int) -> dict:
+def stop_early(run: TrainingRun, clock: Clock, done: int) -> dict:
     """Checkpoint at step `done` (unless one was just written) and say where the run stopped."""
     if clock.last_good != done:
         checkpoint_job(run, done)
@@ -146,7 +146,7 @@ def stop_early(run: Run, clock: Clock, done: int) -> dict:
     return {"step": done, "stopped_at": done}
 
 
-def leave_process_group(run: Run) -> None:
+def leave_process_group(run: TrainingRun) -> None:
     """Every rank leaves together, and the group is torn down while the interpreter is whole.
     DDP and FSDP keep the group alive past destroy_process_group; a rank that exits while rank 0
     still writes its final report then frees gloo's threads at interpreter exit, which aborts the
@@ -159,7 +159,7 @@ def leave_process_group(run: Run) -> None:
 
 # -- setup ----------------------------------------------------------------------------------------
 
-def setup(mc: ModelConfig, tc: TrainConfig, resume: bool, overwrite: bool) -> Run:
+def setup(mc: ModelConfig, tc: TrainConfig, resume: bool, overwrite: bool) -> TrainingRun:
     """Check everything that can fail before the run folder changes, then build the model, the
     optimizer (restored on resume) and the fixed probes."""
     world, rank, local = dist_env()
@@ -183,10 +183,10 @@ def setup(mc: ModelConfig, tc: TrainConfig, resume: bool, overwrite: bool) -> Ru
     autocast = torch.autocast("cuda", dtype=getattr(torch, tc.dtype)) if device.type == "cuda" \
         else contextlib.nullcontext()
     peak, measured = peak_flops(device), peak_flops(device, MEASURED_PEAK_FLOPS)
-    return Run(mc, tc, out, world, rank, device, data, probe, probe_long, T_long, model,
-               step_module(model, tc, device, world, local, sharded), opt, sharded, start, autocast,
-               Logger(out, tc, rank == 0), peak * world if peak else None,  # MFU of the whole job
-               measured_peak=measured * world if measured else None)
+    return TrainingRun(mc, tc, out, world, rank, device, data, probe, probe_long, T_long, model,
+                       step_module(model, tc, device, world, local, sharded), opt, sharded, start, autocast,
+                       Logger(out, tc, rank == 0), peak * world if peak else None,  # MFU of the whole job
+                       measured_peak=measured * world if measured else None)
 
 
 def _build(mc: ModelConfig, tc: TrainConfig, out: Path, device, rank: int, sharded: bool, manifest: dict,
@@ -241,7 +241,7 @@ def _claim_run_folder(out: Path, resume: bool, overwrite: bool, rank: int, world
 
 # -- one step -------------------------------------------------------------------------------------
 
-def train_step(run: Run, step: int) -> torch.Tensor:
+def train_step(run: TrainingRun, step: int) -> torch.Tensor:
     """One optimizer step over the step's global batch (this rank's micro-batches); returns this
     rank's mean loss as a tensor (no host sync)."""
     tc, opt = run.tc, run.opt
@@ -255,7 +255,7 @@ def train_step(run: Run, step: int) -> torch.Tensor:
     return total
 
 
-def micro_step(run: Run, step: int, micro: int) -> torch.Tensor:
+def micro_step(run: TrainingRun, step: int, micro: int) -> torch.Tensor:
     """Forward and backward of one micro-batch; gradients synchronise on the last one only."""
     tc, mc, world = run.tc, run.mc, run.world
     x = run.data.get(tc.micro_batch, step, micro, run.rank, world, run.accum)
@@ -276,7 +276,7 @@ def micro_step(run: Run, step: int, micro: int) -> torch.Tensor:
 
 # -- periodic jobs --------------------------------------------------------------------------------
 
-def periodic_jobs(run: Run, clock: Clock, done: int, loss: torch.Tensor,
+def periodic_jobs(run: TrainingRun, clock: Clock, done: int, loss: torch.Tensor,
                   final_report: FinalReport | None = None) -> dict | None:
     """After step `done`: log, evaluate, measure and checkpoint where due. Returns the logged row."""
     tc, last = run.tc, done == run.tc.steps
@@ -303,7 +303,7 @@ def periodic_jobs(run: Run, clock: Clock, done: int, loss: torch.Tensor,
     return row
 
 
-def log_row(run: Run, clock: Clock, done: int, loss: torch.Tensor) -> dict:
+def log_row(run: TrainingRun, clock: Clock, done: int, loss: torch.Tensor) -> dict:
     """The step's row: the loss over all ranks, the learning rate, tokens/s and MFU since the last row.
     A non-finite loss stops the run, naming the last good checkpoint."""
     loss_v = loss.item() if torch.is_tensor(loss) else float(loss)
@@ -330,7 +330,7 @@ def utilisation(flops_per_s: float, peak: float | None, measured_peak: float | N
     return out
 
 
-def measure_job(run: Run, done: int, final_report: FinalReport | None = None) -> dict:
+def measure_job(run: TrainingRun, done: int, final_report: FinalReport | None = None) -> dict:
     """Sink on the fixed probe (and the long probe, if any). Under FSDP every rank runs it (the
     shards gather); the last step's is also the run's final report, written by rank 0."""
     final = None
@@ -344,14 +344,14 @@ def measure_job(run: Run, done: int, final_report: FinalReport | None = None) ->
     return sink
 
 
-def checkpoint_job(run: Run, done: int) -> None:
+def checkpoint_job(run: TrainingRun, done: int) -> None:
     """Gather the whole state (a collective under FSDP) and let rank 0 write it."""
     weights, opt_state = full_states(run.model, run.opt, run.sharded)
     if run.rank == 0:
         save_checkpoint(run.out, weights, opt_state, done, run.tc, {"data_manifest": run.data.manifest}, run.mc)
 
 
-def _add_overall_rate(run: Run, clock: Clock, row: dict, done: int) -> None:
+def _add_overall_rate(run: TrainingRun, clock: Clock, row: dict, done: int) -> None:
     """Tokens/s and MFU over everything since warm-up, evaluation and sink measurement included."""
     if clock.t_steady is None or done <= clock.steady_from:
         return
@@ -361,7 +361,7 @@ def _add_overall_rate(run: Run, clock: Clock, row: dict, done: int) -> None:
         row.update(utilisation(overall * _flops_per_token(run), run.peak, run.measured_peak, "_overall"))
 
 
-def _flops_per_token(run: Run) -> float:
+def _flops_per_token(run: TrainingRun) -> float:
     return run.model.flops_per_token(run.tc.seq_len)
 
 
@@ -370,4 +370,4 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-__all__ = ["train", "setup", "train_step", "periodic_jobs", "Run"]
+__all__ = ["train", "setup", "train_step", "periodic_jobs", "TrainingRun"]
