@@ -434,8 +434,8 @@ PLAN_TABLE = [
     ("sink_logit", "cuda", 256, False, True, "flex"),
     ("sink_logit", "cuda", 256, True, False, "fused"),
     ("off_by_one", "cuda", 256, False, True, "flex"),
-    ("kv_bias", "cuda", 256, False, True, "sdpa_extra_key"),
-    ("k_bias", "cpu", 256, True, False, "sdpa_extra_key"),
+    ("kv_bias", "cuda", 256, False, True, "sdpa_bias_query"),
+    ("k_bias", "cpu", 256, True, False, "sdpa_bias_query"),
     ("sigmoid", "cuda", 256, False, True, "dense"),
     ("softpick", "cuda", 256, False, True, "dense"),
     ("sink_token", "cuda", 256, True, False, "sdpa_causal"),   # recorded: the sink token is no fused shape
@@ -481,3 +481,39 @@ def test_every_planned_backend_is_implemented():
 
     in_forward = {"nsa", "moba_flex", "moba_flex_prefix_keys", "fused"}  # need the layer input or the recorder
     assert set(SINGLE_PASS) | in_forward == set(dispatch.BACKENDS) and not set(SINGLE_PASS) & in_forward
+
+
+@pytest.mark.parametrize("change", [dict(attn_bias="k"), dict(attn_bias="kv"), dict(attn_bias="kv", attn_bias_shared=True),
+                                    dict(attn_bias="k", attn_bias_dim=8), dict(attn_bias="kv", n_kv_heads=2),
+                                    dict(attn_bias="kv", score="scaled_softmax", score_scale=0.5)])
+def test_the_bias_query_path_equals_the_masked_extra_key_and_the_dense_path(change):
+    """The fast K/KV-bias path (the bias key with a query of its own, SDPA's causal flag) against the boolean-mask
+    SDPA path it replaces for plain causal masks and against the dense reference: outputs and every gradient."""
+    from sinklab.model import attention
+
+    cfg = preset("tiny", **change)
+    layer = _layer(cfg, seed=1)
+    torch.nn.init.normal_(layer.k_bias, std=1.0)
+    if cfg.attn_bias == "kv":
+        torch.nn.init.normal_(layer.v_bias, std=1.0)
+    H, hd, T = cfg.n_heads, layer.head_dim, 48
+    q, k, v = (torch.randn(2, H, T, hd, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    layer = layer.double()
+    inputs = attention.BackendInputs(lambda t: t, None, masks.causal())
+    outs, grads = {}, {}
+    for name in ("sdpa_bias_query", "sdpa_extra_key", "dense"):
+        out = attention.SINGLE_PASS[name](layer, q, k, v, inputs)
+        params = [q, k, v, layer.k_bias] + ([layer.v_bias] if cfg.attn_bias == "kv" else [])
+        outs[name], grads[name] = out, torch.autograd.grad(out.square().sum(), params)
+    for name, tol in (("sdpa_extra_key", 1e-12), ("dense", 2e-6)):  # the dense reference computes in float32
+        torch.testing.assert_close(outs["sdpa_bias_query"], outs[name], rtol=tol, atol=tol)
+        for a, b in zip(grads["sdpa_bias_query"], grads[name]):
+            torch.testing.assert_close(a, b, rtol=tol, atol=tol * 10)
+
+
+def test_a_bias_key_takes_the_fast_path_only_under_a_plain_causal_mask():
+    from sinklab.model import dispatch
+
+    plain, windowed = preset("tiny", attn_bias="kv"), preset("tiny", attn_bias="kv", window=16)
+    assert dispatch.choose_backend(plain, dispatch.Where.derive(plain, "cuda", 256)) == "sdpa_bias_query"
+    assert dispatch.choose_backend(windowed, dispatch.Where.derive(windowed, "cuda", 256)) != "sdpa_bias_query"

@@ -217,15 +217,30 @@ class Attention(nn.Module):
         out = out.sum(2) if cfg.head_combine == "sum" else out.reshape(B, T, H * hd)
         return self.o_proj(out)
 
+    def _bias_key_value(self, B: int, k, v):
+        """The K/KV bias as one key and value per query head: (B, H, 1, hd) each (value: v_bias, zero for K)."""
+        H, hd = self.n_heads, self.head_dim
+        kb = F.pad(self.k_bias, (0, hd - self.k_bias.shape[-1])).expand(H, hd).to(k.dtype)
+        vb = self.v_bias.expand(H, hd).to(v.dtype)
+        return kb[None, :, None, :].expand(B, -1, -1, -1), vb[None, :, None, :].expand(B, -1, -1, -1)
+
     def _sdpa_extra_key(self, q, k, v, mask_fn):
         """K/KV bias: the bias key joins the keys (value: v_bias), seen by every query; one SDPA call."""
         B, H, T, hd = q.shape
-        kb = F.pad(self.k_bias, (0, hd - self.k_bias.shape[-1])).expand(H, hd).to(k.dtype)
-        k_ext = torch.cat([kb[None, :, None, :].expand(B, -1, -1, -1), k], dim=2)
-        v_ext = torch.cat([self.v_bias.expand(H, hd).to(v.dtype)[None, :, None, :].expand(B, -1, -1, -1), v], dim=2)
+        kb, vb = self._bias_key_value(B, k, v)
         allowed = masks.dense_mask(mask_fn, T, T, device=q.device)
         allowed = torch.cat([allowed.new_ones(T, 1), allowed], dim=1)
-        out = F.scaled_dot_product_attention(q, k_ext, v_ext, attn_mask=allowed, scale=self.scale)
+        out = F.scaled_dot_product_attention(q, torch.cat([kb, k], dim=2), torch.cat([vb, v], dim=2),
+                                             attn_mask=allowed, scale=self.scale)
+        return out * self.cfg.score_scale if self.cfg.score == "scaled_softmax" else out
+
+    def _sdpa_bias_query(self, q, k, v):
+        """K/KV bias under a plain causal mask, as _sdpa_extra_key computes it: the bias key at position 0 with a
+        zero query of its own makes the mask SDPA's causal flag (its flash kernels), since real query t then sees
+        positions 0..t+1, the bias and keys 0..t. The extra query's output is dropped, so it has no gradient."""
+        kb, vb = self._bias_key_value(q.shape[0], k, v)
+        out = F.scaled_dot_product_attention(F.pad(q, (0, 0, 1, 0)), torch.cat([kb, k], dim=2),
+                                             torch.cat([vb, v], dim=2), is_causal=True, scale=self.scale)[:, :, 1:]
         return out * self.cfg.score_scale if self.cfg.score == "scaled_softmax" else out
 
     def _nsa(self, x, q, k, v, recorder=None, window_block_mask=None):
@@ -479,6 +494,10 @@ def sdpa_extra_key(layer: "Attention", q, k, v, a: BackendInputs) -> torch.Tenso
     return layer._sdpa_extra_key(q, a.full(k), a.full(v), a.mask_fn)
 
 
+def sdpa_bias_query(layer: "Attention", q, k, v, a: BackendInputs) -> torch.Tensor:
+    return layer._sdpa_bias_query(q, a.full(k), a.full(v))
+
+
 def dense(layer: "Attention", q, k, v, a: BackendInputs) -> torch.Tensor:
     return layer._dense(q, a.full(k), a.full(v), a.pos_bias, a.mask_fn, a.dyn)
 
@@ -486,7 +505,8 @@ def dense(layer: "Attention", q, k, v, a: BackendInputs) -> torch.Tensor:
 # the backends dispatch.choose_backend names that run in one pass; nsa, moba_flex* and fused need the layer
 # input or the recorder and run in Attention.forward
 SINGLE_PASS = {"sdpa_causal": sdpa_causal, "sdpa_bool_mask": sdpa_bool_mask, "band_and_far": band_and_far,
-               "flex": flex, "sdpa_extra_key": sdpa_extra_key, "dense": dense}
+               "flex": flex, "sdpa_extra_key": sdpa_extra_key,
+               "sdpa_bias_query": sdpa_bias_query, "dense": dense}
 
 
 def _bias_kind(pos_bias) -> str:

@@ -24,7 +24,8 @@ BACKENDS = (
     "sdpa_causal",             # SDPA, is_causal
     "band_and_far",            # learned distance bias: dense band + flex beyond it, joined by LSE
     "flex",                    # FlexAttention with the pattern's block mask (and a fixed bias)
-    "sdpa_extra_key",          # SDPA with the K/KV bias key prepended
+    "sdpa_bias_query",         # K/KV bias, plain causal: the bias key with a query of its own, SDPA's causal flag
+    "sdpa_extra_key",          # SDPA with the K/KV bias key prepended, under a boolean mask
     "sdpa_bool_mask",          # SDPA with a data-dependent boolean mask (MoBA per token, DSA)
     "dense",                   # the reference: weights row block by row block
 )
@@ -119,5 +120,6 @@ def choose_backend(cfg: ModelConfig, where: Where) -> str:
     if where.block_mask and flex_computes(cfg, where) and not learned:
         return "flex"
     if cfg.sdpa_softmax and cfg.has_bias_key and not cfg.sink_logit and where.pos_bias == "none":
-        return "sdpa_extra_key"
+        # a boolean mask keeps SDPA off its flash kernels (a K/KV-bias step took 1.55x softmax's)
+        return "sdpa_bias_query" if where.plain_causal and fits_kernels else "sdpa_extra_key"
     return "dense"
