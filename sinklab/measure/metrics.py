@@ -78,13 +78,19 @@ def prepended_columns(cfg: dict | None) -> range:
     return dataclasses.replace(ModelConfig(), **{k: v for k, v in cfg.items() if k in known}).prepended_key_columns
 
 
+def is_sink(alpha, eps):
+    """The Sink threshold, in one place: a head sinks on a position when its importance score is strictly above eps
+    (the paper's alpha_k > eps). Tensors and floats alike; the fused kernels apply the same strict comparison."""
+    return alpha > eps
+
+
 def sink_rate(alpha: torch.Tensor, eps: float) -> torch.Tensor:
     """Sink in % as the paper computes it: threshold every sample, then average.
 
     alpha: (samples, layers, heads, positions...) -> (positions...) percentages. Thresholding each sample
     first differs from thresholding the mean alpha; `mean_alpha` is the threshold-free companion.
     """
-    return (alpha > eps).float().mean(dim=(0, 1, 2)) * 100.0
+    return is_sink(alpha, eps).float().mean(dim=(0, 1, 2)) * 100.0
 
 
 def mean_alpha(alpha: torch.Tensor) -> torch.Tensor:

@@ -60,7 +60,7 @@ class _Accumulator:
             self.exceed = torch.zeros((len(self.eps),) + alpha.shape[1:], dtype=torch.int64, device=dev)
         self.alpha_sum += alpha.sum(0)
         for e, eps in enumerate(self.eps):
-            self.exceed[e] += (alpha > eps).sum(0)
+            self.exceed[e] += metrics.is_sink(alpha, eps).sum(0)
         self.first_k.append(alpha[..., : self.K].float().cpu())
         if ids is not None:
             self._add_tokens(alpha, ids)
@@ -379,7 +379,7 @@ def _sweep_rows(base: dict, t: int, f: dict, epss, config: dict | None) -> list[
     """Sink_k and mean alpha_k for every eps and k <= K, then the added keys' rows."""
     acc, mask_aware, rows = f["acc"], f["mask_aware"], []
     for e, eps in enumerate(epss):
-        per_sample = (f["first_k"] > eps).float().mean(dim=(1, 2))          # (n, K) Sink of each sample
+        per_sample = metrics.is_sink(f["first_k"], eps).float().mean(dim=(1, 2))          # (n, K) Sink of each sample
         se = per_sample.std(0, unbiased=True) / math.sqrt(acc.n) * 100 if acc.n > 1 else torch.zeros(acc.K)
         for k in range(acc.K):
             row = {**base, "n": acc.n, "T": t, "eps": eps, "position": str(k + 1),
@@ -481,7 +481,7 @@ def _unnormalised(share_1, weights, mass, eps) -> dict | None:
     per_head = w1.mean(0)                                  # (L, H)
     top, H = int(per_head.argmax()), per_head.shape[1]
     m = mass.flatten().sort().values
-    both = ((share_1 > eps) & (w1 > eps)).float().mean() * 100
+    both = (metrics.is_sink(share_1, eps) & metrics.is_sink(w1, eps)).float().mean() * 100
     return {"sink_1_share_and_weight": round(both.item(), 4),
             "mean_weight_1": round(w1.mean().item(), 6),
             "max_head_weight_1": {"weight": round(per_head.max().item(), 6), "layer": top // H, "head": top % H},

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from ..errors import SinklabError
+from .metrics import is_sink
 
 COMMON_POSITIONS = 3   # most common positions listed per token
 MIN_HEAD_SHARE = 1.0   # % of heads: below it a later token is not named in the summary line
@@ -68,15 +69,15 @@ def add_batch(sums: TokenSums, alpha: torch.Tensor, ids: torch.Tensor, eps, firs
     flat = ids.flatten()
     size = max(sums.occurrences.shape[-1], int(flat.max()) + 1) if flat.numel() else sums.occurrences.shape[-1]
     eps_t = torch.tensor(list(eps), dtype=alpha.dtype, device=alpha.device).view(-1, 1, 1, 1, 1)
-    heads = (alpha.unsqueeze(0) > eps_t).sum(dim=(2, 3)).flatten(1)      # (E, B*P) heads above eps
+    heads = is_sink(alpha.unsqueeze(0), eps_t).sum(dim=(2, 3)).flatten(1)      # (E, B*P) heads above eps
     index = flat.expand(heads.shape[0], -1)
     occ = _grow(sums.occurrences, size).index_add(0, flat, torch.ones_like(flat))
     sink_occ = _grow(sums.sink_occurrences, size).scatter_add(1, index, (heads > 0).long())
     exceed = _grow(sums.head_exceed, size).scatter_add(1, index, heads)
     alpha_sum = _grow(sums.alpha_sum, size).index_add(0, flat, alpha.double().mean(dim=(1, 2)).flatten())
     positions = torch.arange(first - 1, first - 1 + ids.shape[1], device=alpha.device).expand_as(ids).flatten()
-    is_sink = heads[0] > 0
-    new_keys, new_counts = torch.unique(flat[is_sink] * sums.stride + positions[is_sink], return_counts=True)
+    sinking = heads[0] > 0
+    new_keys, new_counts = torch.unique(flat[sinking] * sums.stride + positions[sinking], return_counts=True)
     keys, counts = merge_counts(sums.position_keys, sums.position_counts, new_keys, new_counts)
     return TokenSums(occ, sink_occ, exceed, alpha_sum, keys, counts, sums.stride)
 
