@@ -4,8 +4,8 @@ only hides a circle from the interpreter, not from a reader.
 
 Three more rules keep the parts apart:
 - a private name (one leading underscore) stays in its package. A package is a subpackage of sinklab
-  (sinklab/report, sinklab/measure, ...), a top-level module on its own (sinklab/cli.py), or, outside
-  the package, tests/, benchmarks/ and scripts/. `from x import _name` from another package fails, and
+  (sinklab/report, sinklab/measure, sinklab/cli, ...), a top-level module on its own (sinklab/files.py),
+  or, outside the package, tests/, benchmarks/ and scripts/. `from x import _name` from another package fails, and
   tests, benchmarks and scripts read no `obj._name` of sinklab (`self._x` and the private attributes of
   other libraries named in FOREIGN_PRIVATE aside): a helper used elsewhere gets a public name.
 - the report is pure: it reads results and tables and never trains or measures, so sinklab/report
@@ -30,7 +30,7 @@ LAYERS = {
     2: ("train", "measure", "load"),
     3: ("report",),
     4: ("experiments", "stream", "integrations"),
-    5: ("cli", "commands"),
+    5: ("cli",),
 }
 RANK = {part: rank for rank, parts in LAYERS.items() for part in parts}
 ROOT_RANK = 5  # sinklab/__init__.py: the public facade (sinklab.measure(...)) sits on top

@@ -186,7 +186,7 @@ def test_cli_empty_and_non_utf8_text(tmp_path, tiny_hf_folders, capsys):
     latin = tmp_path / "latin.txt"
     latin.write_bytes("caf\u00e9 ".encode("latin-1") * 10)
     code, err = _cli(capsys, "stream", "--model", str(tiny_hf_folders["llama"]), "--eval", str(latin))
-    assert code == 2 and len(err) == 1 and "is not UTF-8 text (byte 3)" in err[0]
+    assert code == 2 and len(err) == 1 and "is not UTF-8 text: byte 3 is 0xe9" in err[0]
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from . import _unique, failure_reason, load_suite, plan_runs
 from .runs import SweepRun, run_state, train_command
 from .verdicts import judge_over_seeds
 
-STOPPED_EXIT = 3           # `sinklab train` stopped on SIGTERM, with a checkpoint (commands.STOPPED_EXIT)
+STOPPED_EXIT = 3           # `sinklab train` stopped on SIGTERM, with a checkpoint (cli.common.STOPPED_EXIT)
 TIME_FILE = "study_time.json"
 
 

@@ -11,6 +11,7 @@ import torch
 from ..errors import SinklabError
 from ..tokens import check_token_ids, embedding_rows
 from .cache import SinkCache
+from .options import cache_sizes, check_temperature
 
 POLICIES = ("full", "window", "sink", "recompute", "keep")
 DEFAULT_POLICIES = ("full", "window", "sink", "recompute")  # keep needs the ids of the tokens to keep
@@ -218,7 +219,8 @@ def _cached_nll(sm, ids, policy: str, cache_size: int, n_sink: int, decode: str,
     window is all window; sink gives n_sink of them to the sinks; keep gives keep_slots more to kept tokens."""
     sinks = 0 if policy == "window" else n_sink
     slots = keep_slots if policy == "keep" else 0
-    return stream_nll(sm.model, ids, sinks, cache_size - sinks - slots, decode, progress,
+    window, _ = cache_sizes(cache_size, sinks, keep_slots=slots)
+    return stream_nll(sm.model, ids, sinks, window, decode, progress,
                       f"stream {policy}", name=sm.name, keep_ids=keep_ids if slots else None,
                       keep_slots=slots)
 
@@ -309,8 +311,7 @@ def generate(model, prompt, max_new_tokens: int = 100, n_sink: int = 4, window: 
 def _check_generate_args(max_new_tokens, temperature) -> None:
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise SinklabError(f"max_new_tokens must be at least 1 (got {max_new_tokens})")
-    if not (temperature == 0 or 1e-3 <= temperature < float("inf")):
-        raise SinklabError(f"temperature must be 0 (greedy) or from 0.001 up, finite (got {temperature:g})")
+    check_temperature(temperature)
 
 
 def _generation_config(sm, max_new_tokens: int, temperature: float, stop_at_eos: bool, compile: bool | None):

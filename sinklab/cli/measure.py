@@ -1,17 +1,19 @@
-"""The `sinklab` command. Each subcommand is a thin shell over a Python function of the same name."""
+"""`sinklab measure`: the attention sink of one model, or of several compared (sinklab.measure.run.measure)."""
 from __future__ import annotations
 
 import argparse
-import sys
+from pathlib import Path
 
-from .errors import SinklabError
+from ..errors import SinklabError
+from ..files import claim_output_folder
+from ..measure import suite
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad option is one line on stderr (exit 2), not a usage dump."""
-
-    def error(self, message: str):
-        self.exit(2, f"sinklab: error: {message} (see `{self.prog} --help`)\n")
+def add_measure(sub) -> None:
+    p = sub.add_parser("measure", help="measure Sink_k, importance scores and sink diagnostics of a causal LM",
+                       description="Measure the attention sink (Gu et al., ICLR 2025) of a causal LM.")
+    _measure_args(p)
+    p.set_defaults(func=cmd_measure)
 
 
 def _measure_args(p: argparse.ArgumentParser) -> None:
@@ -61,10 +63,7 @@ def _no_duplicates(values, option: str) -> None:
 
 
 def cmd_measure(args) -> int:
-    from pathlib import Path
-
-    from .measure import suite
-    from .measure.run import measure
+    from ..measure.run import measure
 
     _check_measure_args(args)
     entries = suite.expand(args.model, args.revision)
@@ -80,7 +79,7 @@ def cmd_measure(args) -> int:
     if len(entries) == 1:
         write_one(measure_one(entries[0]), Path(out))
         return 0
-    from .report.compare import write_comparison
+    from ..report.compare import write_comparison
 
     failures = suite.measure_all(entries, Path(out), measure_one, write_one, write_comparison)
     done = len(entries) - len(failures)
@@ -104,8 +103,7 @@ def _check_measure_args(args) -> None:
 def _claim_measure_folders(args, entries):
     """The output folder, and for a comparison each model's folder in it: all claimed before any work,
     so a folder that cannot be written fails now rather than after the first measurement."""
-    from .files import claim_output_folder
-    from .report import RESULT_MARKER
+    from ..report import RESULT_MARKER
 
     out = claim_output_folder(args.out, RESULT_MARKER if len(entries) == 1 else "compare.csv", args.overwrite)
     for entry in entries if len(entries) > 1 else []:
@@ -115,7 +113,7 @@ def _claim_measure_folders(args, entries):
 
 def _measure_options(args) -> dict:
     """The keywords of sinklab.measure.run.measure that every model of the run shares."""
-    from .load import parse_max_memory
+    from ..load import parse_max_memory
 
     return dict(probe=args.probe, n=args.n, T=args.T, eps=args.eps, bos=args.bos, batch_size=args.batch_size,
                 K=args.K, device=args.device, dtype=args.dtype, seed=args.seed,
@@ -125,92 +123,9 @@ def _measure_options(args) -> dict:
 
 def _write_measurement(args, result, folder) -> None:
     """Print one measurement's summary and write its result files."""
-    from pathlib import Path
-
-    from .report import format_summary, write_results
+    from ..report import format_summary, write_results
 
     print(format_summary(result))
     write_results(result, Path(folder), figures=not args.no_figures, overwrite=args.overwrite)
     print(f"results: {folder}/summary.json, sweep.csv, heads.csv, layers.csv, sink_tokens.csv"
           + ("" if args.no_figures else ", report.html"))
-
-
-def cmd_zoo(args) -> int:
-    """Build every causal-LM type of the installed transformers tiny, measure it, write the table."""
-    import sys as _sys
-    from pathlib import Path
-
-    from .files import check_output_folder, output_folder
-    from .measure import zoo
-    from .measure.run import library_versions
-
-    out = Path(args.out)
-    check_output_folder(out.parent)
-    types = args.types.split(",") if args.types else zoo.causal_lm_types()
-    unknown = sorted(set(types) - set(zoo.causal_lm_types()))
-    if unknown:
-        raise SinklabError(f"--types: {unknown[0]!r} is not a causal-LM model type of the installed transformers")
-    show = lambda r: print(f"{r.model_type:<28} {r.status:<14} {r.detail[:90]}", file=_sys.stderr, flush=True)
-    plain, sharp = zoo.run(types, args.sharpened, show)
-    command = ("sinklab zoo" + (" --sharpened" if args.sharpened else "")
-               + (f" --types {args.types}" if args.types else ""))
-    table = zoo.zoo_markdown(plain, sharp, library_versions(), command)
-    try:
-        output_folder(out.parent)
-        out.write_text(table)
-    except (OSError, SinklabError) as e:  # minutes of sweep: keep the table on stdout, then fail in one line
-        print(table)
-        raise SinklabError(f"--out {out}: cannot be written ({getattr(e, 'strerror', None) or e}); "
-                           "the table is printed above") from None
-    bad = [r.model_type for r in plain + (sharp or []) if r.status in ("WRONG", "CRASH")]
-    print(f"{len(types)} model types -> {out}" + (f"; WRONG or CRASH: {', '.join(sorted(set(bad)))}" if bad else ""))
-    return 1 if bad else 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="sinklab", description="Measure, explain, cause, remove and use attention sinks.")
-    parser.add_argument("--version", action="version", version=f"sinklab {__import__('sinklab').__version__}")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
-    p = sub.add_parser("measure", help="measure Sink_k, importance scores and sink diagnostics of a causal LM",
-                       description="Measure the attention sink (Gu et al., ICLR 2025) of a causal LM.")
-    _measure_args(p)
-    p.set_defaults(func=cmd_measure)
-    z = sub.add_parser("zoo", help="measure every causal-LM type of the installed transformers, tiny and random, "
-                                   "against eager attention, and write the coverage table")
-    z.add_argument("--types", default=None, help="comma-separated model types (default: all)")
-    z.add_argument("--sharpened", action="store_true", help="also run with query/key weights x16 and softcaps at 3")
-    z.add_argument("--out", default="docs/architectures.md", help="the table (default: docs/architectures.md)")
-    z.set_defaults(func=cmd_zoo)
-    for register in _extra_commands():
-        register(sub)
-    return parser
-
-
-def _extra_commands():
-    """Subcommands that live next to their code."""
-    from . import commands
-
-    return commands.REGISTRY
-
-
-def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    try:
-        return int(args.func(args) or 0)
-    except SinklabError as e:
-        print(f"sinklab: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("sinklab: interrupted; results written so far are kept", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
-        sys.stderr.close()
-        return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
