@@ -283,3 +283,21 @@ def test_cli_eval_on_cuda(tiny_with_tokenizer, tmp_path, capsys):
     code = main(["stream", "--model", str(tiny_with_tokenizer), "--eval", str(text), "--cache-size", "32",
                  "--tokens", "600", "--device", "cuda", "--out", str(tmp_path / "s")])
     assert code == 0 and "sink" in capsys.readouterr().out
+
+
+def test_stream_loads_without_the_capture_or_its_checks(tiny_llama_with_tokenizer, monkeypatch):
+    """`load_model(capture=False)`, as `sinklab stream` loads: SDPA, no load-time checks, and measuring is refused."""
+    import pytest
+
+    from sinklab.errors import SinklabError
+    from sinklab.load import load_model
+    from sinklab.measure import load as measure_load
+
+    def no_checks(*args, **kwargs):
+        raise AssertionError("the load-time checks ran")
+
+    monkeypatch.setattr(measure_load, "check_causal", no_checks)
+    loaded = load_model(tiny_llama_with_tokenizer, capture=False)
+    assert loaded.model.config._attn_implementation == "sdpa" and loaded.info["capture_route"] == "none"
+    with pytest.raises(SinklabError, match="without the capture"):
+        loaded.capture_forward(None, None)

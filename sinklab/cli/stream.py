@@ -99,7 +99,7 @@ def cmd_stream(args):
     text = args.prompt if args.prompt is not None else _eval_text(args.eval, args.encoding_errors)
     if args.eval is not None:  # before the model loads and the text is scored
         claim_output_folder(args.out, STREAM_MARKER, args.overwrite)
-    loaded = load_model(args.model, device=args.device, dtype=args.dtype)
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype, capture=False)  # it only runs the model
     sm = stream.prepare_stream(loaded)
     if args.prompt is not None:
         window = args.window if args.window is not None else stream.default_window(sm.model, n_sink)

@@ -74,8 +74,11 @@ def _looks_like_path(spec: str) -> bool:
 
 def load_model(spec: str | None = None, *, device: str = "cpu", dtype: str = "float32",
                trust_remote_code: bool = False, device_map: str | None = None,
-               max_memory: dict | None = None, revision: str | None = None) -> LoadedModel:
+               max_memory: dict | None = None, revision: str | None = None, capture: bool = True) -> LoadedModel:
     """Load anything `sinklab measure --model` accepts.
+
+    capture=False: the model as its user runs it (SDPA where it can), without the capture's wiring or its
+    load-time checks, for code that only runs the model (`sinklab stream`); such a model cannot be measured.
 
     device_map: accelerate's big-model placement ("auto", "balanced", ...) for HF models larger
     than one GPU, with `max_memory` ({0: "10GiB", "cpu": "200GiB"}) bounding each device.
@@ -94,28 +97,30 @@ def load_model(spec: str | None = None, *, device: str = "cpu", dtype: str = "fl
     if device_map is not None and not (local and _is_hf_folder(spec)) and (local or _looks_like_path(spec)):
         raise SinklabError(f"--device-map applies to Hugging Face models; {spec} is not one")
     if spec in (DEFAULT_MODEL, "default"):
-        return _load_gguf(default_gguf_path(), device, dtype, name="SmolLM2-135M-Instruct (Q4_1 GGUF)")
+        return _load_gguf(default_gguf_path(), device, dtype, name="SmolLM2-135M-Instruct (Q4_1 GGUF)",
+                          capture=capture)
     path = Path(os.path.expanduser(spec))
     if path.exists():
-        return _load_local(path, device, dtype, trust_remote_code, placement)
+        return _load_local(path, device, dtype, trust_remote_code, placement, capture)
     if _looks_like_path(spec):
         raise SinklabError(f"model path does not exist: {spec}")
-    return _load_hf(spec, device, dtype, trust_remote_code, placement=placement, revision=revision)
+    return _load_hf(spec, device, dtype, trust_remote_code, placement=placement, revision=revision, capture=capture)
 
 
-def _load_local(path: Path, device: str, dtype: str, trust_remote_code: bool, placement: dict) -> LoadedModel:
+def _load_local(path: Path, device: str, dtype: str, trust_remote_code: bool, placement: dict,
+                capture: bool = True) -> LoadedModel:
     """A file or folder on disk: GGUF, a sinklab checkpoint or run, or a Hugging Face folder."""
     if path.is_file() and path.suffix == ".gguf":
-        return _load_gguf(path, device, dtype)
+        return _load_gguf(path, device, dtype, capture=capture)
     if path.is_dir() and (path / "sinklab.json").exists():
         from .sinklab_model import load_for_measurement
         return load_for_measurement(path, device=device, dtype=DTYPES[dtype])
     if path.is_dir() and is_run_folder(path):
         return _load_run_folder(path, device, dtype)
     if _is_hf_folder(str(path)):
-        return _load_hf(str(path), device, dtype, trust_remote_code, placement=placement)
+        return _load_hf(str(path), device, dtype, trust_remote_code, placement=placement, capture=capture)
     if path.is_dir() and list(path.glob("*.gguf")):
-        return _load_gguf(sorted(path.glob("*.gguf"))[0], device, dtype)
+        return _load_gguf(sorted(path.glob("*.gguf"))[0], device, dtype, capture=capture)
     raise SinklabError(f"{path}: not a model (expected a .gguf file, or a folder with config.json or sinklab.json)")
 
 
@@ -191,14 +196,14 @@ def _check_device(device: str) -> None:
         raise SinklabError(f"--device {device}: only {torch.cuda.device_count()} CUDA GPU(s) are visible")
 
 
-def _load_gguf(path: Path, device: str, dtype: str, name: str | None = None) -> LoadedModel:
+def _load_gguf(path: Path, device: str, dtype: str, name: str | None = None, capture: bool = True) -> LoadedModel:
     """Dequantise a GGUF once, then keep a safetensors copy in the cache: later loads take seconds."""
     _quiet_transformers()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     cached = cache_dir() / "gguf" / gguf_content_key(path)
     if (cached / "config.json").exists() and (cached / "model.safetensors").exists():
-        loaded = _load_hf(str(cached), device, dtype, False, name=name or path.name, kind="gguf")
+        loaded = _load_hf(str(cached), device, dtype, False, name=name or path.name, kind="gguf", capture=capture)
         loaded.info["gguf"] = str(path)
         return loaded
     try:
@@ -225,7 +230,8 @@ def _load_gguf(path: Path, device: str, dtype: str, name: str | None = None) -> 
         tmp.rename(cached)
     except (OSError, ValueError, RuntimeError):
         pass  # a read-only cache only costs speed
-    return _wrap_hf(model, tok, name or path.name, "gguf", device, dtype, info={"gguf": str(path)})
+    return _wrap_hf(model, tok, name or path.name, "gguf", device, dtype, info={"gguf": str(path)},
+                    route="interface" if capture else "none")
 
 
 def gguf_content_key(path: Path) -> str:
@@ -279,7 +285,8 @@ def _note(text: str) -> None:
 
 
 def _load_hf(spec: str, device: str, dtype: str, trust_remote_code: bool, name: str | None = None,
-             kind: str = "hf", placement: dict | None = None, revision: str | None = None) -> LoadedModel:
+             kind: str = "hf", placement: dict | None = None, revision: str | None = None,
+             capture: bool = True) -> LoadedModel:
     _quiet_transformers()
     from transformers import AutoConfig, AutoTokenizer
 
@@ -307,7 +314,7 @@ def _load_hf(spec: str, device: str, dtype: str, trust_remote_code: bool, name: 
     if getattr(model, "hf_device_map", None) and len(set(model.hf_device_map.values())) > 1:
         info["device_map"] = {str(k): str(v) for k, v in model.hf_device_map.items()}
     return _wrap_hf(model, tok, name or (f"{spec}@{revision}" if revision else spec), kind, device, dtype, info=info,
-                    route=route)
+                    route=route if capture else "none")
 
 
 def _first_line(e: BaseException) -> str:
@@ -388,6 +395,8 @@ def _wrap_hf(model, tok, name: str, kind: str, device: str, dtype: str, info: di
     if getattr(model, "hf_device_map", None) is None:  # accelerate placed a mapped model; never move it
         model = model.to(device=device, dtype=DTYPES[dtype]) if dtype else model.to(device)
     model = model.eval()
+    if route == "none":
+        return _uncaptured(model, tok, name, kind, info)
     known = remembered_route(model)
     if known is not None:  # checked at this device, dtype and config already: build the capture, skip the checks
         verified_route, verified_info = known
@@ -434,6 +443,24 @@ def _remember_route(model, route: str, info: dict) -> None:
 # the attention implementation and the capture_route label of each route (anything else is eager)
 _ROUTE_IMPLEMENTATIONS = {"interface": capture.ATTN_IMPLEMENTATION, "interface_full_mask": capture.ATTN_FULL_MASK}
 _ROUTE_LABELS = {"interface": "AttentionInterface", "interface_full_mask": "AttentionInterface, eager's full mask"}
+
+
+def _uncaptured(model, tok, name: str, kind: str, info: dict | None) -> LoadedModel:
+    """The model as its user runs it: SDPA where it was built under the capture's name, no checks."""
+    cfg = model.config
+    if cfg._attn_implementation in _ROUTE_IMPLEMENTATIONS.values():
+        model.set_attn_implementation("sdpa")
+
+    def refuse(ids, recorder):
+        raise SinklabError(f"{name} was loaded without the capture (load_model(capture=False)); load it with "
+                           "capture=True to measure it")
+
+    loaded = LoadedModel(name=name, kind=kind, model=model, tokenizer=_hf_text_tokenizer(tok, cfg),
+                         max_context=getattr(cfg, "max_position_embeddings", None),
+                         n_layers=int(getattr(cfg, "num_hidden_layers", 0) or getattr(cfg, "n_layer", 0)),
+                         capture_forward=refuse, info=dict(info or {}, model_type=cfg.model_type, capture_route="none"))
+    loaded.hf_tokenizer = tok
+    return loaded
 
 
 def _wrap_hf_route(model, tok, name, kind, info, route, check: bool = True) -> LoadedModel:
