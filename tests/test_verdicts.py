@@ -104,3 +104,13 @@ def test_one_seed_and_no_spread_agrees_with_the_scorecards_judge(name):
     for claim in suite.get("claims", []):
         ours = judge_over_seeds(claim, seeded, reference_run(suite), min_seeds=1, min_reference_seeds=1)
         assert ours.verdict == judge(claim, single, reference_run(suite))[0], claim["text"]
+
+
+def test_a_seed_without_the_field_a_claim_reads_is_not_counted():
+    star = {"text": "k takes the sink", "star_over_first": "k"}
+    k = {0: {"sink_1": 1.0, "sink_star": 70.0}, 1: {"sink_1": 2.0, "sink_star": 72.0}, 2: {"sink_1": 2.0, "sink_star": None}}
+    v = judge_over_seeds(star, {"baseline": BASE, "k": k}, "baseline")
+    assert v.verdict == HOLDS and v.seeds == {"k": 2, "baseline": 3}
+    k.pop(1)
+    v = judge_over_seeds(star, {"baseline": BASE, "k": k}, "baseline")
+    assert (v.verdict, v.evidence) == (NOT_RUN, "k: 1 seed(s) measured, 2 needed")

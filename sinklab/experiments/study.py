@@ -65,7 +65,8 @@ class Slot:
     gpu: str | None             # CUDA_VISIBLE_DEVICES of the slot (None: a CPU process)
     run: SweepRun | None = None
     process: subprocess.Popen | None = None
-    started: float = 0.0
+    wall_s: float = 0.0         # the active run's time in this piece, and its share of the GPU
+    gpu_s: float = 0.0
     log: object = None
 
 
@@ -91,59 +92,83 @@ def slots_for(runs: list[SweepRun], per_gpu: int, gpus: int | None) -> list[Slot
 
 def run_study(runs: list[SweepRun], deadline_s: float, slots: list[Slot], records: Path, grace_s: float = 120,
               min_start_s: float = 0, echo=print, stop_when=None) -> Piece:
-    """Train what is not done until the deadline (or until `stop_when()` is true), then stop every
-    active run with a checkpoint."""
+    """Train what is not done until the deadline (or until `stop_when()` is true, or the runner gets SIGTERM),
+    then stop every active run with a checkpoint. Whatever ends the loop, an error included, no run is left
+    training: a rerun would otherwise train the same folder beside it."""
+    from ..train.loop import StopRequest
+
     end = time.monotonic() + deadline_s
-    due = (lambda: time.monotonic() >= end) if stop_when is None else (lambda: time.monotonic() >= end or stop_when())
     queue = [r for r in _unique(runs) if run_state(r) != "done"]
-    piece, per_gpu = Piece(), _per_gpu(slots)
+    piece = Piece()
     echo(f"{len(_unique(runs))} distinct runs: {len(_unique(runs)) - len(queue)} done, {len(queue)} to run, "
          f"{len(slots)} at a time, deadline in {deadline_s:.0f} s")
-    while queue or any(s.run for s in slots):
-        if time.monotonic() < end - min_start_s:
-            for slot in (s for s in slots if s.run is None and queue):
-                _start(slot, queue.pop(0), echo)
-        for slot in (s for s in slots if s.run and s.process.poll() is not None):
-            _finish(slot, runs, records, piece, per_gpu, echo)
-        if due():
-            _stop_all(slots, runs, records, piece, per_gpu, grace_s, echo)
-            break
-        if not any(s.run for s in slots) and time.monotonic() >= end - min_start_s:
-            break
-        time.sleep(0.2)
+    with StopRequest.on_sigterm(True) as interrupted:
+        due = lambda: time.monotonic() >= end or interrupted.requested or bool(stop_when and stop_when())  # noqa: E731
+        try:
+            _train_until(queue, slots, lambda: time.monotonic() < end - min_start_s and not due(), due,
+                         lambda slot, run: _start(slot, run, echo),
+                         lambda slot: _finish(slot, runs, records, piece, echo))
+        finally:
+            _stop_all(slots, runs, records, piece, grace_s, echo)
     unfinished = len([r for r in _unique(runs) if run_state(r) != "done"])
-    piece.remaining = unfinished - len(piece.stopped) - len(piece.failed)
+    piece.remaining = max(0, unfinished - len(piece.stopped) - len(piece.failed))
     return piece
 
 
-def _per_gpu(slots: list[Slot]) -> int:
-    gpus = [s.gpu for s in slots]
-    return max(gpus.count(g) for g in set(gpus)) if gpus else 1
+def _train_until(queue, slots, may_start, due, start, finish) -> None:
+    """Keep the slots busy while `may_start()`, charge each active run its share of its GPU, finish the runs
+    that exit, and return once `due()` or once nothing runs and nothing may start."""
+    last = time.monotonic()
+    while queue or any(s.run for s in slots):
+        now = time.monotonic()
+        _charge(slots, now - last)
+        last = now
+        if may_start():
+            for slot in (s for s in slots if s.run is None and queue):
+                start(slot, queue.pop(0))
+        for slot in (s for s in slots if s.run and s.process.poll() is not None):
+            finish(slot)
+        if due() or not (any(s.run for s in slots) or may_start()):
+            return
+        time.sleep(0.2)
+
+
+def _charge(slots: list[Slot], dt: float) -> None:
+    """Each active run's wall time, and its share of a GPU that several runs share at that moment."""
+    active = [s for s in slots if s.run]
+    for s in active:
+        s.wall_s += dt
+        if s.gpu is not None:
+            s.gpu_s += dt / sum(o.gpu == s.gpu for o in active)
 
 
 def _start(slot: Slot, run: SweepRun, echo) -> None:
     run.folder.mkdir(parents=True, exist_ok=True)
+    if run_state(run) == "new":  # trained from scratch (--overwrite): an earlier attempt's time is not this run's
+        (run.folder / TIME_FILE).unlink(missing_ok=True)
     env = dict(os.environ, SINKLAB_NO_PROGRESS="1")
     if slot.gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = slot.gpu
     slot.log = open(run.folder / "train.log", "a")
-    slot.run, slot.started = run, time.monotonic()
+    slot.run, slot.wall_s, slot.gpu_s = run, 0.0, 0.0
     slot.process = subprocess.Popen(train_command(run), env=env, stdout=slot.log, stderr=subprocess.STDOUT)
     where = f"GPU {slot.gpu}" if slot.gpu is not None else "CPU"
     echo(f"{where}: {run.change} seed {seed_of(run)} ({run_state(run)}) -> {run.folder}")
 
 
-def _finish(slot: Slot, runs: list[SweepRun], records: Path, piece: Piece, per_gpu: int, echo,
-            stopped: bool = False) -> None:
+def _finish(slot: Slot, runs: list[SweepRun], records: Path, piece: Piece, echo, at_deadline: bool = False) -> None:
+    """A run that exited: done (whatever its exit code: a report killed after the last step loses no result),
+    stopped with a checkpoint to resume, or failed with the line of its log that says why."""
     run, rc = slot.run, slot.process.returncode
     slot.log.close()
-    _add_time(run.folder, time.monotonic() - slot.started, per_gpu)
+    _add_time(run.folder, slot.wall_s, slot.gpu_s if slot.gpu is not None else None)
     label = f"{run.change} seed {seed_of(run)}"
-    if rc == 0 and run_state(run) == "done":
+    stop_codes = {STOPPED_EXIT, -signal.SIGTERM} | ({-signal.SIGKILL} if at_deadline else set())
+    if run_state(run) == "done":
         piece.finished.append(label)
         write_records(runs, records)
         echo(f"finished: {label}")
-    elif rc == STOPPED_EXIT or stopped:
+    elif rc in stop_codes:
         piece.stopped.append(label)
         echo(f"stopped at the deadline: {label} (the next piece resumes it)")
     else:
@@ -152,36 +177,49 @@ def _finish(slot: Slot, runs: list[SweepRun], records: Path, piece: Piece, per_g
     slot.run = slot.process = None
 
 
-def _stop_all(slots, runs, records, piece, per_gpu, grace_s, echo) -> None:
-    """SIGTERM to every active run, then wait for its checkpoint (SIGKILL after grace_s)."""
+def _stop_all(slots, runs, records, piece, grace_s, echo) -> None:
+    """SIGTERM to every active run, then wait for its checkpoint (SIGKILL once grace_s has passed for all)."""
     active = [s for s in slots if s.run]
     for s in active:
-        s.process.send_signal(signal.SIGTERM)
+        if s.process.poll() is None:
+            s.process.send_signal(signal.SIGTERM)
+    until = time.monotonic() + grace_s
     for s in active:
         try:
-            s.process.wait(timeout=grace_s)
+            s.process.wait(timeout=max(0.0, until - time.monotonic()))
         except subprocess.TimeoutExpired:
             s.process.kill()
             s.process.wait()
-        _finish(s, runs, records, piece, per_gpu, echo, stopped=True)
+    _charge(active, 0.0)
+    for s in active:
+        _finish(s, runs, records, piece, echo, at_deadline=True)
 
 
-def _add_time(folder: Path, wall_s: float, per_gpu: int) -> None:
-    """Accumulate a run's wall time over pieces; its GPU time is the wall time over the runs sharing a GPU."""
+def _add_time(folder: Path, wall_s: float, gpu_s: float | None) -> None:
+    """Accumulate a run's wall and GPU time over pieces (GPU time: None on CPU slots); written beside, renamed."""
     path = folder / TIME_FILE
-    t = json.loads(path.read_text()) if path.exists() else {"wall_s": 0.0, "gpu_s": 0.0, "pieces": 0}
-    t = {"wall_s": t["wall_s"] + wall_s, "gpu_s": t["gpu_s"] + wall_s / per_gpu, "pieces": t["pieces"] + 1}
-    path.write_text(json.dumps({k: round(v, 2) for k, v in t.items()}))
+    try:
+        t = json.loads(path.read_text())
+    except (OSError, ValueError):
+        t = {"wall_s": 0.0, "gpu_s": 0.0, "pieces": 0}
+    gpu = None if gpu_s is None or t.get("gpu_s") is None else t["gpu_s"] + gpu_s
+    t = {"wall_s": round(t["wall_s"] + wall_s, 2), "gpu_s": None if gpu is None else round(gpu, 2),
+         "pieces": t["pieces"] + 1}
+    staged = path.with_name(path.name + ".partial")
+    staged.write_text(json.dumps(t))
+    staged.replace(path)
 
 
 def record(run: SweepRun) -> dict:
     """One finished run's row: its final probe, loss, data passes and time."""
     from ..train.config import resolve_configs
+    from ..train.runs import checkpoints
     from .scorecard import run_row
 
     row = run_row(run, run.preset)
     _, tc = resolve_configs(run.preset, run.overrides)
-    meta = json.loads((run.folder / "ckpt" / "sinklab.json").read_text()) if (run.folder / "ckpt").is_dir() else {}
+    saved = checkpoints(run.folder)
+    meta = json.loads((saved[0] / "sinklab.json").read_text()) if saved else {}
     corpus = ((meta.get("data_manifest") or {}).get("tokens") or {}).get("train")
     seen = tc.steps * tc.global_batch * tc.seq_len
     timing = json.loads((run.folder / TIME_FILE).read_text()) if (run.folder / TIME_FILE).exists() else {}

@@ -7,8 +7,9 @@ the seeds of the runs the claim compares; the margin of the seed means is the ef
 smallest and largest margins are the interval. The claim is decided only when every margin is
 larger than the seed spread, on the same side of zero: a difference that two seeds of one run
 can show is not an effect. The seed spread is the widest max - min of Sink_1 over the seeds of a
-run the claim compares and, for a claim between runs, of the reference run too (its seeds are the
-protocol's best measure of seed noise); a claim against a fixed threshold reads its own runs' only.
+run the claim compares and, for any claim but a fixed threshold, of the reference run too (its seeds are
+the protocol's best measure of seed noise, so Sink* against Sink_1 of one run must clear it as well); a claim
+against a fixed threshold reads its own runs' only.
 Position claims (`largest_at`, `largest_within`) have no margin in points: they hold or fail only
 when every seed combination agrees.
 """
@@ -105,14 +106,20 @@ def spread_runs(kind: str, runs: list[str], reference: str) -> list[str]:
     return list(runs) if kind in THRESHOLD_KINDS else list(dict.fromkeys([*runs, reference]))
 
 
-def _missing(runs: list[str], kind: str, seed_rows: SeedRows, reference: str, min_seeds: int,
-             min_reference_seeds: int) -> str | None:
-    field = _needed_field(kind)
+def usable_rows(seed_rows: SeedRows, runs: list[str], reference: str, kind: str) -> SeedRows:
+    """Each run's seeds that hold what the claim reads (Sink_1, and the claim's own field for a compared run)."""
+    out = {}
     for name in dict.fromkeys([*runs, reference]):
-        have = [r for r in seed_rows.get(name, {}).values() if r.get(field if name in runs else "sink_1") is not None]
+        need = ("sink_1", _needed_field(kind)) if name in runs else ("sink_1",)
+        out[name] = {s: r for s, r in seed_rows.get(name, {}).items() if all(r.get(k) is not None for k in need)}
+    return out
+
+
+def _missing(usable: SeedRows, reference: str, min_seeds: int, min_reference_seeds: int) -> str | None:
+    for name, rows in usable.items():
         need = min_reference_seeds if name == reference else min_seeds
-        if len(have) < need:
-            return f"{name}: {len(have)} seed(s) measured, {need} needed"
+        if len(rows) < need:
+            return f"{name}: {len(rows)} seed(s) measured, {need} needed"
     return None
 
 
@@ -121,8 +128,9 @@ def judge_over_seeds(claim: dict, seed_rows: SeedRows, reference: str, min_seeds
     """A suite's claim over the seeds of its runs, against its reference run (the baseline)."""
     kind, arg = claim_kind(claim)
     runs = compared_runs(claim, list(seed_rows))
-    seeds = {n: len(seed_rows.get(n, {})) for n in dict.fromkeys([*runs, reference])}
-    missing = _missing(runs, kind, seed_rows, reference, min_seeds, min_reference_seeds)
+    seed_rows = usable_rows(seed_rows, runs, reference, kind)
+    seeds = {n: len(rows) for n, rows in seed_rows.items()}
+    missing = _missing(seed_rows, reference, min_seeds, min_reference_seeds)
     if missing:
         return Verdict(NOT_RUN, None, None, None, None, seeds, missing)
     per_run = [list(seed_rows[n].values()) for n in runs]
