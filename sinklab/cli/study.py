@@ -3,6 +3,7 @@ claim judged over seeds (sinklab.experiments.study)."""
 from __future__ import annotations
 
 import math
+import shlex
 from pathlib import Path
 
 from ..errors import SinklabError
@@ -32,8 +33,17 @@ def add_study(sub) -> None:
     p.set_defaults(func=cmd_study)
 
 
+def study_command(args) -> str:
+    """The command that reruns (and resumes) this study: what the claims table cites."""
+    words = ["sinklab", "study", args.suites, "--preset", args.preset, "--data", args.data, "--out", args.out,
+             "--seeds", str(args.seeds), "--reference-seeds", str(args.reference_seeds), "--per-gpu", str(args.per_gpu)]
+    words += ["--records", args.records] if args.records else []
+    words += ["--deadline", f"{args.deadline:g}"] if args.deadline is not None else []
+    return shlex.join(words + (["--set", *args.set] if args.set else []))
+
+
 def cmd_study(args):
-    from ..experiments.study import claim_verdicts, plan_study, run_study, slots_for, write_records
+    from ..experiments.study import claim_verdicts, claims_markdown, plan_study, run_study, slots_for, write_records
     from ..train.config import parse_overrides
 
     if not args.data:
@@ -52,8 +62,12 @@ def cmd_study(args):
     piece = run_study(runs, math.inf if args.deadline is None else args.deadline,
                       slots_for(runs, args.per_gpu, args.gpus), records)
     rows = write_records(runs, records)
-    for v in claim_verdicts(rows, suites, min(args.seeds, 2), min(args.reference_seeds, 3)):
+    verdicts = claim_verdicts(rows, suites, min(args.seeds, 2), min(args.reference_seeds, 3))
+    for v in verdicts:
         print(f"{v['suite']}: {v['claim']}: {v['verdict']} ({v['evidence']})")
+    table = records.with_suffix(".claims.md")
+    table.write_text(claims_markdown(verdicts, study_command(args)), encoding="utf-8")
+    print(f"claims: {table}")
     print(f"records: {records} ({len(rows)} finished runs); this piece finished {len(piece.finished)}, "
           f"stopped {len(piece.stopped)}, {piece.remaining} not started")
     if piece.failed:

@@ -249,8 +249,9 @@ SCIENCE_FIELDS = ("suite", "change", "seed", "run", "step", "sink_1", "sink_star
 
 def claim_verdicts(rows: list[dict], suite_names_: list[str], min_seeds: int = 2,
                    min_reference_seeds: int = 3) -> list[dict]:
-    """Every claim of the suites judged over the seeds in the records."""
+    """Every claim of the suites judged over the seeds in the records, with the paper's values beside ours."""
     from .scorecard import reference_run
+    from .verdicts import compared_runs
 
     out = []
     for name in suite_names_:
@@ -258,8 +259,39 @@ def claim_verdicts(rows: list[dict], suite_names_: list[str], min_seeds: int = 2
         seed_rows: dict[str, dict[int, dict]] = {c["name"]: {} for c in suite["changes"]}
         for r in (r for r in rows if r["suite"] == name):
             seed_rows[r["change"]][r["seed"]] = r
+        paper = {c["name"]: (c.get("paper") or {}) for c in suite["changes"]}
         for claim in suite.get("claims", []):
             v = judge_over_seeds(claim, seed_rows, reference_run(suite), min_seeds, min_reference_seeds)
+            runs = compared_runs(claim, list(seed_rows))
             out.append({"suite": name, "claim": claim["text"], "verdict": v.verdict, "effect": v.effect,
-                        "low": v.low, "high": v.high, "spread": v.spread, "evidence": v.evidence})
+                        "low": v.low, "high": v.high, "spread": v.spread, "evidence": v.evidence,
+                        "paper": _paper_values(runs, paper), "ours": _our_values(runs, seed_rows)})
     return out
+
+
+def _paper_values(runs: list[str], paper: dict[str, dict]) -> str:
+    def one(name):
+        p = paper.get(name, {})
+        value = p.get("sink_1", p.get("sink_2", p.get("sink_3")))
+        return f"{name} {value:g}" + (f" (Sink* {p['sink_star']:g})" if "sink_star" in p else "") if value is not None \
+            else f"{name} -"
+    return ", ".join(one(n) for n in runs)
+
+
+def _our_values(runs: list[str], seed_rows: dict[str, dict[int, dict]]) -> str:
+    def one(name):
+        v = [r["sink_1"] for r in seed_rows.get(name, {}).values() if r.get("sink_1") is not None]
+        if not v:
+            return f"{name} -"
+        return f"{name} {sum(v) / len(v):.2f} [{min(v):.2f}, {max(v):.2f}] (n={len(v)})"
+    return ", ".join(one(n) for n in runs)
+
+
+def claims_markdown(verdicts: list[dict], command: str) -> str:
+    """One table of every claim: the paper's Sink_1 (%), ours as mean [min, max] over seeds, the verdict."""
+    lines = ["| suite | claim | paper Sink_1 % | ours: Sink_1 % mean [range] over seeds | verdict "
+             "| effect [interval] |", "|---|---|---|---|---|---|"]
+    for v in verdicts:
+        effect = "" if v["effect"] is None else f"{v['effect']:+.2f} [{v['low']:+.2f}, {v['high']:+.2f}]"
+        lines.append(f"| {v['suite']} | {v['claim']} | {v['paper']} | {v['ours']} | {v['verdict']} | {effect} |")
+    return "\n".join(lines + ["", f"Command: `{command}`", ""])
