@@ -71,3 +71,15 @@ def _outside_the_checkout(tmp_path, monkeypatch):
     """Each test runs in its own folder: the commands' default outputs (results/measure, runs/) never
     land in the checkout, and what `make demo` left there (results/measure) changes no test's outcome."""
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    """Byte-level shards of a short repeated sentence: enough for tiny sweeps and studies."""
+    from sinklab.data.shards import prepare
+
+    d = tmp_path_factory.mktemp("txt")
+    (d / "a.txt").write_text("attention sinks appear in trained language models. " * 400)
+    out = tmp_path_factory.mktemp("sh")
+    prepare([str(d / "a.txt")], out, "bytes", progress=False)
+    return str(out)

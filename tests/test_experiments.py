@@ -15,17 +15,6 @@ REQUIRED = {"lr", "weight_decay", "batch_size", "data_amount", "random_first_tok
             "sparse"}
 
 
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    from sinklab.data.shards import prepare
-
-    d = tmp_path_factory.mktemp("txt")
-    (d / "a.txt").write_text("attention sinks appear in trained language models. " * 400)
-    out = tmp_path_factory.mktemp("sh")
-    prepare([str(d / "a.txt")], out, "bytes", progress=False)
-    return str(out)
-
-
 def test_every_group_of_the_paper_is_a_suite_with_published_values():
     assert REQUIRED <= set(suite_names())
     for name in suite_names():

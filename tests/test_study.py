@@ -15,17 +15,6 @@ RUN = {"train.steps": 120, "train.seq_len": 32, "train.measure_every": 40, "trai
        "train.device": "cpu"}
 
 
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    from sinklab.data.shards import prepare
-
-    d = tmp_path_factory.mktemp("txt")
-    (d / "a.txt").write_text("attention sinks appear in trained language models. " * 400)
-    out = tmp_path_factory.mktemp("sh")
-    prepare([str(d / "a.txt")], out, "bytes", progress=False)
-    return str(out)
-
-
 def _study(folder, shards):
     return plan_study(["weight_decay"], "tiny", folder, shards, seeds=2, reference_seeds=2, extra=RUN,
                       only=["baseline", "wd_0.5"])
