@@ -61,7 +61,7 @@ def cmd_study(args):
                       parse_overrides(args.set))
     piece = run_study(runs, math.inf if args.deadline is None else args.deadline,
                       slots_for(runs, args.per_gpu, args.gpus), records)
-    rows = write_records(runs, records)
+    rows = write_records(runs, records, piece.rows)
     verdicts = claim_verdicts(rows, suites, min(args.seeds, 2), min(args.reference_seeds, 3))
     for v in verdicts:
         print(f"{v['suite']}: {v['claim']}: {v['verdict']} ({v['evidence']})")

@@ -54,6 +54,7 @@ class Piece:
     stopped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     remaining: int = 0
+    rows: dict = field(default_factory=dict, repr=False)  # finished runs' records, by (suite, folder): read once
 
     @property
     def complete(self) -> bool:
@@ -166,7 +167,7 @@ def _finish(slot: Slot, runs: list[SweepRun], records: Path, piece: Piece, echo,
     stop_codes = {STOPPED_EXIT, -signal.SIGTERM} | ({-signal.SIGKILL} if at_deadline else set())
     if run_state(run) == "done":
         piece.finished.append(label)
-        write_records(runs, records)
+        write_records(runs, records, piece.rows)
         echo(f"finished: {label}")
     elif rc in stop_codes:
         piece.stopped.append(label)
@@ -232,9 +233,15 @@ def record(run: SweepRun) -> dict:
             "wall_s": timing.get("wall_s"), "gpu_s": timing.get("gpu_s")}
 
 
-def write_records(runs: list[SweepRun], path: Path) -> list[dict]:
-    """Rebuild the records file from every finished run (written beside, then renamed)."""
-    rows = sorted((record(r) for r in runs if run_state(r) == "done"),
+def write_records(runs: list[SweepRun], path: Path, known: dict | None = None) -> list[dict]:
+    """Rebuild the records file from every finished run (written beside, then renamed). `known` keeps the
+    rows read so far, by (suite, folder): a finished run's row does not change, so it is read once."""
+    known = {} if known is None else known
+    fresh = {(r.suite, r.folder): record(r) for r in runs
+             if (r.suite, r.folder) not in known and run_state(r) == "done"}
+    # a run that exited but whose time the runner has not added yet is read again next time
+    known.update({key: row for key, row in fresh.items() if row["wall_s"] is not None})
+    rows = sorted([*known.values(), *(row for key, row in fresh.items() if key not in known)],
                   key=lambda r: (r["suite"], r["change"], r["seed"]))
     path.parent.mkdir(parents=True, exist_ok=True)
     staged = path.with_name(path.name + ".partial")
